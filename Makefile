@@ -1,0 +1,70 @@
+# sessionproof: `make help` lists the targets. Every target can be re-run safely.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+STACK_CLI := $(PY) -m sessionproof.stack
+
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help deps venv up down status logs clean config lint format test test-quick lock
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+	@echo
+	@echo "  Settings are environment variables (make config lists them), e.g. APPS=4 make up"
+
+deps: ## Install missing system packages (redis-server, redis-sentinel, nginx) with apt-get
+	@scripts/install-system-deps.sh
+
+venv: $(STAMP) ## Create .venv from the pinned dependencies
+
+$(STAMP): pyproject.toml scripts/requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: Python 3.11+ is needed (PYTHON=$(PYTHON))")'
+	@echo "creating $(VENV) from scripts/requirements.lock"
+	@$(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r scripts/requirements.lock
+	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e '.[dev]'
+	@touch $@
+
+up: deps venv ## Start redis x3, sentinel x3, app x APPS (default 3) and nginx; wait until healthy
+	@$(STACK_CLI) up
+
+down: ## Stop every process of the stack
+	@if [ -x $(PY) ]; then $(STACK_CLI) down; else echo "nothing is running (no $(VENV))"; fi
+
+status: venv ## Show every node with its role (as Sentinel sees it), state, pid and port
+	@$(STACK_CLI) status
+
+logs: venv ## Show recent log lines of every node (NODE=app-1 for one, FOLLOW=1 to follow)
+	@$(STACK_CLI) logs $(NODE) $(if $(FOLLOW),--follow)
+
+clean: ## Delete the stack's state folder (configs, logs, Redis data); the stack must be down
+	@if [ -x $(PY) ]; then $(STACK_CLI) clean; fi
+
+config: venv ## List every setting (environment variable) with its default
+	@$(STACK_CLI) config
+
+lint: venv ## ruff check and format check
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+
+format: venv ## Format the code with ruff
+	@$(VENV)/bin/ruff format .
+	@$(VENV)/bin/ruff check --fix .
+
+test: deps venv lint ## Run every test (unit tests and the live stack tests)
+	@$(PY) -m pytest
+
+test-quick: venv ## Run the tests that start no stack
+	@$(PY) -m pytest -m "not stack"
+
+lock: ## Re-resolve scripts/requirements.lock from pyproject.toml
+	@rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	@.lock-venv/bin/pip install --quiet '.[dev]'
+	@(echo "# Every package of the environment, resolved and pinned (pip freeze). Regenerate with: make lock"; \
+	  .lock-venv/bin/pip freeze --exclude-editable | grep -v '^sessionproof') > scripts/requirements.lock
+	@rm -rf .lock-venv

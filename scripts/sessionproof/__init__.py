@@ -1,0 +1,6 @@
+"""sessionproof's operator side: runtimes, stack control and (later) chaos and reports."""
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SERVICES_DIR = REPO_ROOT / "services"

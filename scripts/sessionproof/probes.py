@@ -1,0 +1,80 @@
+"""Read-only looks at a running stack: Redis roles, Sentinel's view, HTTP health."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+import redis
+
+PROBE_TIMEOUT_S = 0.5
+
+
+def redis_client(host: str, port: int, password: str) -> redis.Redis:
+    return redis.Redis(
+        host=host,
+        port=port,
+        password=password,
+        socket_timeout=PROBE_TIMEOUT_S,
+        socket_connect_timeout=PROBE_TIMEOUT_S,
+        decode_responses=True,
+    )
+
+
+def redis_replication(host: str, port: int, password: str) -> dict | None:
+    """INFO replication of one node, or None when it does not answer."""
+    try:
+        with redis_client(host, port, password) as client:
+            return client.info("replication")
+    except redis.RedisError:
+        return None
+
+
+@dataclass(frozen=True)
+class SentinelView:
+    master: tuple[str, int] | None
+    replicas: list[tuple[str, int, str]]  # host, port, flags
+    other_sentinels: int
+    master_flags: str
+
+
+def sentinel_view(host: str, port: int, password: str, master_name: str) -> SentinelView | None:
+    try:
+        with redis_client(host, port, password) as client:
+            master = client.execute_command("SENTINEL", "MASTER", master_name)
+            master = _pairs(master)
+            replicas = [_pairs(r) for r in client.execute_command("SENTINEL", "REPLICAS", master_name)]
+    except redis.RedisError:
+        return None
+    return SentinelView(
+        master=(master["ip"], int(master["port"])),
+        replicas=[(r["ip"], int(r["port"]), r["flags"]) for r in replicas],
+        other_sentinels=int(master.get("num-other-sentinels", 0)),
+        master_flags=master["flags"],
+    )
+
+
+def _pairs(reply) -> dict:
+    if isinstance(reply, dict):
+        return reply
+    return dict(zip(reply[::2], reply[1::2], strict=True))
+
+
+def http_get_json(url: str, timeout_s: float = 1.0) -> tuple[int, dict | None]:
+    """Status and JSON body of a GET; status 0 when nothing answered."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        try:
+            return error.code, json.loads(error.read() or b"null")
+        except ValueError:
+            return error.code, None
+    except (OSError, ValueError):
+        return 0, None
+
+
+def http_ok(url: str) -> bool:
+    return http_get_json(url)[0] == 200

@@ -1,0 +1,115 @@
+"""`python -m sessionproof.stack COMMAND`: the Makefile's up/down/status/logs, usable directly."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+from sessionproof_app import settings
+
+from .local import LocalRuntime, StackError, default_runtime
+from .waiting import DeadlineExceeded
+
+
+def print_status(runtime: LocalRuntime) -> bool:
+    rows = runtime.status()
+    header = ("node", "role", "state", "pid", "port", "detail")
+    table = [header] + [
+        (r.node.name, r.role, r.state, str(r.pid or "-"), str(r.node.port), r.detail) for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
+    for row in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
+    masters = sum(r.role == "master" for r in rows)
+    replicas = sum(r.role == "replica" and r.state == "RUNNING" for r in rows)
+    running = sum(r.state == "RUNNING" for r in rows)
+    print(f"\n{running}/{len(rows)} nodes running; Sentinel sees {masters} master, {replicas} replicas running")
+    return running == len(rows)
+
+
+def cmd_up(runtime: LocalRuntime, args) -> int:
+    runtime.up()
+    print()
+    print_status(runtime)
+    print(f"\nstack is up: {runtime.config.entry_url}")
+    print(f"try: curl -c jar -b jar -X POST {runtime.config.entry_url}/cart/apple")
+    return 0
+
+
+def cmd_down(runtime: LocalRuntime, args) -> int:
+    runtime.down()
+    return 0
+
+
+def cmd_status(runtime: LocalRuntime, args) -> int:
+    if not runtime.supervisor_running():
+        print(f"the stack is not running (state in {runtime.state_dir}); start it with `make up`")
+        return 3
+    return 0 if print_status(runtime) else 1
+
+
+def cmd_logs(runtime: LocalRuntime, args) -> int:
+    names = [args.node] if args.node else [n.name for n in runtime.config.nodes] + ["nginx-error", "supervisord"]
+    paths = [runtime.log_path(name) for name in names if runtime.log_path(name).exists()]
+    if not paths:
+        print(f"no logs yet under {runtime.state_dir / 'logs'}")
+        return 0
+    command = ["tail", "-n", str(args.lines)] + (["-F"] if args.follow else []) + [str(p) for p in paths]
+    return subprocess.call(command)
+
+
+def cmd_clean(runtime: LocalRuntime, args) -> int:
+    runtime.clean()
+    return 0
+
+
+def cmd_config(runtime: LocalRuntime | None, args) -> int:
+    print(settings.markdown_table())
+    return 0
+
+
+def cmd_node(runtime: LocalRuntime, args) -> int:
+    action = getattr(runtime, args.command)
+    result = action(args.node)
+    print(f"{args.command} {args.node}" + (f" (pid {result})" if isinstance(result, int) else ""))
+    return 0
+
+
+COMMANDS = {
+    "up": cmd_up,
+    "down": cmd_down,
+    "status": cmd_status,
+    "logs": cmd_logs,
+    "clean": cmd_clean,
+    "config": cmd_config,
+    "kill": cmd_node,
+    "pause": cmd_node,
+    "resume": cmd_node,
+    "start": cmd_node,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sessionproof.stack", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("up", "down", "status", "clean", "config"):
+        sub.add_parser(name)
+    logs = sub.add_parser("logs")
+    logs.add_argument("node", nargs="?")
+    logs.add_argument("-n", "--lines", type=int, default=20)
+    logs.add_argument("-f", "--follow", action="store_true")
+    for name in ("kill", "pause", "resume", "start"):
+        sub.add_parser(name).add_argument("node")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "config":
+            return cmd_config(None, args)
+        return COMMANDS[args.command](default_runtime(), args)
+    except (StackError, settings.ConfigError, DeadlineExceeded, KeyError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""sessionproof's reference app: Flask + Flask-Session on Redis through Sentinel."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask
+
+from . import errors, settings, store, views
+from .session_layer import SESSIONLESS_PATHS, SessionproofRedisSessionInterface
+
+
+def config_from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "INSTANCE_ID": settings.get_str("INSTANCE_ID", env),
+        "SESSION_NAMESPACE": settings.get_str("SESSION_NAMESPACE", env),
+        "SESSION_IDLE_TTL_S": settings.get_int("SESSION_IDLE_TTL_S", env, minimum=1),
+        "SESSION_ABSOLUTE_LIFETIME_S": settings.get_int("SESSION_ABSOLUTE_LIFETIME_S", env, minimum=1),
+        "SESSION_COOKIE_NAME": settings.get_str("SESSION_COOKIE_NAME", env),
+        "SESSION_COOKIE_SECURE": settings.get_bool("SESSION_COOKIE_SECURE", env),
+        "RETRY_AFTER_S": settings.get_int("RETRY_AFTER_S", env, minimum=1),
+        "CART_MAX_ITEMS": settings.get_int("CART_MAX_ITEMS", env, minimum=1),
+        "ITEM_MAX_LEN": settings.get_int("ITEM_MAX_LEN", env, minimum=1),
+        "USER_MAX_LEN": settings.get_int("USER_MAX_LEN", env, minimum=1),
+        "MAX_CONTENT_LENGTH": settings.get_int("REQUEST_MAX_BYTES", env, minimum=64),
+    }
+
+
+class SessionproofFlask(Flask):
+    def log_exception(self, exc_info) -> None:
+        # An unreachable store is an expected, answered condition (503): one line, no traceback.
+        if isinstance(exc_info[1], store.RedisError) and store.is_store_unavailable(exc_info[1]):
+            self.logger.warning("session store unavailable: %r", exc_info[1])
+            return
+        super().log_exception(exc_info)
+
+
+def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Flask:
+    """Defaults, then the environment, then `test_config` (which may pass SESSION_REDIS)."""
+    app = SessionproofFlask(__name__)
+    app.config.update(config_from_env(env))
+    app.config.update(
+        CLOCK=time.time,
+        SESSIONLESS_PATHS=SESSIONLESS_PATHS,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        # A RedisError must reach the InternalServerError handler, also under test.
+        PROPAGATE_EXCEPTIONS=False,
+    )
+    if test_config:
+        app.config.update(test_config)
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(seconds=app.config["SESSION_IDLE_TTL_S"])
+
+    client = app.config.get("SESSION_REDIS") or store.connect_master(env)
+    app.session_interface = SessionproofRedisSessionInterface(
+        app,
+        client=client,
+        key_prefix=f"{app.config['SESSION_NAMESPACE']}:session:",
+        permanent=True,
+    )
+    errors.init_app(app)
+    views.init_app(app)
+    return app

@@ -1,0 +1,44 @@
+"""Every error leaves the app as JSON; an unreachable store is a 503 with Retry-After."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, jsonify
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from .store import RedisError, is_store_unavailable
+
+
+def error_response(status: int, code: str, message: str, **extra):
+    body = {"error": code, "message": message, "servedBy": current_app.config["INSTANCE_ID"], **extra}
+    response = jsonify(body)
+    response.status_code = status
+    if status == 503:
+        response.headers["Retry-After"] = str(current_app.config["RETRY_AFTER_S"])
+    return response
+
+
+def _store_error_response(error: BaseException):
+    if is_store_unavailable(error):
+        return error_response(503, "store_unavailable", "The session store is unreachable; retry shortly.")
+    current_app.logger.error("unexpected Redis error: %r", error)
+    return error_response(500, "store_error", "The session store answered with an error.")
+
+
+def _handle_http_exception(error: HTTPException):
+    code = (error.name or "error").lower().replace(" ", "_")
+    return error_response(error.code or 500, code, error.description or error.name)
+
+
+def _handle_internal_error(error: InternalServerError):
+    # Flask-Session opens and saves the session outside view dispatch, so a
+    # RedisError there reaches only this handler, wrapped as original_exception.
+    original = getattr(error, "original_exception", None)
+    if isinstance(original, RedisError):
+        return _store_error_response(original)
+    return error_response(500, "internal_error", "The request failed inside the app; see its log.")
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(RedisError, _store_error_response)
+    app.register_error_handler(InternalServerError, _handle_internal_error)
+    app.register_error_handler(HTTPException, _handle_http_exception)

@@ -1,0 +1,162 @@
+"""Every configuration name of sessionproof, with its default and meaning.
+
+This module is the one home of configuration: the app, the local runtime and
+(later) compose and k8s read the same names. `python -m sessionproof.stack
+config` prints the table, and the README's table is checked against it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str
+    doc: str
+    scope: str  # "app" (read by the app) or "stack" (read by the runtime)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    # --- the app ---------------------------------------------------------
+    Setting("INSTANCE_ID", "<hostname>", "Name of this app replica, returned as servedBy and X-Served-By.", "app"),
+    Setting(
+        "SENTINELS",
+        "127.0.0.1:26380,127.0.0.1:26381,127.0.0.1:26382",
+        "Comma-separated host:port of every Sentinel (the local runtime derives it from SENTINEL_PORT_BASE).",
+        "app",
+    ),
+    Setting("REDIS_MASTER_NAME", "sessionproof", "Name under which Sentinel monitors the Redis master.", "app"),
+    Setting(
+        "REDIS_PASSWORD",
+        "sessionproof-dev-password",
+        "Password of Redis and Sentinel (requirepass, masterauth, auth-pass). Change it outside a laptop.",
+        "app",
+    ),
+    Setting("SESSION_NAMESPACE", "sp", "Prefix of every Redis key the app writes (`<ns>:session:<sid>`).", "app"),
+    Setting("SESSION_IDLE_TTL_S", "1800", "Sliding idle timeout: a session unused this long expires.", "app"),
+    Setting(
+        "SESSION_ABSOLUTE_LIFETIME_S",
+        "43200",
+        "Hard limit on a session's age from its creation, however active it is.",
+        "app",
+    ),
+    Setting("SESSION_COOKIE_NAME", "sp_session", "Name of the session cookie.", "app"),
+    Setting(
+        "SESSION_COOKIE_SECURE",
+        "true",
+        "Send the cookie only over HTTPS. The local runtime sets false (plain-http demo on loopback).",
+        "app",
+    ),
+    Setting("REDIS_SOCKET_TIMEOUT_S", "0.5", "Timeout of one Redis command on an open connection.", "app"),
+    Setting("REDIS_CONNECT_TIMEOUT_S", "0.25", "Timeout of a TCP connect to Redis or Sentinel.", "app"),
+    Setting("REDIS_RETRIES", "3", "Retries of a Redis command after a connection error or timeout.", "app"),
+    Setting("REDIS_RETRY_BACKOFF_BASE_S", "0.05", "First retry backoff; doubles per retry, with jitter.", "app"),
+    Setting("REDIS_RETRY_BACKOFF_CAP_S", "0.5", "Largest retry backoff.", "app"),
+    Setting("RETRY_AFTER_S", "1", "Retry-After sent with a 503 when the session store is unreachable.", "app"),
+    Setting("CART_MAX_ITEMS", "50", "Largest number of items in one cart; adding more gets 409.", "app"),
+    Setting("ITEM_MAX_LEN", "64", "Longest item name (characters A-Z a-z 0-9 _ . -).", "app"),
+    Setting("USER_MAX_LEN", "64", "Longest user name (same characters as items).", "app"),
+    Setting("REQUEST_MAX_BYTES", "4096", "Largest request body the app accepts; larger gets 413.", "app"),
+    # --- the stack (local runtime) ----------------------------------------
+    Setting("APPS", "3", "Number of app replicas behind nginx (at least 2).", "stack"),
+    Setting("BIND_HOST", "127.0.0.1", "Address every local process listens on (loopback only).", "stack"),
+    Setting("NGINX_PORT", "8080", "Port of the nginx entry point.", "stack"),
+    Setting("APP_PORT_BASE", "8101", "Port of app-1; app-N listens on APP_PORT_BASE+N-1.", "stack"),
+    Setting("REDIS_PORT_BASE", "6380", "Port of redis-1; redis-2 and redis-3 follow (6379 stays free).", "stack"),
+    Setting("SENTINEL_PORT_BASE", "26380", "Port of sentinel-1; sentinel-2 and sentinel-3 follow.", "stack"),
+    Setting("STATE_DIR", ".run", "Folder (git-ignored) with generated configs, pids, logs and Redis data.", "stack"),
+    Setting("SENTINEL_QUORUM", "2", "Sentinels that must agree the master is down before a failover.", "stack"),
+    Setting("SENTINEL_DOWN_AFTER_MS", "1000", "Silence after which a Sentinel considers a node down.", "stack"),
+    Setting("SENTINEL_FAILOVER_TIMEOUT_MS", "10000", "Sentinel failover-timeout (retry interval of a failover).", "stack"),
+    Setting("REDIS_MAXMEMORY", "256mb", "Redis maxmemory (with maxmemory-policy noeviction).", "stack"),
+    Setting("GUNICORN_WORKERS", "2", "gunicorn worker processes per app replica.", "stack"),
+    Setting("GUNICORN_THREADS", "4", "Threads per gunicorn worker (gthread worker).", "stack"),
+    Setting(
+        "GUNICORN_KEEPALIVE_S",
+        "75",
+        "gunicorn keep-alive; must outlive NGINX_UPSTREAM_KEEPALIVE_TIMEOUT_S.",
+        "stack",
+    ),
+    Setting("NGINX_UPSTREAM_KEEPALIVE_TIMEOUT_S", "60", "How long nginx keeps an idle upstream connection.", "stack"),
+    Setting("NGINX_MAX_FAILS", "1", "Failed attempts after which nginx skips a replica for NGINX_FAIL_TIMEOUT_S.", "stack"),
+    Setting("NGINX_FAIL_TIMEOUT_S", "2", "How long nginx skips a replica that failed.", "stack"),
+    Setting("NGINX_PROXY_CONNECT_TIMEOUT_S", "1", "nginx timeout to connect to a replica.", "stack"),
+    Setting("NGINX_PROXY_READ_TIMEOUT_S", "10", "nginx timeout waiting for a replica's response.", "stack"),
+    Setting("STACK_UP_TIMEOUT_S", "60", "Deadline for `make up` to see every node healthy.", "stack"),
+)
+
+BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used; the message says which and how to fix it."""
+
+
+def raw(name: str, env: Mapping[str, str] | None = None) -> str:
+    env = os.environ if env is None else env
+    setting = BY_NAME[name]
+    value = env.get(name, "").strip()
+    if value:
+        return value
+    if setting.default == "<hostname>":
+        return socket.gethostname()
+    return setting.default
+
+
+def get_str(name: str, env: Mapping[str, str] | None = None) -> str:
+    return raw(name, env)
+
+
+def get_int(name: str, env: Mapping[str, str] | None = None, minimum: int | None = None) -> int:
+    value = raw(name, env)
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not an integer (default {BY_NAME[name].default})") from None
+    if minimum is not None and number < minimum:
+        raise ConfigError(f"{name}={number} must be at least {minimum}")
+    return number
+
+
+def get_float(name: str, env: Mapping[str, str] | None = None) -> float:
+    value = raw(name, env)
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not a number (default {BY_NAME[name].default})") from None
+    if number < 0:
+        raise ConfigError(f"{name}={number} must not be negative")
+    return number
+
+
+def get_bool(name: str, env: Mapping[str, str] | None = None) -> bool:
+    value = raw(name, env).lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={value!r} is not a boolean (use true or false)")
+
+
+def get_addresses(name: str, env: Mapping[str, str] | None = None) -> list[tuple[str, int]]:
+    value = raw(name, env)
+    addresses = []
+    for part in value.split(","):
+        host, sep, port = part.strip().rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ConfigError(f"{name}: {part!r} is not host:port (example: 127.0.0.1:26380)")
+        addresses.append((host, int(port)))
+    return addresses
+
+
+def markdown_table(scope: str | None = None) -> str:
+    rows = ["| name | default | meaning |", "|---|---|---|"]
+    for s in SETTINGS:
+        if scope is None or s.scope == scope:
+            rows.append(f"| `{s.name}` | `{s.default}` | {s.doc} |")
+    return "\n".join(rows)

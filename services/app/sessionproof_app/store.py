@@ -1,0 +1,72 @@
+"""The Redis client the session layer uses: Sentinel-discovered master with timeouts and retries."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from redis import Redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import (
+    BusyLoadingError,
+    ConnectionError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TimeoutError,
+)
+from redis.retry import Retry
+from redis.sentinel import Sentinel
+
+from . import settings
+
+# Errors that mean "the store is (briefly) not there", as opposed to a bug.
+_UNAVAILABLE_TYPES = (ConnectionError, TimeoutError, ReadOnlyError, BusyLoadingError)
+_UNAVAILABLE_REPLIES = ("NOREPLICAS", "MASTERDOWN", "LOADING", "TRYAGAIN", "READONLY")
+
+
+def is_store_unavailable(error: BaseException) -> bool:
+    if isinstance(error, _UNAVAILABLE_TYPES):
+        return True
+    return isinstance(error, ResponseError) and str(error).startswith(_UNAVAILABLE_REPLIES)
+
+
+def make_retry(env: Mapping[str, str] | None = None) -> Retry:
+    # Without an explicit Retry, Sentinel-managed connections do not retry at all
+    # (see DESIGN.md); with it, a retried command reconnects and so re-asks
+    # Sentinel for the master.
+    return Retry(
+        ExponentialWithJitterBackoff(
+            base=settings.get_float("REDIS_RETRY_BACKOFF_BASE_S", env),
+            cap=settings.get_float("REDIS_RETRY_BACKOFF_CAP_S", env),
+        ),
+        retries=settings.get_int("REDIS_RETRIES", env, minimum=0),
+        supported_errors=(ConnectionError, TimeoutError, ReadOnlyError),
+    )
+
+
+def connect_master(env: Mapping[str, str] | None = None) -> Redis:
+    """A client for the current master, as named by Sentinel; follows failovers."""
+    password = settings.get_str("REDIS_PASSWORD", env)
+    socket_timeout = settings.get_float("REDIS_SOCKET_TIMEOUT_S", env)
+    connect_timeout = settings.get_float("REDIS_CONNECT_TIMEOUT_S", env)
+    sentinel = Sentinel(
+        settings.get_addresses("SENTINELS", env),
+        sentinel_kwargs={
+            "password": password,
+            "socket_timeout": socket_timeout,
+            "socket_connect_timeout": connect_timeout,
+        },
+        password=password,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=connect_timeout,
+    )
+    return sentinel.master_for(
+        settings.get_str("REDIS_MASTER_NAME", env),
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=connect_timeout,
+        retry=make_retry(env),
+        health_check_interval=5,
+    )
+
+
+__all__ = ["RedisError", "connect_master", "is_store_unavailable", "make_retry"]
