@@ -10,7 +10,7 @@ STACK_CLI := $(PY) -m sessionproof.stack
 
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help deps venv up down status logs clean config lint format test test-quick lock
+.PHONY: help deps venv up down status logs clean config lint format test test-quick lock unloaded
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -68,3 +68,6 @@ lock: ## Re-resolve scripts/requirements.lock from pyproject.toml
 	@(echo "# Every package of the environment, resolved and pinned (pip freeze). Regenerate with: make lock"; \
 	  .lock-venv/bin/pip freeze --exclude-editable | grep -v '^sessionproof') > scripts/requirements.lock
 	@rm -rf .lock-venv
+
+unloaded: venv ## Unloaded p50/p99 of GET /cart and GET /ping through nginx (REQUESTS=2000)
+	@$(PY) -m sessionproof.unloaded --requests $(or $(REQUESTS),2000)

@@ -8,6 +8,7 @@ Layout of STATE_DIR (git-ignored):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -15,7 +16,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import xmlrpc.client
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +56,9 @@ class NodeStatus:
 def require_binary(name: str) -> str:
     path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin")
     if not path:
-        raise StackError(f"{name} is not installed; `make deps` installs it (apt-get install redis-server redis-sentinel nginx)")
+        raise StackError(
+            f"{name} is not installed; `make deps` installs it (apt-get install redis-server redis-sentinel nginx)"
+        )
     return path
 
 
@@ -162,7 +164,9 @@ class LocalRuntime:
                     "master_port": master.port,
                     "quorum": settings.get_int("SENTINEL_QUORUM", self.config.env, minimum=1),
                     "down_after_ms": settings.get_int("SENTINEL_DOWN_AFTER_MS", self.config.env, minimum=100),
-                    "failover_timeout_ms": settings.get_int("SENTINEL_FAILOVER_TIMEOUT_MS", self.config.env, minimum=1000),
+                    "failover_timeout_ms": settings.get_int(
+                        "SENTINEL_FAILOVER_TIMEOUT_MS", self.config.env, minimum=1000
+                    ),
                 },
             )
             write_if_changed(conf, text, mode=0o600)
@@ -263,9 +267,13 @@ class LocalRuntime:
         ]
         body = "\n".join(sections)
         for node in self.config.redis_nodes:
-            body += self._program(node, f"{redis_server} {self.state_dir / node.name / 'redis.conf'}", self.state_dir / node.name)
+            body += self._program(
+                node, f"{redis_server} {self.state_dir / node.name / 'redis.conf'}", self.state_dir / node.name
+            )
         for node in self.config.sentinel_nodes:
-            body += self._program(node, f"{redis_sentinel} {self.state_dir / node.name / 'sentinel.conf'}", self.state_dir / node.name)
+            body += self._program(
+                node, f"{redis_sentinel} {self.state_dir / node.name / 'sentinel.conf'}", self.state_dir / node.name
+            )
         for node in self.config.app_nodes:
             command = (
                 f"{gunicorn} -c {SERVICES_DIR / 'app' / 'gunicorn.conf.py'} "
@@ -281,9 +289,14 @@ class LocalRuntime:
         return write_if_changed(self.supervisor_conf, body.replace("\n[program", "\n\n[program"))
 
     # ------------------------------------------------------------ supervisor
-    def supervisor(self) -> xmlrpc.client.ServerProxy:
+    def call(self, method: str, *args):
+        """One supervisord XML-RPC call (`supervisor.<method>`) over its unix socket."""
         transport = SupervisorTransport(None, None, f"unix://{self.supervisor_socket}")
-        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+        try:
+            proxy = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+            return getattr(proxy.supervisor, method)(*args)
+        finally:
+            transport.close()
 
     def supervisord_pid(self) -> int | None:
         try:
@@ -296,31 +309,32 @@ class LocalRuntime:
         if self.supervisord_pid() is None:
             return False
         try:
-            return self.supervisor().supervisor.getState()["statename"] == "RUNNING"
+            return self.call("getState")["statename"] == "RUNNING"
         except (OSError, xmlrpc.client.Fault):
             return False
 
     def _start_supervisord(self) -> None:
         supervisord = Path(sys.executable).parent / "supervisord"
         subprocess.run([str(supervisord), "-c", str(self.supervisor_conf)], check=True, cwd=self.state_dir)
-        wait_until(self.supervisor_running, 15, "supervisord to answer", hint=f"see {self.state_dir}/logs/supervisord.log")
+        wait_until(
+            self.supervisor_running, 15, "supervisord to answer", hint=f"see {self.state_dir}/logs/supervisord.log"
+        )
 
     def _apply_supervisor_changes(self) -> None:
         """What `supervisorctl update` does: pick up added, changed and removed programs."""
-        server = self.supervisor()
-        added, changed, removed = server.supervisor.reloadConfig()[0]
+        added, changed, removed = self.call("reloadConfig")[0]
         for name in changed + removed:
             self._stop_program(name)
-            server.supervisor.removeProcessGroup(name)
+            self.call("removeProcessGroup", name)
         for name in changed + added:
-            server.supervisor.addProcessGroup(name)
+            self.call("addProcessGroup", name)
 
     def process_info(self) -> dict[str, dict]:
-        return {p["name"]: p for p in self.supervisor().supervisor.getAllProcessInfo()}
+        return {p["name"]: p for p in self.call("getAllProcessInfo")}
 
     def _start_program(self, name: str) -> None:
         try:
-            self.supervisor().supervisor.startProcess(name, False)
+            self.call("startProcess", name, False)
         except xmlrpc.client.Fault as fault:
             if "ALREADY_STARTED" not in fault.faultString:
                 log = self.log_path(name)
@@ -328,7 +342,7 @@ class LocalRuntime:
 
     def _stop_program(self, name: str) -> None:
         try:
-            self.supervisor().supervisor.stopProcess(name, True)
+            self.call("stopProcess", name, True)
         except xmlrpc.client.Fault as fault:
             if "NOT_RUNNING" not in fault.faultString and "BAD_NAME" not in fault.faultString:
                 raise
@@ -380,15 +394,14 @@ class LocalRuntime:
             return
         tree = _process_tree(pid)
         try:
-            server = self.supervisor()
             for node in reversed(self.config.nodes):  # entry first, data last
                 self.resume(node.name)
             progress("stopping every node")
-            server.supervisor.stopAllProcesses(True)
-            server.supervisor.shutdown()
+            self.call("stopAllProcesses", True)
+            self.call("shutdown")
         except (OSError, xmlrpc.client.Fault) as error:
             progress(f"supervisord did not answer ({error}); stopping its processes by pid")
-        gone, alive = psutil.wait_procs([psutil.Process(pid)], timeout=20) if psutil.pid_exists(pid) else ([], [])
+        _gone, alive = psutil.wait_procs([psutil.Process(pid)], timeout=20) if psutil.pid_exists(pid) else ([], [])
         leftovers = [p for p in tree if p.is_running()]
         for proc in leftovers + alive:
             progress(f"killing leftover pid {proc.pid} ({' '.join(proc.cmdline()[:2])})")
@@ -419,10 +432,8 @@ class LocalRuntime:
         self._signal_tree(node_name, signal.SIGSTOP)
 
     def resume(self, node_name: str) -> None:
-        try:
+        with contextlib.suppress(StackError, psutil.NoSuchProcess):
             self._signal_tree(node_name, signal.SIGCONT)
-        except (StackError, psutil.NoSuchProcess):
-            pass
 
     def start(self, node_name: str) -> None:
         self._start_program(node_name)
@@ -481,7 +492,9 @@ class LocalRuntime:
                 return "?", f"self: {own_role}; unknown to Sentinel"
             return "replica", f"self: {own_role}; sentinel flags: {flags}"
         if node.kind == "sentinel":
-            mine = probes.sentinel_view(host, node.port, self.password, self.master_name) if state in _UP_STATES else None
+            mine = (
+                probes.sentinel_view(host, node.port, self.password, self.master_name) if state in _UP_STATES else None
+            )
             if mine is None:
                 return "sentinel", "not answering"
             return "sentinel", f"master {mine.master[1]}, {mine.other_sentinels} peers, {len(mine.replicas)} replicas"
@@ -562,4 +575,4 @@ def default_runtime(env=None) -> LocalRuntime:
     return LocalRuntime(StackConfig.from_env(env))
 
 
-__all__ = ["LocalRuntime", "NodeStatus", "StackError", "default_runtime", "REPO_ROOT"]
+__all__ = ["REPO_ROOT", "LocalRuntime", "NodeStatus", "StackError", "default_runtime"]

@@ -15,9 +15,7 @@ from .waiting import DeadlineExceeded
 def print_status(runtime: LocalRuntime) -> bool:
     rows = runtime.status()
     header = ("node", "role", "state", "pid", "port", "detail")
-    table = [header] + [
-        (r.node.name, r.role, r.state, str(r.pid or "-"), str(r.node.port), r.detail) for r in rows
-    ]
+    table = [header] + [(r.node.name, r.role, r.state, str(r.pid or "-"), str(r.node.port), r.detail) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
     for row in table:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])

@@ -32,7 +32,7 @@ def wait_until(
             value = condition()
             if value:
                 return value
-        except Exception as error:  # noqa: BLE001 - a probe failing is "not yet"
+        except Exception as error:
             last_error = error
         if time.monotonic() >= deadline:
             detail = f" (last error: {last_error!r})" if last_error else ""

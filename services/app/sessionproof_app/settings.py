@@ -72,7 +72,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("STATE_DIR", ".run", "Folder (git-ignored) with generated configs, pids, logs and Redis data.", "stack"),
     Setting("SENTINEL_QUORUM", "2", "Sentinels that must agree the master is down before a failover.", "stack"),
     Setting("SENTINEL_DOWN_AFTER_MS", "1000", "Silence after which a Sentinel considers a node down.", "stack"),
-    Setting("SENTINEL_FAILOVER_TIMEOUT_MS", "10000", "Sentinel failover-timeout (retry interval of a failover).", "stack"),
+    Setting(
+        "SENTINEL_FAILOVER_TIMEOUT_MS", "10000", "Sentinel failover-timeout (retry interval of a failover).", "stack"
+    ),
     Setting("REDIS_MAXMEMORY", "256mb", "Redis maxmemory (with maxmemory-policy noeviction).", "stack"),
     Setting("GUNICORN_WORKERS", "2", "gunicorn worker processes per app replica.", "stack"),
     Setting("GUNICORN_THREADS", "4", "Threads per gunicorn worker (gthread worker).", "stack"),
@@ -83,7 +85,9 @@ SETTINGS: tuple[Setting, ...] = (
         "stack",
     ),
     Setting("NGINX_UPSTREAM_KEEPALIVE_TIMEOUT_S", "60", "How long nginx keeps an idle upstream connection.", "stack"),
-    Setting("NGINX_MAX_FAILS", "1", "Failed attempts after which nginx skips a replica for NGINX_FAIL_TIMEOUT_S.", "stack"),
+    Setting(
+        "NGINX_MAX_FAILS", "1", "Failed attempts after which nginx skips a replica for NGINX_FAIL_TIMEOUT_S.", "stack"
+    ),
     Setting("NGINX_FAIL_TIMEOUT_S", "2", "How long nginx skips a replica that failed.", "stack"),
     Setting("NGINX_PROXY_CONNECT_TIMEOUT_S", "1", "nginx timeout to connect to a replica.", "stack"),
     Setting("NGINX_PROXY_READ_TIMEOUT_S", "10", "nginx timeout waiting for a replica's response.", "stack"),

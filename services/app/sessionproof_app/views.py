@@ -70,9 +70,7 @@ def login():
     user = body.get("user")
     max_len = current_app.config["USER_MAX_LEN"]
     if not _valid_name(user, max_len):
-        return error_response(
-            400, "invalid_user", f"user must be 1-{max_len} characters of A-Z a-z 0-9 _ . -"
-        )
+        return error_response(400, "invalid_user", f"user must be 1-{max_len} characters of A-Z a-z 0-9 _ . -")
     previous_user = session.get("user")
     if previous_user:
         _redis().srem(_user_index_key(previous_user), session.sid)

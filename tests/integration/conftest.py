@@ -1,0 +1,85 @@
+"""A whole stack on its own ports and state folder, so tests never touch a user's `make up`."""
+
+from __future__ import annotations
+
+import psutil
+import pytest
+import requests
+
+from sessionproof.local import LocalRuntime
+from sessionproof.topology import StackConfig
+from support import free_port_block
+
+
+def stack_env(state_dir, apps: int = 3) -> dict[str, str]:
+    base = free_port_block(20)
+    return {
+        "STATE_DIR": str(state_dir),
+        "APPS": str(apps),
+        "REDIS_PORT_BASE": str(base),
+        "SENTINEL_PORT_BASE": str(base + 3),
+        "APP_PORT_BASE": str(base + 6),
+        "NGINX_PORT": str(base + 19),
+        "GUNICORN_WORKERS": "1",
+    }
+
+
+def processes_of(runtime: LocalRuntime) -> list[psutil.Process]:
+    pid = runtime.supervisord_pid()
+    if pid is None:
+        return []
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    runtime = LocalRuntime(StackConfig.from_env(stack_env(tmp_path_factory.mktemp("stack") / "state")))
+    started: list[psutil.Process] = []
+    try:
+        runtime.up(progress=lambda *_: None)
+        started = processes_of(runtime)
+        yield runtime
+    finally:
+        started += processes_of(runtime)
+        runtime.down(progress=lambda *_: None)
+        alive = [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        assert not alive, f"processes left behind: {[p.pid for p in alive]}"
+
+
+@pytest.fixture
+def healthy_stack(stack):
+    """Every test starts from the known topology: all nodes up, 1 master, 2 replicas."""
+    stack.up(progress=lambda *_: None)
+    return stack
+
+
+class User:
+    """A browser: a cookie jar talking to nginx."""
+
+    def __init__(self, base_url: str):
+        self.base_url = base_url
+        self.http = requests.Session()
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return self.http.get(self.base_url + path, timeout=5, **kwargs)
+
+    def post(self, path: str, **kwargs) -> requests.Response:
+        return self.http.post(self.base_url + path, timeout=5, **kwargs)
+
+    def close(self) -> None:
+        self.http.close()
+
+
+@pytest.fixture
+def new_user(healthy_stack):
+    users: list[User] = []
+
+    def make() -> User:
+        user = User(healthy_stack.config.entry_url)
+        users.append(user)
+        return user
+
+    yield make
+    for user in users:
+        user.close()

@@ -1,0 +1,48 @@
+"""Configuration: one registry of names, clear errors, documented once in the README."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from sessionproof import REPO_ROOT
+from sessionproof_app import settings
+
+
+def test_every_setting_is_documented_in_the_readme_with_its_default():
+    readme = (REPO_ROOT / "README.md").read_text()
+    for setting in settings.SETTINGS:
+        row = re.search(rf"^\| `{setting.name}` \| `(.*?)` \|", readme, re.MULTILINE)
+        assert row, f"README.md has no row for {setting.name} (paste `make config`)"
+        assert row.group(1) == setting.default, f"README.md shows another default for {setting.name}"
+
+
+def test_names_are_unique():
+    names = [s.name for s in settings.SETTINGS]
+    assert len(names) == len(set(names))
+
+
+def test_an_unset_or_empty_variable_takes_the_default():
+    assert settings.get_int("APPS", {}) == 3
+    assert settings.get_int("APPS", {"APPS": " "}) == 3
+    assert settings.get_int("APPS", {"APPS": "5"}) == 5
+
+
+@pytest.mark.parametrize(
+    ("getter", "name", "value", "message"),
+    [
+        (settings.get_int, "APPS", "three", "APPS='three' is not an integer"),
+        (settings.get_float, "REDIS_SOCKET_TIMEOUT_S", "soon", "is not a number"),
+        (settings.get_float, "REDIS_SOCKET_TIMEOUT_S", "-1", "must not be negative"),
+        (settings.get_bool, "SESSION_COOKIE_SECURE", "maybe", "use true or false"),
+        (settings.get_addresses, "SENTINELS", "127.0.0.1", "is not host:port"),
+    ],
+)
+def test_a_bad_value_names_the_setting_and_the_fix(getter, name, value, message):
+    with pytest.raises(settings.ConfigError, match=re.escape(message)):
+        getter(name, {name: value})
+
+
+def test_sentinel_addresses_are_parsed():
+    assert settings.get_addresses("SENTINELS", {"SENTINELS": "a:1, b:2"}) == [("a", 1), ("b", 2)]

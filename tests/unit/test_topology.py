@@ -1,0 +1,104 @@
+"""The stack's shape and the configs rendered for the local runtime."""
+
+from __future__ import annotations
+
+import pytest
+
+from sessionproof.local import LocalRuntime, StackError
+from sessionproof.render import render_text
+from sessionproof.topology import StackConfig
+from sessionproof_app import settings
+
+
+def test_default_ports_leave_a_system_redis_on_6379_alone():
+    config = StackConfig.from_env({})
+    assert 6379 not in {node.port for node in config.nodes}
+    assert [n.name for n in config.nodes] == [
+        "redis-1", "redis-2", "redis-3", "sentinel-1", "sentinel-2", "sentinel-3",
+        "app-1", "app-2", "app-3", "nginx",
+    ]  # fmt: skip
+    assert config.entry_url == "http://127.0.0.1:8080"
+
+
+def test_fewer_than_two_apps_is_refused():
+    with pytest.raises(settings.ConfigError, match="at least 2"):
+        StackConfig.from_env({"APPS": "1"})
+
+
+def test_overlapping_ports_are_refused_with_the_names_to_change():
+    with pytest.raises(settings.ConfigError, match="APP_PORT_BASE"):
+        StackConfig.from_env({"APP_PORT_BASE": "6381"})
+
+
+def test_render_refuses_a_template_value_that_is_missing():
+    with pytest.raises(KeyError, match="port"):
+        render_text("listen {{port}};", {})
+    assert render_text("listen {{port}}; $host", {"port": 1}) == "listen 1; $host"
+
+
+@pytest.fixture
+def rendered(tmp_path):
+    runtime = LocalRuntime(StackConfig.from_env({"STATE_DIR": str(tmp_path), "APPS": "4"}))
+    runtime.render()
+    return runtime
+
+
+def test_redis_configs_hold_the_settings_the_design_needs(rendered):
+    master = (rendered.state_dir / "redis-1" / "redis.conf").read_text()
+    replica = (rendered.state_dir / "redis-2" / "redis.conf").read_text()
+    for line in (
+        "bind 127.0.0.1",
+        "appendonly yes",
+        "appendfsync everysec",
+        "maxmemory-policy noeviction",
+        "requirepass sessionproof-dev-password",
+        "masterauth sessionproof-dev-password",
+    ):
+        assert line in master and line in replica
+    assert "\nreplicaof " not in master
+    assert "replicaof 127.0.0.1 6380" in replica
+
+
+def test_sentinel_configs_monitor_with_quorum_2_and_1000ms(rendered):
+    text = (rendered.state_dir / "sentinel-1" / "sentinel.conf").read_text()
+    assert "sentinel monitor sessionproof 127.0.0.1 6380 2" in text
+    assert "sentinel down-after-milliseconds sessionproof 1000" in text
+    assert "sentinel auth-pass sessionproof sessionproof-dev-password" in text
+
+
+def test_nginx_round_robins_over_every_replica_without_stickiness(rendered):
+    text = (rendered.state_dir / "nginx" / "nginx.conf").read_text()
+    for port in (8101, 8102, 8103, 8104):
+        assert f"server 127.0.0.1:{port} max_fails=1 fail_timeout=2s;" in text
+    for directive in ("zone app 64k;", "keepalive 32;", "keepalive_timeout 60s;", "proxy_next_upstream error timeout;"):
+        assert directive in text
+    for sticky in ("ip_hash", "hash ", "sticky", "least_conn"):
+        assert sticky not in text
+    assert "listen 127.0.0.1:8080;" in text
+
+
+def test_supervisor_runs_every_node_and_restarts_none_by_itself(rendered):
+    text = rendered.supervisor_conf.read_text()
+    for node in rendered.config.nodes:
+        assert f"[program:{node.name}]" in text
+    assert "autorestart=true" not in text
+    assert 'INSTANCE_ID="app-4"' in text and 'SESSION_COOKIE_SECURE="false"' in text
+
+
+def test_gunicorn_keepalive_must_outlive_nginx_keepalive(tmp_path):
+    env = {"STATE_DIR": str(tmp_path), "GUNICORN_KEEPALIVE_S": "30", "NGINX_UPSTREAM_KEEPALIVE_TIMEOUT_S": "60"}
+    with pytest.raises(StackError, match="GUNICORN_KEEPALIVE_S=30 must be longer"):
+        LocalRuntime(StackConfig.from_env(env)).render()
+
+
+def test_a_state_dir_made_with_other_ports_is_not_silently_reused(rendered):
+    env = {"STATE_DIR": str(rendered.state_dir), "REDIS_PORT_BASE": "7000"}
+    with pytest.raises(StackError, match="make clean"):
+        LocalRuntime(StackConfig.from_env(env)).render()
+
+
+def test_a_rerender_keeps_the_topology_redis_and_sentinel_rewrote(rendered):
+    conf = rendered.state_dir / "sentinel-1" / "sentinel.conf"
+    conf.write_text(conf.read_text() + "# rewritten by sentinel\n")
+    rendered.render()
+    assert conf.read_text().endswith("# rewritten by sentinel\n")
