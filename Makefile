@@ -10,7 +10,7 @@ STACK_CLI := $(PY) -m sessionproof.stack
 
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help deps venv up down status logs clean config lint format test test-quick lock unloaded
+.PHONY: help deps venv up down status logs clean config lint format test test-quick lock unloaded loadtest report
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -71,3 +71,11 @@ lock: ## Re-resolve scripts/requirements.lock from pyproject.toml
 
 unloaded: venv ## Unloaded p50/p99 of GET /cart and GET /ping through nginx (REQUESTS=2000)
 	@$(PY) -m sessionproof.unloaded --requests $(or $(REQUESTS),2000)
+
+loadtest: venv ## Headless Locust run: SCENARIO=mixed|latency|bounce|concurrency DURATION=60s USERS= PROCESSES=
+	@$(PY) -m sessionproof.loadtest --scenario $(or $(SCENARIO),mixed) $(if $(DURATION),--duration $(DURATION)) $(if $(USERS),--users $(USERS)) $(if $(PROCESSES),--processes $(PROCESSES)) \
+	|| { rc=$$?; echo "loadtest exited $$rc (3: an SLO was breached, see results/latest/report.md)"; exit $$rc; }
+
+report: venv ## Render a run's summary.json, report.md and plots again from its raw data: RUN=results/<folder>
+	@if [ -z "$(RUN)" ]; then echo "usage: make report RUN=results/<folder>  (or RUN=results/latest)"; exit 2; fi
+	@$(PY) -m sessionproof.report $(RUN)

@@ -14,9 +14,9 @@ import time
 import requests
 from hdrh.histogram import HdrHistogram
 
+from .recorder import LOWEST_US, new_histogram
 from .topology import StackConfig
 
-LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS = 1, 60_000_000, 3
 MIN_SAMPLES_FOR_P999 = 1000
 
 
@@ -26,7 +26,7 @@ def measure(base_url: str, requests_per_endpoint: int, warmup: int = 50) -> dict
     for item in ("apple", "pear", "plum"):
         http.post(f"{base_url}/cart/{item}", timeout=5).raise_for_status()
     endpoints = {"GET /ping": "/ping", "GET /cart": "/cart"}
-    histograms = {name: HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS) for name in endpoints}
+    histograms = {name: new_histogram() for name in endpoints}
     for _ in range(warmup):
         for path in endpoints.values():
             http.get(base_url + path, timeout=5)

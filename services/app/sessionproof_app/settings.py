@@ -92,6 +92,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NGINX_PROXY_CONNECT_TIMEOUT_S", "1", "nginx timeout to connect to a replica.", "stack"),
     Setting("NGINX_PROXY_READ_TIMEOUT_S", "10", "nginx timeout waiting for a replica's response.", "stack"),
     Setting("STACK_UP_TIMEOUT_S", "60", "Deadline for `make up` to see every node healthy.", "stack"),
+    # --- load tests -------------------------------------------------------
+    Setting(
+        "SCENARIO", "mixed", "Load scenario (loadtests/scenarios/<name>.yaml) when locust gets no --scenario.", "load"
+    ),
+    Setting(
+        "RESULTS_DIR", "results", "Where each run writes results/<UTC-time>-<scenario>/ and the `latest` link.", "load"
+    ),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

@@ -1,0 +1,178 @@
+"""sessionproof's Locust users: latency, bounce and concurrency.
+
+`locust` in the repository root reads locust.conf (this file, the local nginx).
+The scenario (`--scenario NAME` or $SCENARIO, default mixed) picks which users
+run, their weights and their pacing; see loadtests/scenarios/.
+
+Every request is paced on a fixed intended-start schedule and recorded twice in
+HdrHistograms: service time (from the actual send) and latency from the
+intended start (coordinated omission corrected).
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+
+import gevent
+from gevent.pool import Pool
+from locust import HttpUser, constant, task
+
+from sessionproof.checker import SessionModel, Verdict, lost_updates
+from sessionproof.loadrun import note_event, recorder
+from sessionproof.pacing import Pacer, paced
+
+REQUEST_TIMEOUT_S = 10.0
+CART_RESET_AT = 40  # below the app's CART_MAX_ITEMS (50): start a fresh session before the cart is full
+
+
+def failure_kind(response) -> str:
+    if response.status_code:
+        return str(response.status_code)
+    name = type(response.error).__name__.lower() if response.error else "error"
+    return "timeout" if "timeout" in name else "connection"
+
+
+class SessionUser(HttpUser):
+    abstract = True
+    kind = ""
+    wait_time = constant(0)  # the Pacer, not Locust, decides when the next request goes out
+    rate_per_user_per_s = 2.0
+    latency_mix: dict[str, float] = {}  # noqa: RUF012 - set per scenario by loadrun
+    concurrent_requests = 5
+
+    def on_start(self) -> None:
+        self.pacer = Pacer(self.rate_per_user_per_s)
+        self.uid = uuid.uuid4().hex[:12]
+        self.logins = 0
+        self.model = SessionModel(user=None, item_prefix=f"i{self.uid}")
+
+    def call(self, method: str, path: str, name: str, slot_s: float | None = None, **kwargs) -> dict | None:
+        """One paced request; its JSON body when it succeeded (200), else None."""
+        (response, body), timing = paced(
+            self.pacer, lambda: self._send(method, path, name, **kwargs), sleep=gevent.sleep, slot_s=slot_s
+        )
+        ok = body is not None
+        recorder.record(name, timing.service_us, timing.intended_us, ok)
+        if not ok:
+            recorder.failure(failure_kind(response) if response.status_code != 200 else "bad_body")
+        recorder.served(response.headers.get("X-Served-By") if response.status_code else None)
+        return body
+
+    def _send(self, method: str, path: str, name: str, **kwargs):
+        body = None
+        with self.client.request(
+            method, path, name=name, catch_response=True, timeout=REQUEST_TIMEOUT_S, **kwargs
+        ) as response:
+            if response.status_code != 200:
+                response.failure(f"HTTP {failure_kind(response)}")
+            else:
+                try:
+                    body = response.json()
+                except ValueError:
+                    response.failure("200 without a JSON body")
+        return response, body
+
+    def fresh_login(self) -> None:
+        if self.model.user is not None:
+            self.call("POST", "/logout", "POST /logout")
+        self.logins += 1
+        body = self.call("POST", "/login", "POST /login", json={"user": f"{self.kind}-{self.uid}-{self.logins}"})
+        if body is not None:
+            self.model.logged_in(body)
+        else:
+            self.model.user = None
+
+    def judge(self, verdict: Verdict, endpoint: str, body: dict) -> None:
+        recorder.count("checks")
+        if verdict.ok:
+            return
+        for mismatch in verdict.mismatches:
+            recorder.count(mismatch)
+        note_event(
+            "mismatch",
+            classes=sorted(set(verdict.mismatches)),
+            detail=verdict.detail,
+            endpoint=endpoint,
+            user=self.model.user,
+            served_by=body.get("servedBy"),
+        )
+        if {"sessions_lost", "foreign_sessions"} & set(verdict.mismatches):
+            self.model.user = None  # start over with a new session on the next step
+
+
+class LatencyUser(SessionUser):
+    """Paced session reads and writes, and the no-session baseline GET /ping."""
+
+    kind = "latency"
+
+    @task
+    def step(self) -> None:
+        if self.model.user is None or len(self.model.cart) >= CART_RESET_AT:
+            self.fresh_login()
+            return
+        mix = self.latency_mix or {"GET /cart": 0.4, "POST /cart/[item]": 0.2, "GET /ping": 0.4}
+        choice = random.choices(list(mix), weights=list(mix.values()))[0]
+        if choice == "GET /ping":
+            self.call("GET", "/ping", "GET /ping")
+        elif choice == "GET /cart":
+            body = self.call("GET", "/cart", "GET /cart")
+            if body is not None:
+                self.model.cart = body.get("cart", [])
+        else:
+            body = self.call("POST", f"/cart/{self.model.next_item()}", "POST /cart/[item]")
+            if body is not None:
+                self.model.cart = body.get("cart", [])
+
+
+class BounceUser(SessionUser):
+    """Write, read back, check every answer against this user's model of its session."""
+
+    kind = "bounce"
+
+    @task
+    def step(self) -> None:
+        if self.model.user is None or len(self.model.cart) >= CART_RESET_AT:
+            self.fresh_login()
+            return
+        item = self.model.next_item()
+        body = self.call("POST", f"/cart/{item}", "POST /cart/[item]")
+        if body is None:
+            self.model.write_indeterminate(item)
+        else:
+            self.judge(self.model.observe_write(item, body), "POST /cart/[item]", body)
+        if self.model.user is None:
+            return
+        body = self.call("GET", "/cart", "GET /cart")
+        if body is not None:
+            self.judge(self.model.observe_read(body), "GET /cart", body)
+
+
+class ConcurrencyUser(SessionUser):
+    """Several adds of one session in flight at once (many tabs); counts the lost updates."""
+
+    kind = "concurrency"
+
+    @task
+    def step(self) -> None:
+        if self.model.user is None or len(self.model.cart) + self.concurrent_requests > CART_RESET_AT:
+            self.fresh_login()
+            return
+        slot_s = self.pacer.take_slot()  # the whole burst shares one intended start
+        items = [self.model.next_item() for _ in range(self.concurrent_requests)]
+        pool = Pool(self.concurrent_requests)
+        bodies = pool.map(
+            lambda item: self.call("POST", f"/cart/{item}", "POST /cart/[item] (concurrent)", slot_s=slot_s), items
+        )
+        acknowledged = [item for item, body in zip(items, bodies, strict=True) if body is not None]
+        body = self.call("GET", "/cart", "GET /cart")
+        if body is None:
+            return
+        recorder.count("checks")
+        lost = lost_updates(acknowledged, body.get("cart", []))
+        if lost:
+            recorder.count("lost_updates", len(lost))
+            note_event("lost_update", lost=lost, acknowledged=len(acknowledged), user=self.model.user)
+        self.model.cart = body.get("cart", [])
+        if body.get("user") != self.model.user:
+            self.model.user = None

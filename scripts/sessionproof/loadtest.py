@@ -1,0 +1,60 @@
+"""`make loadtest SCENARIO=bounce DURATION=60s`: headless Locust with the scenario's defaults.
+
+Flags given here override the scenario file; the exit code is Locust's (0 ok,
+3 SLO breached, other non-zero: the harness failed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from . import REPO_ROOT, scenarios
+from .topology import StackConfig
+
+
+def locust_command(args: argparse.Namespace, scenario: scenarios.Scenario, host: str) -> list[str]:
+    locust = shutil.which("locust", path=str(Path(sys.executable).parent)) or "locust"
+    command = [
+        locust,
+        "--headless",
+        "--scenario", scenario.name,
+        "--host", host,
+        "-u", str(args.users or scenario.users),
+        "-r", str(args.spawn_rate or scenario.spawn_rate),
+        "-t", args.duration or scenario.duration,
+        "--stop-timeout", "15",
+        "--only-summary",
+    ]  # fmt: skip
+    if args.processes:
+        command += ["--processes", str(args.processes)]
+    return command
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sessionproof.loadtest", description=__doc__)
+    parser.add_argument("--scenario", default=os.environ.get("SCENARIO") or "mixed")
+    parser.add_argument("--duration", help="e.g. 30s, 2m (default: the scenario's)")
+    parser.add_argument("--users", type=int, help="default: the scenario's")
+    parser.add_argument("--spawn-rate", type=float, help="default: the scenario's")
+    parser.add_argument("--processes", type=int, help="Locust worker processes (default: one process)")
+    parser.add_argument("--host", help="default: the local stack's nginx")
+    args = parser.parse_args(argv)
+    try:
+        scenario = scenarios.load(args.scenario)
+    except scenarios.ScenarioError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    host = args.host or StackConfig.from_env().entry_url
+    command = locust_command(args, scenario, host)
+    print("running: " + " ".join(command), flush=True)
+    os.chdir(REPO_ROOT)
+    os.execv(command[0], command)
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main())

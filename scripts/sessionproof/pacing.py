@@ -1,0 +1,67 @@
+"""Intended-start schedules: the cure for coordinated omission.
+
+A closed-loop generator that waits for each response before sending the next
+request hides a stall: the requests that *would* have been sent during the
+stall are never sent, so the stall shows up as one slow sample. A Pacer gives
+each request a slot on a fixed schedule (next = previous + 1/rate) that is
+never reset after a stall; latency measured from the slot counts the stall in
+full for every request that should have gone out during it.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class Pacer:
+    def __init__(self, rate_per_s: float, clock: Callable[[], float] = time.perf_counter, jitter: bool = True):
+        if rate_per_s <= 0:
+            raise ValueError("rate_per_s must be positive")
+        self.interval_s = 1.0 / rate_per_s
+        self.clock = clock
+        # Spread users over one interval so they do not fire in lockstep.
+        self.next_slot_s = clock() + (random.uniform(0, self.interval_s) if jitter else 0.0)
+
+    def take_slot(self) -> float:
+        """The intended start of the next request; the schedule advances regardless of lateness."""
+        slot = self.next_slot_s
+        self.next_slot_s += self.interval_s
+        return slot
+
+    def delay_until(self, slot_s: float) -> float:
+        """Seconds to wait before `slot_s`; 0 when already late (then send at once)."""
+        return max(0.0, slot_s - self.clock())
+
+
+@dataclass(frozen=True)
+class Timing:
+    service_us: int  # from the actual send to the end of the response
+    intended_us: int  # from the intended start (slot) to the end of the response
+
+
+def timing_of(slot_s: float, sent_s: float, done_s: float) -> Timing:
+    return Timing(
+        service_us=max(1, round((done_s - sent_s) * 1e6)),
+        intended_us=max(1, round((done_s - min(slot_s, sent_s)) * 1e6)),
+    )
+
+
+def paced(
+    pacer: Pacer,
+    send: Callable[[], T],
+    sleep: Callable[[float], object] = time.sleep,
+    slot_s: float | None = None,
+) -> tuple[T, Timing]:
+    """Wait for the request's slot (taking the next one unless given), send, and time it both ways."""
+    slot_s = pacer.take_slot() if slot_s is None else slot_s
+    sleep(pacer.delay_until(slot_s))
+    sent_s = pacer.clock()
+    result = send()
+    done_s = pacer.clock()
+    return result, timing_of(slot_s, sent_s, done_s)

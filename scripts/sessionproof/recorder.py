@@ -1,0 +1,126 @@
+"""What a load run measured, in a form that merges across Locust workers.
+
+Latencies go into HdrHistograms (microseconds, 3 significant digits) per
+second, endpoint and kind ("service" from the actual send, "intended" from the
+intended start). Workers ship their buckets to the master with every stats
+report (`drain()` -> `merge()`), so `--processes` and master/worker runs give
+the same histograms as a single process.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from hdrh.histogram import HdrHistogram
+
+LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS = 1, 60_000_000, 3
+CORRECTNESS_KEYS = ("checks", "lost_writes", "stale_reads", "sessions_lost", "foreign_sessions", "lost_updates")
+
+
+def new_histogram() -> HdrHistogram:
+    return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.histograms: dict[tuple[int, str, str], HdrHistogram] = {}
+        self.outcomes: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0, 0])
+        self.correctness: Counter[str] = Counter()
+        self.served_by: Counter[str] = Counter()
+        self.failures_by_kind: Counter[str] = Counter()
+        self.cpu_max_percent = 0.0
+        self.cpu_samples = 0
+        self.events: list[dict] = []
+
+    # ---------------------------------------------------------------- record
+    def record(self, endpoint: str, service_us: int, intended_us: int, ok: bool, at_s: float | None = None) -> None:
+        second = int(at_s if at_s is not None else time.time())
+        for kind, value in (("service", service_us), ("intended", intended_us)):
+            key = (second, endpoint, kind)
+            histogram = self.histograms.get(key)
+            if histogram is None:
+                histogram = self.histograms[key] = new_histogram()
+            histogram.record_value(min(max(value, LOWEST_US), HIGHEST_US))
+        self.outcomes[(second, endpoint)][0 if ok else 1] += 1
+
+    def failure(self, kind: str) -> None:
+        self.failures_by_kind[kind] += 1
+
+    def served(self, instance: str | None) -> None:
+        self.served_by[instance or "unknown"] += 1
+
+    def count(self, key: str, n: int = 1) -> None:
+        self.correctness[key] += n
+
+    def event(self, type_: str, **fields) -> None:
+        self.events.append({"t": time.time(), "type": type_, **fields})
+
+    def cpu(self, percent: float) -> None:
+        self.cpu_max_percent = max(self.cpu_max_percent, percent)
+        self.cpu_samples += 1
+
+    # ----------------------------------------------------------------- merge
+    def drain(self) -> dict:
+        """Everything recorded since the last drain, JSON-serialisable; the recorder starts afresh."""
+        data = {
+            "histograms": [[t, e, k, h.encode().decode("ascii")] for (t, e, k), h in self.histograms.items()],
+            "outcomes": [[t, e, ok, failed] for (t, e), (ok, failed) in self.outcomes.items()],
+            "correctness": dict(self.correctness),
+            "served_by": dict(self.served_by),
+            "failures_by_kind": dict(self.failures_by_kind),
+            "cpu": [self.cpu_max_percent, self.cpu_samples],
+            "events": self.events,
+        }
+        self.reset()
+        return data
+
+    def merge(self, data: dict) -> None:
+        for t, endpoint, kind, encoded in data.get("histograms", []):
+            key = (t, endpoint, kind)
+            if key not in self.histograms:
+                self.histograms[key] = new_histogram()
+            self.histograms[key].decode_and_add(encoded)
+        for t, endpoint, ok, failed in data.get("outcomes", []):
+            self.outcomes[(t, endpoint)][0] += ok
+            self.outcomes[(t, endpoint)][1] += failed
+        self.correctness.update(data.get("correctness", {}))
+        self.served_by.update(data.get("served_by", {}))
+        self.failures_by_kind.update(data.get("failures_by_kind", {}))
+        cpu_max, samples = data.get("cpu", [0.0, 0])
+        self.cpu_max_percent = max(self.cpu_max_percent, cpu_max)
+        self.cpu_samples += samples
+        self.events.extend(data.get("events", []))
+
+    # ----------------------------------------------------------------- write
+    def write_raw(self, raw_dir: Path) -> None:
+        """raw/histograms.jsonl, raw/outcomes.jsonl, raw/counters.json; events are appended to events.jsonl."""
+        raw_dir.mkdir(parents=True, exist_ok=True)
+        with (raw_dir / "histograms.jsonl").open("w") as out:
+            for (t, endpoint, kind), histogram in sorted(self.histograms.items()):
+                line = {"t": t, "endpoint": endpoint, "kind": kind, "hist": histogram.encode().decode("ascii")}
+                out.write(json.dumps(line) + "\n")
+        with (raw_dir / "outcomes.jsonl").open("w") as out:
+            for (t, endpoint), (ok, failed) in sorted(self.outcomes.items()):
+                out.write(json.dumps({"t": t, "endpoint": endpoint, "ok": ok, "failed": failed}) + "\n")
+        counters = {
+            "correctness": {key: self.correctness.get(key, 0) for key in CORRECTNESS_KEYS},
+            "served_by": dict(sorted(self.served_by.items())),
+            "cpu": {"max_percent": round(self.cpu_max_percent, 1), "samples": self.cpu_samples},
+            "failures_by_kind": dict(sorted(self.failures_by_kind.items())),
+        }
+        (raw_dir / "counters.json").write_text(json.dumps(counters, indent=2) + "\n")
+        self.flush_events(raw_dir)
+
+    def flush_events(self, raw_dir: Path) -> None:
+        if not self.events:
+            return
+        with (raw_dir / "events.jsonl").open("a") as out:
+            for event in self.events:
+                out.write(json.dumps(event) + "\n")
+        self.events = []

@@ -1,0 +1,102 @@
+"""Run folders: results/<UTC-time>-<scenario>/, never overwritten, with results/latest pointing at the newest."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import os
+import platform
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from sessionproof_app import settings
+
+from . import REPO_ROOT
+
+_SCENARIO_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+PACKAGES = ("flask", "flask-session", "redis", "gunicorn", "locust", "hdrhistogram", "supervisor")
+
+
+def results_dir(env=None) -> Path:
+    path = Path(settings.get_str("RESULTS_DIR", env))
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+def utc_stamp(now: dt.datetime | None = None) -> str:
+    return (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%SZ")
+
+
+def reserve_run_dir(scenario: str, base: Path | None = None, now: dt.datetime | None = None) -> Path:
+    """A run folder name nobody has used; created at once so no other run can take it."""
+    if not _SCENARIO_NAME.fullmatch(scenario):
+        raise ValueError(f"scenario name {scenario!r} must be lower-case letters, digits, - and _")
+    base = base or results_dir()
+    base.mkdir(parents=True, exist_ok=True)
+    stem = f"{utc_stamp(now)}-{scenario}"
+    for attempt in range(1, 1000):
+        candidate = base / (stem if attempt == 1 else f"{stem}-{attempt}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"no free run folder name under {base} for {stem}")
+
+
+def point_latest(run_dir: Path) -> Path:
+    """Atomically repoint <results>/latest at run_dir (a relative link)."""
+    link = run_dir.parent / "latest"
+    tmp = run_dir.parent / f".latest-{os.getpid()}"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(run_dir.name)
+    os.replace(tmp, link)
+    return link
+
+
+def git_sha() -> str:
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True, text=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha + ("-dirty" if dirty else "")
+
+
+def _program_version(command: list[str]) -> str:
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return "not installed"
+    return (result.stdout or result.stderr).strip().splitlines()[0] if (result.stdout or result.stderr) else "unknown"
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for package in PACKAGES:
+        try:
+            found[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    found["redis-server"] = _program_version(["redis-server", "--version"])
+    found["nginx"] = _program_version(["nginx", "-v"])
+    return found
+
+
+def resolved_config(env=None) -> dict[str, str]:
+    """Every setting's effective value; the password is never written down."""
+    return {s.name: ("***" if s.name == "REDIS_PASSWORD" else settings.get_str(s.name, env)) for s in settings.SETTINGS}
+
+
+def host_facts() -> dict:
+    return {"cores": os.cpu_count(), "platform": platform.platform(), "machine": platform.machine()}
+
+
+def command_line() -> str:
+    return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])

@@ -1,0 +1,69 @@
+"""Scenarios are data: loadtests/scenarios/<name>.yaml (users, rate, duration, mix, SLOs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from . import REPO_ROOT
+
+SCENARIO_DIR = REPO_ROOT / "loadtests" / "scenarios"
+USER_KINDS = ("latency", "bounce", "concurrency")
+
+
+class ScenarioError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    users: int
+    spawn_rate: float
+    duration: str
+    rate_per_user_per_s: float
+    mix: dict[str, float]
+    latency_mix: dict[str, float] = field(default_factory=dict)
+    concurrent_requests: int = 5
+    slo: list[dict] = field(default_factory=list)
+    raw: dict = field(default_factory=dict, repr=False)
+
+
+def available() -> list[str]:
+    return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
+
+
+def load(name: str, directory: Path = SCENARIO_DIR) -> Scenario:
+    path = directory / f"{name}.yaml"
+    if not path.exists():
+        raise ScenarioError(f"no scenario {name!r}; choose one of: {', '.join(available())}")
+    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        mix = {str(k): float(v) for k, v in data["mix"].items()}
+        scenario = Scenario(
+            name=name,
+            description=str(data.get("description", "")).strip(),
+            users=int(data["users"]),
+            spawn_rate=float(data["spawn_rate"]),
+            duration=str(data["duration"]),
+            rate_per_user_per_s=float(data["rate_per_user_per_s"]),
+            mix=mix,
+            latency_mix={str(k): float(v) for k, v in (data.get("latency_mix") or {}).items()},
+            concurrent_requests=int(data.get("concurrent_requests", 5)),
+            slo=list(data.get("slo") or []),
+            raw=data,
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise ScenarioError(f"{path}: {error!r}; see loadtests/scenarios/README.md for the fields") from None
+    unknown = set(scenario.mix) - set(USER_KINDS)
+    if unknown or not any(v > 0 for v in mix.values()):
+        raise ScenarioError(f"{path}: mix needs weights for {', '.join(USER_KINDS)}; unknown: {sorted(unknown)}")
+    for check in scenario.slo:
+        if not isinstance(check, dict) or "path" not in check or not ({"max", "min"} & set(check)):
+            raise ScenarioError(f"{path}: each slo entry needs a path and a max or min, got {check!r}")
+    if scenario.users < 1 or scenario.rate_per_user_per_s <= 0 or scenario.concurrent_requests < 1:
+        raise ScenarioError(f"{path}: users, rate_per_user_per_s and concurrent_requests must be positive")
+    return scenario

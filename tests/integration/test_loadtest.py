@@ -1,0 +1,68 @@
+"""A short headless Locust run against the real stack leaves a complete, honest results folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sessionproof import REPO_ROOT
+
+pytestmark = pytest.mark.stack
+LOCUST = str(Path(sys.executable).parent / "locust")
+
+
+def run_locust(stack, results: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [LOCUST, "--headless", "--host", stack.config.entry_url, *args],
+        cwd=REPO_ROOT,  # locust.conf names the locustfile
+        env={**os.environ, "RESULTS_DIR": str(results), **stack.config.env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_bounce_run_checks_every_answer_and_writes_a_complete_results_folder(healthy_stack, tmp_path):
+    result = run_locust(healthy_stack, tmp_path, "--scenario", "bounce", "-u", "6", "-r", "6", "-t", "8s")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run_dir = (tmp_path / "latest").resolve()
+    assert run_dir.name.endswith("-bounce")
+    for name in ("meta.json", "summary.json", "report.md", "plots/latency.png", "plots/errors.png",
+                 "plots/replicas.png", "raw/histograms.jsonl", "raw/counters.json",
+                 "raw/locust_stats_history.csv"):  # fmt: skip
+        assert (run_dir / name).stat().st_size > 0, name
+    summary = json.loads((run_dir / "summary.json").read_text())
+    correctness = summary["correctness"]
+    assert correctness["checks"] > 50
+    assert {k: v for k, v in correctness.items() if k != "checks"} == dict.fromkeys(
+        ("lost_writes", "stale_reads", "sessions_lost", "foreign_sessions", "lost_updates"), 0
+    )
+    assert set(summary["served_by"]) == {"app-1", "app-2", "app-3"}
+    for kind in ("latency_us", "latency_intended_us"):
+        cart = summary[kind]["GET /cart"]
+        assert cart["count"] > 50 and 0 < cart["p50"] <= cart["p99"] <= cart["max"]
+    assert summary["latency_intended_us"]["GET /cart"]["p99"] >= summary["latency_us"]["GET /cart"]["p99"]
+    assert summary["requests"]["failed"] == 0 and summary["slo"]["passed"] is True
+
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["config"]["REDIS_PASSWORD"] == "***" and meta["host"]["cores"] >= 1
+
+    rerendered = subprocess.run(
+        [sys.executable, "-m", "sessionproof.report", str(run_dir)], capture_output=True, text=True, timeout=60
+    )
+    assert rerendered.returncode == 0, rerendered.stderr
+    assert json.loads((run_dir / "summary.json").read_text()) == summary
+
+
+def test_an_slo_breach_exits_3_and_still_writes_the_report(healthy_stack, tmp_path):
+    result = run_locust(healthy_stack, tmp_path, "--scenario", "concurrency", "-u", "4", "-r", "4", "-t", "6s")
+    summary = json.loads(((tmp_path / "latest") / "summary.json").read_text())
+    # Stock Flask-Session is last-write-wins: concurrent adds of one session lose updates.
+    assert summary["correctness"]["lost_updates"] > 0
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert "FAIL" in ((tmp_path / "latest") / "report.md").read_text()

@@ -1,0 +1,52 @@
+"""Histograms and counters merged across Locust workers equal those of one process."""
+
+from __future__ import annotations
+
+import json
+
+from sessionproof.recorder import Recorder
+
+
+def fill(recorder: Recorder, offset: int) -> None:
+    for i in range(1, 501):
+        recorder.record("GET /cart", i + offset, i + offset + 10, ok=i % 100 != 0, at_s=1000 + i % 3)
+    recorder.served("app-1")
+    recorder.count("checks", 5)
+    recorder.count("lost_writes")
+    recorder.cpu(42.0)
+
+
+def test_drained_workers_merge_to_the_same_histograms_as_one_process():
+    single, worker_a, worker_b, master = Recorder(), Recorder(), Recorder(), Recorder()
+    fill(single, 0)
+    fill(single, 1000)
+    fill(worker_a, 0)
+    fill(worker_b, 1000)
+    master.merge(json.loads(json.dumps(worker_a.drain())))  # through JSON, as over the wire
+    master.merge(json.loads(json.dumps(worker_b.drain())))
+    assert master.histograms.keys() == single.histograms.keys()
+    for key, histogram in single.histograms.items():
+        merged = master.histograms[key]
+        assert merged.get_total_count() == histogram.get_total_count()
+        assert merged.get_value_at_percentile(99) == histogram.get_value_at_percentile(99)
+    assert dict(master.outcomes) == dict(single.outcomes)
+    assert master.correctness == single.correctness
+    assert master.served_by == single.served_by
+    assert worker_a.histograms == {}  # drained
+
+
+def test_raw_files_hold_every_bucket(tmp_path):
+    recorder = Recorder()
+    fill(recorder, 0)
+    recorder.event("mismatch", detail="x")
+    recorder.write_raw(tmp_path)
+    lines = [json.loads(line) for line in (tmp_path / "histograms.jsonl").read_text().splitlines()]
+    assert {(line["t"], line["kind"]) for line in lines} == {
+        (t, k) for t in (1000, 1001, 1002) for k in ("service", "intended")
+    }
+    counters = json.loads((tmp_path / "counters.json").read_text())
+    assert counters["correctness"]["lost_writes"] == 1 and counters["correctness"]["lost_updates"] == 0
+    assert counters["cpu"] == {"max_percent": 42.0, "samples": 1}
+    outcomes = [json.loads(line) for line in (tmp_path / "outcomes.jsonl").read_text().splitlines()]
+    assert sum(o["failed"] for o in outcomes) == 5
+    assert json.loads((tmp_path / "events.jsonl").read_text())["type"] == "mismatch"

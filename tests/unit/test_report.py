@@ -1,0 +1,265 @@
+"""The run report: merged percentiles, session tax, SLOs, validity, exit codes and plots, from synthetic run folders."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from hdrh.histogram import HdrHistogram
+
+from sessionproof import report
+from sessionproof.report import SLO_BREACH_EXIT_CODE, build_report, load_run, main, render_markdown, summarize
+
+STARTED_AT = "2026-11-23T12:00:00Z"
+T0_S = int(datetime.fromisoformat(STARTED_AT).timestamp())
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def encoded(values) -> str:
+    histogram = HdrHistogram(1, 60_000_000, 3)
+    for value in values:
+        histogram.record_value(value)
+    return histogram.encode().decode("ascii")
+
+
+def hist_line(t: int, endpoint: str, values, kind: str = "service") -> dict:
+    return {"t": t, "endpoint": endpoint, "kind": kind, "hist": encoded(values)}
+
+
+def write_jsonl(path: Path, records) -> None:
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+
+
+def make_run(
+    run_dir: Path,
+    histograms=(),
+    outcomes=None,
+    *,
+    slo=(),
+    cpu_percent: float = 40.0,
+    duration_s: float = 30.0,
+    served_by=None,
+    correctness=None,
+    events=None,
+) -> Path:
+    """A run folder as the load harness writes it; outcomes default to 100 ok requests at second 0."""
+    (run_dir / "raw").mkdir(parents=True)
+    meta = {
+        "scenario": "bounce",
+        "started_at": STARTED_AT,
+        "ended_at": "2026-11-23T12:00:30Z",
+        "duration_s": duration_s,
+        "stack": "local",
+        "scenario_config": {"slo": list(slo)},
+        "git_sha": "abc1234",
+        "command": "make load SCENARIO=bounce",
+    }
+    (run_dir / "meta.json").write_text(json.dumps(meta))
+    write_jsonl(run_dir / "raw" / "histograms.jsonl", histograms)
+    if outcomes is None:
+        outcomes = [{"t": T0_S, "endpoint": "GET /cart", "ok": 100, "failed": 0}]
+    write_jsonl(run_dir / "raw" / "outcomes.jsonl", outcomes)
+    counters = {
+        "correctness": correctness
+        or {
+            "checks": 50,
+            "lost_writes": 0,
+            "stale_reads": 0,
+            "sessions_lost": 0,
+            "foreign_sessions": 0,
+            "lost_updates": 0,
+        },
+        "served_by": {"app-1": 60, "app-2": 40} if served_by is None else served_by,
+        "cpu": {"max_percent": cpu_percent, "samples": 30},
+        "failures_by_kind": {},
+    }
+    (run_dir / "raw" / "counters.json").write_text(json.dumps(counters))
+    if events is not None:
+        write_jsonl(run_dir / "raw" / "events.jsonl", events)
+    return run_dir
+
+
+def summary_of(run_dir: Path) -> dict:
+    return summarize(load_run(run_dir))
+
+
+CART_AND_PING = [
+    hist_line(T0_S, "GET /cart", [5000] * 100),
+    hist_line(T0_S, "GET /ping", [1000] * 100),
+    hist_line(T0_S, "GET /cart", [9000] * 100, kind="intended"),
+    hist_line(T0_S, "GET /ping", [2000] * 100, kind="intended"),
+]
+
+
+def test_lines_of_the_same_second_endpoint_and_kind_are_merged(tmp_path):
+    # Two worker processes report the same second: 600 fast and 600 slow requests.
+    run_dir = make_run(
+        tmp_path / "run",
+        [hist_line(T0_S, "GET /cart", [1000] * 600), hist_line(T0_S, "GET /cart", [3000] * 600)],
+    )
+    p = summary_of(run_dir)["latency_us"]["GET /cart"]
+    assert p["count"] == 1200
+    assert p["p50"] == pytest.approx(1000, rel=1e-3)
+    assert p["p99"] == pytest.approx(3000, rel=1e-3)
+    assert p["p999"] == pytest.approx(3000, rel=1e-3)  # 1200 samples: enough for p99.9
+    second = load_run(run_dir).latency.per_second["service"]["GET /cart"]
+    assert [(s.count, s.p50_us) for s in second] == [(1200, p["p50"])]
+
+
+def test_whole_run_latency_spans_seconds_and_keeps_kinds_apart(tmp_path):
+    run_dir = make_run(
+        tmp_path / "run",
+        [
+            hist_line(T0_S, "GET /cart", [1000] * 10),
+            hist_line(T0_S + 1, "GET /cart", [2000] * 10),
+            hist_line(T0_S + 1, "GET /cart", [50_000] * 20, kind="intended"),
+        ],
+    )
+    summary = summary_of(run_dir)
+    assert summary["latency_us"]["GET /cart"]["count"] == 20
+    assert summary["latency_us"]["GET /cart"]["p999"] is None  # too few samples to claim it
+    assert summary["latency_intended_us"]["GET /cart"]["p50"] == pytest.approx(50_000, rel=1e-3)
+
+
+def test_session_tax_is_cart_minus_ping_per_kind(tmp_path):
+    summary = summary_of(make_run(tmp_path / "run", CART_AND_PING))
+    service, intended = summary["latency_us"], summary["latency_intended_us"]
+    tax = summary["session_tax_us"]
+    assert tax["service"] == {
+        "p50": service["GET /cart"]["p50"] - service["GET /ping"]["p50"],
+        "p99": service["GET /cart"]["p99"] - service["GET /ping"]["p99"],
+    }
+    assert tax["service"]["p50"] == pytest.approx(4000, rel=2e-3)
+    assert tax["intended"]["p99"] == intended["GET /cart"]["p99"] - intended["GET /ping"]["p99"]
+    assert tax["intended"]["p99"] == pytest.approx(7000, rel=2e-3)
+
+
+def test_session_tax_is_null_without_ping(tmp_path):
+    summary = summary_of(make_run(tmp_path / "run", [hist_line(T0_S, "GET /cart", [5000] * 10)]))
+    assert summary["session_tax_us"] is None
+
+
+def test_slo_pass_breach_and_missing_data(tmp_path):
+    slo = [
+        {"path": ["latency_us", "GET /cart", "p99"], "max": 50_000},
+        {"path": ["latency_us", "GET /ping", "p99"], "max": 500},
+        {"path": ["requests", "total"], "min": 1},
+        {"path": ["latency_us", "GET /never", "p99"], "max": 50_000},
+        {"path": ["latency_us", "GET /cart", "p999"], "max": 50_000},
+    ]
+    checks = summary_of(make_run(tmp_path / "run", CART_AND_PING, slo=slo))["slo"]["checks"]
+    assert [c["passed"] for c in checks] == [True, False, True, False, False]
+    assert checks[0]["actual"] == pytest.approx(5000, rel=1e-3)
+    assert "max 500" in checks[1]["reason"]
+    assert checks[3]["reason"] == checks[4]["reason"] == "no data"  # never hit; p99.9 from 100 samples
+    assert checks[3]["actual"] is None
+
+
+def test_all_slos_passing_passes(tmp_path):
+    slo = [{"path": ["correctness", "lost_writes"], "max": 0}, {"path": ["requests", "total"], "min": 1}]
+    assert summary_of(make_run(tmp_path / "run", CART_AND_PING, slo=slo))["slo"]["passed"] is True
+
+
+def test_a_busy_load_generator_makes_the_run_invalid(tmp_path):
+    summary = summary_of(make_run(tmp_path / "run", CART_AND_PING, cpu_percent=95.0))
+    assert summary["valid"] is False
+    assert summary["invalid_reasons"] == [
+        "load generator CPU reached 95% (>90%): its timings are unreliable; use fewer users or --processes"
+    ]
+
+
+def test_a_healthy_run_is_valid(tmp_path):
+    summary = summary_of(make_run(tmp_path / "run", CART_AND_PING))
+    assert summary["valid"] is True
+    assert summary["invalid_reasons"] == []
+
+
+def test_no_requests_or_a_short_run_is_invalid(tmp_path):
+    summary = summary_of(make_run(tmp_path / "run", outcomes=[], duration_s=2.0))
+    assert summary["valid"] is False
+    reasons = " ".join(summary["invalid_reasons"])
+    assert "no requests" in reasons
+    assert "2 s (<5 s)" in reasons
+
+
+def test_outcomes_with_repeated_keys_are_summed(tmp_path):
+    outcomes = [
+        {"t": T0_S, "endpoint": "GET /cart", "ok": 10, "failed": 1},
+        {"t": T0_S, "endpoint": "GET /cart", "ok": 5, "failed": 2},
+        {"t": T0_S + 1, "endpoint": "GET /ping", "ok": 7, "failed": 0},
+    ]
+    requests = summary_of(make_run(tmp_path / "run", CART_AND_PING, outcomes))["requests"]
+    assert (requests["total"], requests["ok"], requests["failed"]) == (25, 22, 3)
+    assert requests["by_endpoint"]["GET /cart"] == {"ok": 15, "failed": 3}
+
+
+def test_events_are_counted_by_type(tmp_path):
+    events = [{"t": T0_S, "type": "kill"}, {"t": T0_S + 3, "type": "kill"}, {"t": T0_S + 5, "type": "failover"}]
+    assert summary_of(make_run(tmp_path / "a", events=events))["events"] == {"failover": 1, "kill": 2}
+    assert summary_of(make_run(tmp_path / "b"))["events"] == {}  # no events.jsonl at all
+
+
+def test_cli_exits_0_when_slos_pass_and_writes_everything(tmp_path, capsys):
+    slo = [{"path": ["latency_us", "GET /cart", "p99"], "max": 50_000}]
+    run_dir = make_run(tmp_path / "run", CART_AND_PING, slo=slo)
+    assert main([str(run_dir)]) == 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert list(summary)[:6] == ["scenario", "started_at", "duration_s", "stack", "valid", "invalid_reasons"]
+    assert list(summary)[-1] == "slo"
+    for name in ("latency.png", "errors.png", "replicas.png"):
+        data = (run_dir / "plots" / name).read_bytes()
+        assert data.startswith(PNG_MAGIC), name
+    markdown = (run_dir / "report.md").read_text()
+    assert "![latency and throughput over time](plots/latency.png)" in markdown
+    assert "0 correctness failures in 50 checks" in markdown
+    assert "make report RUN=<folder>" in markdown
+    assert "make load SCENARIO=bounce" in markdown
+    assert "n/a (<1000 samples)" in markdown
+    assert "INVALID" not in markdown
+
+
+def test_cli_exits_3_on_a_breach(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(report, "write_plots", lambda *_: None)  # plots are checked elsewhere; they are the slow part
+    slo = [{"path": ["latency_us", "GET /cart", "p99"], "max": 1000}]
+    assert main([str(make_run(tmp_path / "run", CART_AND_PING, slo=slo))]) == SLO_BREACH_EXIT_CODE == 3
+    assert "SLO FAILED: latency_us → GET /cart → p99" in capsys.readouterr().out
+
+
+def test_cli_exits_2_on_a_missing_folder_or_damaged_data(tmp_path, capsys):
+    assert main([str(tmp_path / "nope")]) == 2
+    assert "not a folder; pass a run folder such as results/latest" in capsys.readouterr().err
+    run_dir = make_run(tmp_path / "run")
+    (run_dir / "raw" / "histograms.jsonl").write_text('{"t": 1, "endpoint"\n')
+    assert main([str(run_dir)]) == 2
+    assert "histograms.jsonl:1 is not valid JSON" in capsys.readouterr().err
+    (run_dir / "meta.json").unlink()
+    assert main([str(run_dir)]) == 2
+    assert "meta.json is missing" in capsys.readouterr().err
+
+
+def test_an_invalid_run_with_no_data_still_renders(tmp_path):
+    run_dir = make_run(tmp_path / "run", outcomes=[], served_by={}, cpu_percent=95.0, correctness={"checks": 0})
+    summary = build_report(run_dir)
+    assert summary["valid"] is False
+    for name in ("latency.png", "errors.png", "replicas.png"):
+        assert (run_dir / "plots" / name).read_bytes().startswith(PNG_MAGIC), name
+    markdown = (run_dir / "report.md").read_text()
+    assert "**INVALID**" in markdown
+    assert "load generator CPU reached 95%" in markdown
+    assert "No correctness checks ran" in markdown
+
+
+def test_nonzero_correctness_classes_are_listed(tmp_path):
+    # A class this report does not know about is kept and counted, never dropped.
+    correctness = {"checks": 80, "lost_writes": 2, "stale_reads": 0, "sessions_lost": 1, "ghost_reads": 4}
+    run = load_run(make_run(tmp_path / "run", CART_AND_PING, correctness=correctness))
+    summary = summarize(run)
+    assert summary["correctness"]["foreign_sessions"] == 0  # not reported by the harness: present, as 0
+    markdown = render_markdown(summary, run.meta)
+    assert "7 correctness failures in 80 checks" in markdown
+    assert "- ghost reads: 4" in markdown
+    assert "- lost writes: 2" in markdown
+    assert "- sessions lost: 1" in markdown
+    assert "stale reads" not in markdown
