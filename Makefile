@@ -10,7 +10,7 @@ STACK_CLI := $(PY) -m sessionproof.stack
 
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help deps venv up down status logs clean config lint format test test-quick lock unloaded loadtest report
+.PHONY: help deps venv up down status logs clean config lint format test test-quick lock unloaded loadtest report chaos experiment experiments
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -79,3 +79,15 @@ loadtest: venv ## Headless Locust run: SCENARIO=mixed|latency|bounce|concurrency
 report: venv ## Render a run's summary.json, report.md and plots again from its raw data: RUN=results/<folder>
 	@if [ -z "$(RUN)" ]; then echo "usage: make report RUN=results/<folder>  (or RUN=results/latest)"; exit 2; fi
 	@$(PY) -m sessionproof.report $(RUN)
+
+chaos: venv ## Inject a fault and heal it: FAULT=kill-app|pause-app|restart-apps|kill-redis-master|pause-redis-master|kill-sentinel|restart-redis-all (HOLD_S=, TARGET=, INJECT_ONLY=1, HEAL=1)
+	@if [ -z "$(FAULT)" ]; then echo "usage: make chaos FAULT=<fault>   (faults: scripts/chaos.sh --help)"; exit 2; fi
+	@scripts/chaos.sh $(FAULT) $(if $(TARGET),--target $(TARGET)) $(if $(HOLD_S),--hold-s $(HOLD_S)) $(if $(INJECT_ONLY),--inject-only) $(if $(HEAL),--heal-only)
+
+experiment: venv ## One failover experiment: SCENARIO=failover-redis-kill (load, fault, heal, read-back, report)
+	@if [ -z "$(SCENARIO)" ]; then echo "usage: make experiment SCENARIO=<failover scenario>"; exit 2; fi
+	@$(PY) -m sessionproof.experiment $(SCENARIO) \
+	|| { rc=$$?; echo "experiment exited $$rc (3: an SLO was breached, see results/latest/report.md)"; exit $$rc; }
+
+experiments: venv ## Every failover experiment, then results/<UTC-time>-matrix/report.md (about 7 minutes)
+	@$(PY) -m sessionproof.experiment --all

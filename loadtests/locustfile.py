@@ -21,8 +21,10 @@ from locust import HttpUser, constant, task
 from sessionproof.checker import SessionModel, Verdict, lost_updates
 from sessionproof.loadrun import note_event, recorder
 from sessionproof.pacing import Pacer, paced
+from sessionproof_app import settings
 
 REQUEST_TIMEOUT_S = 10.0
+COOKIE_NAME = settings.get_str("SESSION_COOKIE_NAME")
 CART_RESET_AT = 40  # below the app's CART_MAX_ITEMS (50): start a fresh session before the cart is full
 
 
@@ -53,9 +55,10 @@ class SessionUser(HttpUser):
             self.pacer, lambda: self._send(method, path, name, **kwargs), sleep=gevent.sleep, slot_s=slot_s
         )
         ok = body is not None
-        recorder.record(name, timing.service_us, timing.intended_us, ok)
+        kind = "ok" if ok else (failure_kind(response) if response.status_code != 200 else "bad_body")
+        recorder.record(name, timing.service_us, timing.intended_us, ok, kind=kind)
         if not ok:
-            recorder.failure(failure_kind(response) if response.status_code != 200 else "bad_body")
+            recorder.failure(kind)
         recorder.served(response.headers.get("X-Served-By") if response.status_code else None)
         return body
 
@@ -73,15 +76,39 @@ class SessionUser(HttpUser):
                     response.failure("200 without a JSON body")
         return response, body
 
+    def on_stop(self) -> None:
+        self.close_ledger_entry("running at the end")
+
     def fresh_login(self) -> None:
         if self.model.user is not None:
             self.call("POST", "/logout", "POST /logout")
+            self.entry = None  # ended on purpose: nothing to find at the final read
+        else:
+            self.close_ledger_entry("lost during the run")
         self.logins += 1
         body = self.call("POST", "/login", "POST /login", json={"user": f"{self.kind}-{self.uid}-{self.logins}"})
         if body is not None:
             self.model.logged_in(body)
+            sid = self.client.cookies.get(COOKIE_NAME)
+            self.entry = {"user": body.get("user"), "sid": sid, "acked": [], "uncertain": []} if sid else None
         else:
             self.model.user = None
+
+    # The ledger: every session and the writes acknowledged in it, read back after the run.
+    entry: dict | None = None
+
+    def ledger_acked(self, item: str, body: dict) -> None:
+        if self.entry is not None and item in body.get("cart", []):
+            self.entry["acked"].append(item)
+
+    def ledger_uncertain(self, item: str) -> None:
+        if self.entry is not None:
+            self.entry["uncertain"].append(item)
+
+    def close_ledger_entry(self, how: str) -> None:
+        if self.entry is not None and (self.entry["acked"] or self.entry["uncertain"]):
+            recorder.ledger.append({**self.entry, "ended": how})
+        self.entry = None
 
     def judge(self, verdict: Verdict, endpoint: str, body: dict) -> None:
         recorder.count("checks")
@@ -120,8 +147,12 @@ class LatencyUser(SessionUser):
             if body is not None:
                 self.model.cart = body.get("cart", [])
         else:
-            body = self.call("POST", f"/cart/{self.model.next_item()}", "POST /cart/[item]")
-            if body is not None:
+            item = self.model.next_item()
+            body = self.call("POST", f"/cart/{item}", "POST /cart/[item]")
+            if body is None:
+                self.ledger_uncertain(item)
+            else:
+                self.ledger_acked(item, body)
                 self.model.cart = body.get("cart", [])
 
 
@@ -139,7 +170,9 @@ class BounceUser(SessionUser):
         body = self.call("POST", f"/cart/{item}", "POST /cart/[item]")
         if body is None:
             self.model.write_indeterminate(item)
+            self.ledger_uncertain(item)
         else:
+            self.ledger_acked(item, body)
             self.judge(self.model.observe_write(item, body), "POST /cart/[item]", body)
         if self.model.user is None:
             return

@@ -29,6 +29,7 @@ log = logging.getLogger("sessionproof")
 recorder = Recorder()
 CPU_SAMPLE_INTERVAL_S = 1.0
 MAX_EVENTS_PER_PROCESS = 2000
+RUN_DIR_ENV = "SESSIONPROOF_RUN_DIR"
 
 _run: dict = {"dir": None, "scenario": None, "started_at": None, "test_started": None, "test_stopped": None}
 
@@ -57,7 +58,9 @@ def _add_arguments(parser) -> None:
     if _is_worker_invocation(sys.argv):
         return
     name = _scenario_from_argv(sys.argv)
-    run_dir = runs.reserve_run_dir(name)
+    # An experiment reserves the folder itself and hands it over.
+    given = os.environ.get(RUN_DIR_ENV)
+    run_dir = Path(given) if given else runs.reserve_run_dir(name)
     _run.update(dir=run_dir, scenario=name, started_at=dt.datetime.now(dt.UTC))
     # Locust's own CSVs, with the windowed history, land in the run's raw/ folder.
     parser.set_defaults(csv_prefix=str(run_dir / "raw" / "locust"), stats_history_enabled=True)
@@ -97,6 +100,7 @@ def _on_init(environment, runner, **_kwargs) -> None:
     if _run["dir"] is None:  # e.g. a library user who built the Environment by hand
         _run.update(dir=runs.reserve_run_dir(name), scenario=name, started_at=dt.datetime.now(dt.UTC))
     (_run["dir"] / "raw").mkdir(parents=True, exist_ok=True)
+    runs.mark_current(_run["dir"])
     log.info("sessionproof: scenario %s, results in %s", name, _run["dir"])
 
 
@@ -176,6 +180,7 @@ def _on_quitting(environment, **_kwargs) -> None:
     if isinstance(environment.runner, WorkerRunner) or _run["dir"] is None:
         return
     run_dir: Path = _run["dir"]
+    runs.unmark_current(run_dir)
     recorder.write_raw(run_dir / "raw")
     (run_dir / "meta.json").write_text(json.dumps(_meta(environment), indent=2) + "\n")
     summary = report.build_report(run_dir)

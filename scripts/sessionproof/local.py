@@ -436,7 +436,52 @@ class LocalRuntime:
             self._signal_tree(node_name, signal.SIGCONT)
 
     def start(self, node_name: str) -> None:
+        """Start a stopped or killed node (no-op when it runs); resume it if it was paused."""
+        info = self.process_info().get(node_name)
+        if info is None:
+            raise KeyError(f"no node named {node_name!r}")
+        if info["statename"] in _UP_STATES:
+            self.resume(node_name)
+        else:
+            self._start_program(node_name)
+
+    def stop(self, node_name: str) -> None:
+        """Graceful stop (SIGTERM, as a deployment would)."""
+        self.resume(node_name)
+        self._stop_program(node_name)
+
+    def is_running(self, node_name: str) -> bool:
+        info = self.process_info().get(node_name)
+        return bool(info) and info["statename"] in _UP_STATES and not _is_stopped(info["pid"])
+
+    def wait_node_ready(self, node_name: str, timeout_s: float = 30) -> None:
+        node = self.config.node(node_name)
+        checks = {
+            "app": lambda: probes.http_ok(f"http://{self.config.bind_host}:{node.port}/readyz"),
+            "nginx": self._nginx_ready,
+            "redis": lambda: probes.redis_replication(self.config.bind_host, node.port, self.password) is not None,
+            "sentinel": lambda: (
+                probes.sentinel_view(self.config.bind_host, node.port, self.password, self.master_name) is not None
+            ),
+        }
+        wait_until(checks[node.kind], timeout_s, f"{node_name} to be ready")
+
+    def restart(self, node_name: str, timeout_s: float = 30) -> None:
+        """Graceful stop, start, and wait until the node is ready again."""
+        self.stop(node_name)
         self._start_program(node_name)
+        self.wait_node_ready(node_name, timeout_s)
+
+    def redis_roles(self) -> dict[str, str]:
+        """Each Redis node's own view of its role: master, replica or down."""
+        roles = {}
+        for node in self.config.redis_nodes:
+            info = probes.redis_replication(self.config.bind_host, node.port, self.password)
+            roles[node.name] = {"master": "master", "slave": "replica"}.get((info or {}).get("role"), "down")
+        return roles
+
+    def nodes(self, kind: str | None = None) -> list[Node]:
+        return [n for n in self.config.nodes if kind is None or n.kind == kind]
 
     def _signal_tree(self, node_name: str, signum: int) -> None:
         pid = self.pid(node_name)

@@ -17,6 +17,7 @@ from pathlib import Path
 from hdrh.histogram import HdrHistogram
 
 LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS = 1, 60_000_000, 3
+MAX_TIMELINE_ENTRIES = 2_000_000  # per process between drains: bounds memory on very long runs
 CORRECTNESS_KEYS = ("checks", "lost_writes", "stale_reads", "sessions_lost", "foreign_sessions", "lost_updates")
 
 
@@ -37,10 +38,17 @@ class Recorder:
         self.cpu_max_percent = 0.0
         self.cpu_samples = 0
         self.events: list[dict] = []
+        self.timeline: list[list] = []  # [t, endpoint, ok, kind] per request, for error windows and gaps
+        self.ledger: list[dict] = []  # sessions and the writes acknowledged in them, for the final read
 
     # ---------------------------------------------------------------- record
-    def record(self, endpoint: str, service_us: int, intended_us: int, ok: bool, at_s: float | None = None) -> None:
-        second = int(at_s if at_s is not None else time.time())
+    def record(
+        self, endpoint: str, service_us: int, intended_us: int, ok: bool, at_s: float | None = None, kind: str = "ok"
+    ) -> None:
+        at_s = at_s if at_s is not None else time.time()
+        if len(self.timeline) < MAX_TIMELINE_ENTRIES:
+            self.timeline.append([round(at_s, 4), endpoint, ok, kind])
+        second = int(at_s)
         for kind, value in (("service", service_us), ("intended", intended_us)):
             key = (second, endpoint, kind)
             histogram = self.histograms.get(key)
@@ -76,6 +84,8 @@ class Recorder:
             "failures_by_kind": dict(self.failures_by_kind),
             "cpu": [self.cpu_max_percent, self.cpu_samples],
             "events": self.events,
+            "timeline": self.timeline,
+            "ledger": self.ledger,
         }
         self.reset()
         return data
@@ -96,10 +106,12 @@ class Recorder:
         self.cpu_max_percent = max(self.cpu_max_percent, cpu_max)
         self.cpu_samples += samples
         self.events.extend(data.get("events", []))
+        self.timeline.extend(data.get("timeline", []))
+        self.ledger.extend(data.get("ledger", []))
 
     # ----------------------------------------------------------------- write
     def write_raw(self, raw_dir: Path) -> None:
-        """raw/histograms.jsonl, raw/outcomes.jsonl, raw/counters.json; events are appended to events.jsonl."""
+        """raw/histograms.jsonl, outcomes.jsonl, counters.json, timeline.jsonl, ledger.jsonl; events appended to events.jsonl."""
         raw_dir.mkdir(parents=True, exist_ok=True)
         with (raw_dir / "histograms.jsonl").open("w") as out:
             for (t, endpoint, kind), histogram in sorted(self.histograms.items()):
@@ -115,6 +127,12 @@ class Recorder:
             "failures_by_kind": dict(sorted(self.failures_by_kind.items())),
         }
         (raw_dir / "counters.json").write_text(json.dumps(counters, indent=2) + "\n")
+        with (raw_dir / "timeline.jsonl").open("w") as out:
+            for t, endpoint, ok, kind in sorted(self.timeline):
+                out.write(json.dumps({"t": t, "endpoint": endpoint, "ok": ok, "kind": kind}) + "\n")
+        with (raw_dir / "ledger.jsonl").open("w") as out:
+            for entry in self.ledger:
+                out.write(json.dumps(entry) + "\n")
         self.flush_events(raw_dir)
 
     def flush_events(self, raw_dir: Path) -> None:

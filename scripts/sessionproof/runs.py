@@ -56,6 +56,30 @@ def point_latest(run_dir: Path) -> Path:
     return link
 
 
+def current_marker(base: Path | None = None) -> Path:
+    return (base or results_dir()) / ".current-run"
+
+
+def mark_current(run_dir: Path) -> None:
+    """Tell chaos scripts started by hand which run's events.jsonl to write to."""
+    current_marker(run_dir.parent).write_text(str(run_dir) + "\n")
+
+
+def unmark_current(run_dir: Path) -> None:
+    marker = current_marker(run_dir.parent)
+    if marker.exists() and marker.read_text().strip() == str(run_dir):
+        marker.unlink()
+
+
+def current_run(base: Path | None = None) -> Path | None:
+    marker = current_marker(base)
+    try:
+        path = Path(marker.read_text().strip())
+    except OSError:
+        return None
+    return path if path.is_dir() else None
+
+
 def git_sha() -> str:
     try:
         sha = subprocess.run(

@@ -63,6 +63,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("USER_MAX_LEN", "64", "Longest user name (same characters as items).", "app"),
     Setting("REQUEST_MAX_BYTES", "4096", "Largest request body the app accepts; larger gets 413.", "app"),
     # --- the stack (local runtime) ----------------------------------------
+    Setting("STACK", "local", "Runtime the stack runs on: local (compose and k8s to come).", "stack"),
     Setting("APPS", "3", "Number of app replicas behind nginx (at least 2).", "stack"),
     Setting("BIND_HOST", "127.0.0.1", "Address every local process listens on (loopback only).", "stack"),
     Setting("NGINX_PORT", "8080", "Port of the nginx entry point.", "stack"),

@@ -1,0 +1,242 @@
+"""Failover experiments: steady state, load, a scheduled fault, heal, read back, steady state again.
+
+    python -m sessionproof.experiment failover-redis-kill      (make experiment SCENARIO=...)
+    python -m sessionproof.experiment --all                     (make experiments)
+
+The scenario file (loadtests/scenarios/<name>.yaml) holds the load and a
+`faults:` schedule ({fault, at_s, hold_s}). Heal always runs, also when the
+run fails. After the load, every session the users wrote is read back through
+nginx: an acknowledged write that is absent is a lost acknowledged write; a
+write that failed or timed out is indeterminate, and the read tells whether it
+took effect. Each experiment writes one results folder; --all also writes
+results/<UTC-time>-matrix/report.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import requests
+
+from sessionproof_app import settings
+
+from . import REPO_ROOT, report, runs, scenarios
+from .chaos import FAULTS, EventLog, heal, inject
+from .runtime import Runtime, get_runtime
+from .waiting import DeadlineExceeded, wait_until
+from .watchers import start_watchers, stop_watchers
+
+EXPERIMENTS = (
+    "failover-app-kill",
+    "failover-app-pause",
+    "rolling-restart",
+    "failover-redis-kill",
+    "failover-redis-pause",
+    "sentinel-kill",
+    "redis-full-restart",
+)
+FINAL_READ_TIMEOUT_S = 30.0
+MAX_LOST_EXAMPLES = 20
+
+
+def judge_final_read(ledger: list[dict], read_session: Callable[[str], dict | None]) -> dict:
+    """Compare every session's acknowledged and indeterminate writes with what a final read finds.
+
+    `read_session(sid)` returns the session's JSON state, or None when it could not be read at all.
+    A session that comes back anonymous (user None) lost every acknowledged write in it.
+    """
+    result = {
+        "sessions": 0,
+        "acknowledged_writes": 0,
+        "lost_acknowledged_writes": 0,
+        "lost_examples": [],
+        "indeterminate_writes": 0,
+        "indeterminate_took_effect": 0,
+        "unreadable_sessions": 0,
+    }
+    for entry in ledger:
+        result["sessions"] += 1
+        acked, uncertain = entry.get("acked", []), entry.get("uncertain", [])
+        result["acknowledged_writes"] += len(acked)
+        result["indeterminate_writes"] += len(uncertain)
+        state = read_session(entry["sid"])
+        if state is None:
+            result["unreadable_sessions"] += 1
+            continue
+        cart = set(state.get("cart", [])) if state.get("user") == entry.get("user") else set()
+        lost = [item for item in acked if item not in cart]
+        result["lost_acknowledged_writes"] += len(lost)
+        room = MAX_LOST_EXAMPLES - len(result["lost_examples"])
+        result["lost_examples"] += [{"user": entry.get("user"), "item": item} for item in lost[:room]]
+        result["indeterminate_took_effect"] += sum(item in cart for item in uncertain)
+    return result
+
+
+def session_reader(base_url: str, cookie_name: str) -> Callable[[str], dict | None]:
+    def read(sid: str) -> dict | None:
+        def attempt():
+            response = requests.get(f"{base_url}/cart", cookies={cookie_name: sid}, timeout=5)
+            return response.json() if response.status_code == 200 else None
+
+        try:
+            return wait_until(attempt, FINAL_READ_TIMEOUT_S, f"a final read of session {sid[:8]}…", interval_s=0.5)
+        except DeadlineExceeded:
+            return None
+
+    return read
+
+
+def _load_ledger(raw_dir: Path) -> list[dict]:
+    path = raw_dir / "ledger.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _locust_command(scenario: scenarios.Scenario, host: str) -> list[str]:
+    locust = str(Path(sys.executable).parent / "locust")
+    return [
+        locust, "--headless", "--scenario", scenario.name, "--host", host,
+        "-u", str(scenario.users), "-r", str(scenario.spawn_rate), "-t", scenario.duration,
+        "--stop-timeout", "15", "--only-summary",
+    ]  # fmt: skip
+
+
+def run_experiment(name: str, runtime: Runtime, progress=print) -> tuple[Path, int]:
+    """One experiment; returns its run folder and exit code (0 ok, 3 SLO breached)."""
+    scenario = scenarios.load(name)
+    schedule = scenario.raw.get("faults") or []
+    unknown = [f.get("fault") for f in schedule if f.get("fault") not in FAULTS]
+    if not schedule or unknown:
+        raise scenarios.ScenarioError(f"{name}: needs a faults: schedule of known faults ({', '.join(FAULTS)})")
+
+    progress(f"[{name}] steady state before: bringing every node up")
+    runtime.up(progress=lambda *_: None)
+    run_dir = runs.reserve_run_dir(name)
+    log = EventLog(run_dir / "raw" / "events.jsonl")
+    log.write("steady_state", phase="before", healthy=runtime.healthy())
+    stop, watchers = start_watchers(runtime, log)
+    env = {**os.environ, "SESSIONPROOF_RUN_DIR": str(run_dir), "SCENARIO": name}
+    command = _locust_command(scenario, runtime.config.entry_url)
+    progress(f"[{name}] load: {' '.join(command[1:])}")
+    injected: list[tuple] = []
+    with (run_dir / "raw" / "locust.log").open("w") as locust_log:
+        locust = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=locust_log, stderr=subprocess.STDOUT)
+        started = time.monotonic()
+        try:
+            for step in sorted(schedule, key=lambda s: float(s.get("at_s", 0))):
+                fault = FAULTS[step["fault"]]
+                _sleep_until(started + float(step.get("at_s", 0)), locust)
+                targets = inject(fault, runtime, log, [step["target"]] if step.get("target") else None)
+                injected.append((fault, targets))
+                progress(f"[{name}] t={time.monotonic() - started:.1f}s injected {fault.name} on {', '.join(targets)}")
+                _sleep_until(time.monotonic() + float(step.get("hold_s", fault.default_hold_s)), locust)
+                heal(fault, runtime, log, targets)
+                injected.pop()
+                progress(f"[{name}] t={time.monotonic() - started:.1f}s healed {fault.name}")
+        finally:
+            for fault, targets in injected:  # heal always runs
+                heal(fault, runtime, log, targets)
+            exit_code = _wait_for_locust(locust, scenario)
+            stop_watchers(stop, watchers)
+
+    progress(f"[{name}] reading back every session written")
+    final = judge_final_read(
+        _load_ledger(run_dir / "raw"),
+        session_reader(runtime.config.entry_url, runtime.config.get("SESSION_COOKIE_NAME")),
+    )
+    (run_dir / "raw" / "final_read.json").write_text(json.dumps(final, indent=2) + "\n")
+    runtime.up(progress=lambda *_: None)
+    log.write("steady_state", phase="after", healthy=runtime.healthy())
+    if not (run_dir / "meta.json").exists():
+        raise RuntimeError(
+            f"locust exited {exit_code} without writing its results; see {run_dir / 'raw' / 'locust.log'}"
+        )
+    summary = report.build_report(run_dir)
+    runs.point_latest(run_dir)
+    failover = summary.get("failover") or {}
+    progress(
+        f"[{name}] client errors {failover.get('client_errors')}, error window {failover.get('error_window_s')}s, "
+        f"lost acknowledged writes {final['lost_acknowledged_writes']} of {final['acknowledged_writes']}; "
+        f"report: {run_dir / 'report.md'}"
+    )
+    return run_dir, 0 if summary["slo"]["passed"] else report.SLO_BREACH_EXIT_CODE
+
+
+def _sleep_until(deadline: float, locust: subprocess.Popen) -> None:
+    while time.monotonic() < deadline:
+        if locust.poll() is not None:
+            raise RuntimeError(f"locust exited early with code {locust.returncode}")
+        time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+
+
+def _wait_for_locust(locust: subprocess.Popen, scenario: scenarios.Scenario) -> int:
+    try:
+        return locust.wait(timeout=_duration_s(scenario.duration) + 120)
+    except subprocess.TimeoutExpired:
+        locust.kill()
+        return locust.wait()
+
+
+def _duration_s(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600}
+    total, number = 0.0, ""
+    for char in text.strip():
+        if char.isdigit() or char == ".":
+            number += char
+        elif char in units and number:
+            total += float(number) * units[char]
+            number = ""
+    return total + (float(number) if number else 0.0)
+
+
+def run_all(names: list[str], runtime: Runtime, progress=print) -> Path:
+    from .matrix import build_matrix
+
+    run_dirs = []
+    for name in names:
+        try:
+            run_dir, _ = run_experiment(name, runtime, progress)
+            run_dirs.append(run_dir)
+        except Exception as error:  # one failed experiment must not stop the matrix
+            progress(f"[{name}] FAILED: {error}")
+            runtime.up(progress=lambda *_: None)
+    out_dir = runs.reserve_run_dir("matrix")
+    build_matrix(out_dir, run_dirs)
+    runs.point_latest(out_dir)
+    progress(f"matrix: {out_dir / 'report.md'}")
+    return out_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m sessionproof.experiment",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("scenario", nargs="?", help=f"one of: {', '.join(EXPERIMENTS)}")
+    parser.add_argument("--all", action="store_true", help="run every experiment and write the matrix report")
+    args = parser.parse_args(argv)
+    if not args.all and not args.scenario:
+        parser.error("name a scenario or pass --all")
+    try:
+        runtime = get_runtime()
+        if args.all:
+            run_all(list(EXPERIMENTS), runtime)
+            return 0
+        _, code = run_experiment(args.scenario, runtime)
+        return code
+    except (scenarios.ScenarioError, settings.ConfigError, DeadlineExceeded, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

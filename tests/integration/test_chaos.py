@@ -1,0 +1,57 @@
+"""Every fault injects and heals against the real local stack; after heal the topology is whole again."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from sessionproof.chaos import FAULTS, EventLog, heal, inject
+from sessionproof.waiting import wait_until
+
+pytestmark = pytest.mark.stack
+
+
+def assert_whole(stack) -> None:
+    roles = Counter(row.role for row in stack.status() if row.state == "RUNNING")
+    assert roles == Counter({"master": 1, "replica": 2, "sentinel": 3, "app": stack.config.apps, "entry": 1})
+    assert list(stack.redis_roles().values()).count("master") == 1
+    assert stack.healthy()
+
+
+def fault_is_visible(stack, fault: str, targets: list[str], master_before) -> None:
+    """What the fault must have done, checked before heal."""
+    if fault in ("kill-app", "kill-sentinel", "restart-redis-all"):
+        assert not any(stack.is_running(t) for t in targets)
+    elif fault in ("pause-app", "pause-redis-master"):
+        assert {row.node.name: row.state for row in stack.status()}[targets[0]] == "PAUSED"
+    elif fault == "kill-redis-master":
+        assert not stack.is_running(targets[0])
+        new_master = wait_until(
+            lambda: (m := stack.master_node()) is not None and m != master_before and m, 30, "Sentinel to fail over"
+        )
+        assert new_master.name != targets[0]
+    elif fault == "restart-apps":
+        assert all(stack.is_running(t) for t in targets)  # rolled, each ready again
+
+
+@pytest.mark.parametrize("fault_name", sorted(FAULTS))
+def test_each_fault_injects_and_heals(healthy_stack, tmp_path, fault_name):
+    fault = FAULTS[fault_name]
+    log = EventLog(tmp_path / "events.jsonl")
+    master_before = healthy_stack.master_node()
+    pids_before = {row.node.name: row.pid for row in healthy_stack.status()}
+    targets = inject(fault, healthy_stack, log)
+    try:
+        fault_is_visible(healthy_stack, fault_name, targets, master_before)
+        if fault_name == "restart-apps":
+            after = {row.node.name: row.pid for row in healthy_stack.status()}
+            assert all(after[t] != pids_before[t] for t in targets), "a replica was not restarted"
+    finally:
+        heal(fault, healthy_stack, log, targets)
+    assert_whole(healthy_stack)
+    heal(fault, healthy_stack, log, targets)  # healing twice is harmless
+    assert_whole(healthy_stack)
+    types = [json.loads(line)["type"] for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert types[:4] == ["fault_start", "fault_injected", "heal_start", "fault_end"]
