@@ -23,6 +23,7 @@ from hdrh.codec import HdrCookieException, HdrHistogramSettingsException, HdrLen
 from hdrh.histogram import HdrHistogram
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
+from . import failover
 from .recorder import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS
 from .unloaded import MIN_SAMPLES_FOR_P999, percentiles_us
 
@@ -327,6 +328,13 @@ def summarize(run: RunData) -> dict[str, Any]:
         "cpu": cpu,
         "events": dict(sorted(Counter(event_type for _, event_type in run.events).items())),
     }
+    events = failover._jsonl(run.run_dir / "raw" / "events.jsonl")
+    summary["faults"] = [
+        {k: v for k, v in period.items() if k not in ("start_t", "end_t")} for period in failover.fault_periods(events)
+    ]
+    summary["failover"] = failover.failover_figures(run.run_dir)
+    summary["sentinel_timeline"] = failover.sentinel_timeline(events, run.started_unix_s)
+    summary["split_brain"] = failover.split_brain_moments(events, run.started_unix_s)
     slos = (meta.get("scenario_config") or {}).get("slo") or []
     summary["slo"] = check_slos(summary, slos)
     return summary
@@ -421,22 +429,34 @@ def _seconds_axis(run: RunData) -> list[int]:
     return list(range(min([start, *seen]), max([last, *seen]) + 1))
 
 
+_MARKED_EVENT_TYPES = ("split_brain",)
+
+
 def _mark_events(run: RunData, panels) -> None:
-    """A dotted line at each event (a kill, a failover) so its effect can be read off every panel."""
-    for t, event_type in run.events[:MAX_EVENTS_MARKED]:
-        x_s = t - run.started_unix_s
+    """Shade each fault period and draw a dotted line at each split-brain moment, on every panel."""
+    events = failover._jsonl(run.run_dir / "raw" / "events.jsonl")
+    end_of_run_s = run.duration_s
+    for index, period in enumerate(failover.fault_periods(events)):
+        start_s = period["start_t"] - run.started_unix_s
+        end_s = (period["end_t"] - run.started_unix_s) if period["end_t"] is not None else end_of_run_s
         for axes in panels:
-            axes.axvline(x_s, color="grey", ls=":", lw=1)
+            axes.axvspan(
+                start_s, end_s, color="C3", alpha=0.12, lw=0, label=f"fault: {period['fault']}" if index == 0 else None
+            )
         panels[0].annotate(
-            event_type,
-            (x_s, 1),
+            period["fault"],
+            (start_s, 1),
             xycoords=("data", "axes fraction"),
             fontsize=7,
-            rotation=90,
             va="top",
-            ha="right",
-            color="grey",
+            ha="left",
+            color="C3",
         )
+    for t, event_type in run.events[:MAX_EVENTS_MARKED]:
+        if event_type not in _MARKED_EVENT_TYPES:
+            continue
+        for axes in panels:
+            axes.axvline(t - run.started_unix_s, color="grey", ls=":", lw=1)
 
 
 def _plot_latency_panel(axes, run: RunData, kind: str) -> None:
@@ -597,6 +617,62 @@ def _events_lines(events: dict[str, int]) -> list[str]:
     return ["## Events", "", *(f"- {kind}: {count}" for kind, count in events.items()), ""]
 
 
+def _ms(value_us: int | None) -> str:
+    return "n/a" if value_us is None else f"{value_us / 1000:.1f}"
+
+
+def _failover_lines(summary: dict[str, Any]) -> list[str]:
+    figures = summary.get("failover")
+    if not figures:
+        return []
+    errors = figures["client_errors"]
+    before, during = figures["latency"]["before"], figures["latency"]["during"]
+    indeterminate = figures["indeterminate_writes"]
+    lines = [
+        "## Failover",
+        "",
+        "| figure | value |",
+        "|---|--:|",
+        f"| client errors | {sum(errors.values())} ({', '.join(f'{k}: {v}' for k, v in errors.items())}) |",
+        f"| error window (first to last error) | {figures['error_window_s']} s |",
+        f"| longest time without a successful response | {figures['longest_gap_s']} s |",
+        f"| p99 / max before the fault (intended start) | {_ms(before['p99_us'])} / {_ms(before['max_us'])} ms |",
+        f"| p99 / max during the fault (intended start) | {_ms(during['p99_us'])} / {_ms(during['max_us'])} ms |",
+        f"| acknowledged writes | {figures['acknowledged_writes']} |",
+        f"| **lost acknowledged writes** | **{figures['lost_acknowledged_writes']}** |",
+        f"| indeterminate writes (took effect) | {indeterminate['count']} ({indeterminate['took_effect']}) |",
+        f"| sessions that could not be read back | {figures['unreadable_sessions']} |",
+        f"| time to recover | {figures['time_to_recover_s']} s |",
+        "",
+        "| fault | target | started | ended | duration s |",
+        "|---|---|---|---|--:|",
+        *(
+            f"| {f['fault']} | {f['target']} | {f['started_at']} | {f['ended_at']} | {f['duration_s']} |"
+            for f in summary["faults"]
+        ),
+        "",
+        "Split brain (two Redis nodes claiming role:master): "
+        + (
+            "; ".join(f"{m['t_rel_s']} s: {', '.join(m['masters'])}" for m in summary["split_brain"])
+            if summary["split_brain"]
+            else "none observed"
+        )
+        + ".",
+        "",
+    ]
+    if figures.get("lost_examples"):
+        examples = ", ".join(f"{e['item']} ({e['user']})" for e in figures["lost_examples"][:10])
+        lines += [f"Lost, for example: {examples}.", ""]
+    if summary["sentinel_timeline"]:
+        lines += ["### Sentinel timeline", "", "| t (s) | event | detail | seen by |", "|--:|---|---|--:|"]
+        lines += [
+            f"| {e['t_rel_s']} | `{e['event']}` | {e['detail']} | {e['sentinels']} |"
+            for e in summary["sentinel_timeline"]
+        ]
+        lines.append("")
+    return lines
+
+
 def render_markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
     requests = summary["requests"]
     lines = [
@@ -623,6 +699,7 @@ def render_markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         *_correctness_lines(summary["correctness"], summary["failures_by_kind"]),
         "![failed requests over time](plots/errors.png)",
         "",
+        *_failover_lines(summary),
         *_replica_lines(summary["served_by"]),
         *_slo_lines(summary["slo"]),
         *_events_lines(summary["events"]),

@@ -1,0 +1,170 @@
+"""Failover figures of an experiment: what users saw while a fault lasted.
+
+Inputs (in RUN_DIR/raw): events.jsonl (fault_start / fault_end, sentinel,
+split_brain), timeline.jsonl (every request's end time and outcome),
+histograms.jsonl (per-second intended-start latency), final_read.json (the
+read-back of every session written).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .recorder import new_histogram
+
+ERROR_CLASSES = ("502", "503", "504", "timeout")
+SENTINEL_COLLAPSE_S = 1.0
+SESSIONLESS_ENDPOINTS = ("GET /ping",)
+
+
+def _jsonl(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _iso(t: float | None) -> str | None:
+    return None if t is None else datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
+
+
+def fault_periods(events: list[dict]) -> list[dict]:
+    """fault_start/fault_end pairs by (fault, target), in order; an unmatched start has no end."""
+    periods: list[dict] = []
+    open_periods: dict[tuple, dict] = {}
+    for event in sorted(events, key=lambda e: e["t"]):
+        key = (event.get("fault"), event.get("target"))
+        if event["type"] == "fault_start":
+            period = {"fault": key[0], "target": key[1], "start_t": event["t"], "end_t": None}
+            open_periods[key] = period
+            periods.append(period)
+        elif event["type"] == "fault_end" and key in open_periods:
+            open_periods.pop(key)["end_t"] = event["t"]
+    for period in periods:
+        period["started_at"] = _iso(period["start_t"])
+        period["ended_at"] = _iso(period["end_t"])
+        period["duration_s"] = None if period["end_t"] is None else round(period["end_t"] - period["start_t"], 3)
+    return periods
+
+
+def sentinel_timeline(events: list[dict], run_start_t: float) -> list[dict]:
+    """Sentinel events relative to the run start; the same event seen by several Sentinels within 1 s is one entry."""
+    timeline: list[dict] = []
+    last_seen: dict[tuple, dict] = {}
+    for event in sorted((e for e in events if e["type"] == "sentinel"), key=lambda e: e["t"]):
+        key = (event.get("channel"), event.get("message"))
+        previous = last_seen.get(key)
+        if previous is not None and event["t"] - previous["_t"] <= SENTINEL_COLLAPSE_S:
+            previous["sentinels"] += 1
+            continue
+        entry = {
+            "_t": event["t"],
+            "t_rel_s": round(event["t"] - run_start_t, 3),
+            "event": event.get("channel"),
+            "detail": event.get("message"),
+            "sentinel": event.get("sentinel"),
+            "sentinels": 1,
+        }
+        last_seen[key] = entry
+        timeline.append(entry)
+    for entry in timeline:
+        del entry["_t"]
+    return timeline
+
+
+def split_brain_moments(events: list[dict], run_start_t: float) -> list[dict]:
+    return [
+        {"t_rel_s": round(e["t"] - run_start_t, 3), "masters": e.get("masters", [])}
+        for e in sorted(events, key=lambda e: e["t"])
+        if e["type"] == "split_brain"
+    ]
+
+
+def _error_class(kind: str) -> str:
+    return kind if kind in ERROR_CLASSES else "other"
+
+
+def _latency_between(histogram_lines: list[dict], first_s: int, last_s: int) -> dict:
+    merged = new_histogram()
+    for line in histogram_lines:
+        if line["kind"] == "intended" and first_s <= line["t"] <= last_s:
+            merged.decode_and_add(line["hist"])
+    count = merged.get_total_count()
+    return {
+        "p99_us": merged.get_value_at_percentile(99) if count else None,
+        "max_us": merged.get_max_value() if count else None,
+        "count": count,
+    }
+
+
+def failover_figures(run_dir: Path) -> dict | None:
+    raw = run_dir / "raw"
+    events = _jsonl(raw / "events.jsonl")
+    periods = fault_periods(events)
+    if not periods:
+        return None
+    fault_start_t = min(p["start_t"] for p in periods)
+    ends = [p["end_t"] for p in periods if p["end_t"] is not None]
+    fault_end_t = max(ends) if ends else None
+    timeline = sorted(_jsonl(raw / "timeline.jsonl"), key=lambda r: r["t"])
+
+    errors = Counter(dict.fromkeys((*ERROR_CLASSES, "other"), 0))
+    if timeline:
+        errors.update(_error_class(r["kind"]) for r in timeline if not r["ok"])
+    else:
+        counters_path = raw / "counters.json"
+        kinds = json.loads(counters_path.read_text()).get("failures_by_kind", {}) if counters_path.exists() else {}
+        for kind, count in kinds.items():
+            errors[_error_class(kind)] += count
+    error_ts = [r["t"] for r in timeline if not r["ok"]]
+    # /ping never touches the session store: its successes say nothing about whether sessions work.
+    ok_ts = [r["t"] for r in timeline if r["ok"] and r["endpoint"] not in SESSIONLESS_ENDPOINTS]
+
+    histogram_lines = _jsonl(raw / "histograms.jsonl")
+    first_fault_s = int(fault_start_t)
+    last_fault_s = int(fault_end_t if fault_end_t is not None else max([fault_start_t, *ok_ts, *error_ts]))
+    final = _final_read(raw / "final_read.json")
+    return {
+        "client_errors": dict(errors),
+        "error_window_s": round(error_ts[-1] - error_ts[0], 3) if error_ts else 0.0,
+        "longest_gap_s": _longest_gap_s(ok_ts, fault_start_t, fault_end_t),
+        "latency": {
+            "before": _latency_between(histogram_lines, 0, first_fault_s - 1),
+            "during": _latency_between(histogram_lines, first_fault_s, last_fault_s),
+        },
+        "acknowledged_writes": final.get("acknowledged_writes"),
+        "lost_acknowledged_writes": final.get("lost_acknowledged_writes"),
+        "lost_examples": final.get("lost_examples", []),
+        "indeterminate_writes": {
+            "count": final.get("indeterminate_writes"),
+            "took_effect": final.get("indeterminate_took_effect"),
+        },
+        "unreadable_sessions": final.get("unreadable_sessions"),
+        "time_to_recover_s": _time_to_recover_s(ok_ts, error_ts, fault_start_t),
+    }
+
+
+def _final_read(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _longest_gap_s(ok_ts: list[float], start_t: float, end_t: float | None) -> float:
+    """Longest time without a successful response, over the fault period (bounded by the successes around it)."""
+    end_t = end_t if end_t is not None else (ok_ts[-1] if ok_ts else start_t)
+    before = [t for t in ok_ts if t < start_t]
+    inside = [t for t in ok_ts if start_t <= t <= end_t]
+    after = [t for t in ok_ts if t > end_t]
+    points = ([before[-1]] if before else [start_t]) + inside + ([after[0]] if after else [end_t])
+    return round(max((b - a for a, b in itertools.pairwise(points)), default=0.0), 3)
+
+
+def _time_to_recover_s(ok_ts: list[float], error_ts: list[float], fault_start_t: float) -> float:
+    errors_after = [t for t in error_ts if t >= fault_start_t]
+    if not errors_after:
+        return 0.0
+    last_error_t = errors_after[-1]
+    recovered = next((t for t in ok_ts if t > last_error_t), last_error_t)
+    return round(recovered - fault_start_t, 3)
