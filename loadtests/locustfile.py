@@ -68,7 +68,9 @@ class SessionUser(HttpUser):
             method, path, name=name, catch_response=True, timeout=REQUEST_TIMEOUT_S, **kwargs
         ) as response:
             if response.status_code != 200:
-                response.failure(f"HTTP {failure_kind(response)}")
+                # Keep the underlying error (reset, refused, ...) in Locust's failure table.
+                detail = f": {response.error!r}"[:200] if not response.status_code and response.error else ""
+                response.failure(f"HTTP {failure_kind(response)}{detail}")
             else:
                 try:
                     body = response.json()
