@@ -102,8 +102,8 @@ class LocalRuntime:
             "password": hashlib.sha256(self.password.encode()).hexdigest(),
         }
 
-    def render(self) -> None:
-        """Write every config. Redis and Sentinel files are written once: they
+    def render(self) -> bool:
+        """Write every config; True when nginx's changed. Redis and Sentinel files are written once: they
         rewrite them themselves as the topology changes (failover), so a re-run
         of `up` keeps the topology they learnt."""
         for sub in ("logs", "run", "nginx/client_body", "nginx/proxy", "nginx/fastcgi", "nginx/uwsgi", "nginx/scgi"):
@@ -121,8 +121,9 @@ class LocalRuntime:
         write_if_changed(fingerprint_file, json.dumps(fingerprint, indent=2) + "\n")
         self._render_redis()
         self._render_sentinels()
-        self._render_nginx()
+        nginx_changed = self._render_nginx()
         self._render_supervisor()
+        return nginx_changed
 
     def _render_redis(self) -> None:
         master = self.config.redis_nodes[0]
@@ -350,7 +351,7 @@ class LocalRuntime:
     # ------------------------------------------------------------- lifecycle
     def up(self, timeout_s: float | None = None, progress=print) -> None:
         timeout_s = timeout_s or settings.get_int("STACK_UP_TIMEOUT_S", self.config.env, minimum=1)
-        self.render()
+        nginx_changed = self.render()
         if self.supervisor_running():
             progress(f"supervisord already running (pid {self.supervisord_pid()}); bringing every node up")
             self._apply_supervisor_changes()
@@ -373,7 +374,9 @@ class LocalRuntime:
                     self.resume(name)  # a node left paused by a fault would never answer
             wait_until(check, timeout_s, what, interval_s=0.2, hint=f"logs: {self.state_dir / 'logs'}")
             progress(f"  ok: {what}")
-        self._reload_nginx()
+        if nginx_changed:
+            # Only then: a reload closes idle client connections, which a client can see as an error.
+            self._reload_nginx()
         names = [n.name for n in self.config.nodes]
         wait_until(
             lambda: all(self.process_info()[n]["statename"] == "RUNNING" for n in names),
