@@ -15,16 +15,49 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .recorder import new_histogram
+from .unloaded import percentiles_us
 
 ERROR_CLASSES = ("502", "503", "504", "timeout")
 SENTINEL_COLLAPSE_S = 1.0
 SESSIONLESS_ENDPOINTS = ("GET /ping",)
 
 
-def _jsonl(path: Path) -> list[dict]:
-    if not path.exists():
+class FailoverInputError(ValueError):
+    """An experiment input file is damaged; the message names the file and line."""
+
+
+def read_jsonl(path: Path, required: tuple[str, ...] = ("t",)) -> list[dict]:
+    """Every record of a JSON-lines file, [] when it is absent (a plain load run has no experiment files)."""
+    if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise FailoverInputError(
+                f"{path}:{line_no} is not valid JSON ({error}); the run's raw data is damaged"
+            ) from error
+        if not isinstance(record, dict) or any(key not in record for key in required):
+            raise FailoverInputError(
+                f"{path}:{line_no} lacks one of {', '.join(required)}; the run's raw data is damaged"
+            )
+        records.append(record)
+    return records
+
+
+def _read_json_object(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise FailoverInputError(f"{path} is not valid JSON ({error}); the run's raw data is damaged") from error
+    if not isinstance(data, dict):
+        raise FailoverInputError(f"{path} must hold a JSON object; the run's raw data is damaged")
+    return data
 
 
 def _iso(t: float | None) -> str | None:
@@ -35,13 +68,13 @@ def fault_periods(events: list[dict]) -> list[dict]:
     """fault_start/fault_end pairs by (fault, target), in order; an unmatched start has no end."""
     periods: list[dict] = []
     open_periods: dict[tuple, dict] = {}
-    for event in sorted(events, key=lambda e: e["t"]):
+    for event in sorted(events, key=lambda e: e["t"]):  # stable: same-time events keep file order
         key = (event.get("fault"), event.get("target"))
-        if event["type"] == "fault_start":
+        if event.get("type") == "fault_start":
             period = {"fault": key[0], "target": key[1], "start_t": event["t"], "end_t": None}
             open_periods[key] = period
             periods.append(period)
-        elif event["type"] == "fault_end" and key in open_periods:
+        elif event.get("type") == "fault_end" and key in open_periods:
             open_periods.pop(key)["end_t"] = event["t"]
     for period in periods:
         period["started_at"] = _iso(period["start_t"])
@@ -54,7 +87,7 @@ def sentinel_timeline(events: list[dict], run_start_t: float) -> list[dict]:
     """Sentinel events relative to the run start; the same event seen by several Sentinels within 1 s is one entry."""
     timeline: list[dict] = []
     last_seen: dict[tuple, dict] = {}
-    for event in sorted((e for e in events if e["type"] == "sentinel"), key=lambda e: e["t"]):
+    for event in sorted((e for e in events if e.get("type") == "sentinel"), key=lambda e: e["t"]):
         key = (event.get("channel"), event.get("message"))
         previous = last_seen.get(key)
         if previous is not None and event["t"] - previous["_t"] <= SENTINEL_COLLAPSE_S:
@@ -79,7 +112,7 @@ def split_brain_moments(events: list[dict], run_start_t: float) -> list[dict]:
     return [
         {"t_rel_s": round(e["t"] - run_start_t, 3), "masters": e.get("masters", [])}
         for e in sorted(events, key=lambda e: e["t"])
-        if e["type"] == "split_brain"
+        if e.get("type") == "split_brain"
     ]
 
 
@@ -92,49 +125,47 @@ def _latency_between(histogram_lines: list[dict], first_s: int, last_s: int) -> 
     for line in histogram_lines:
         if line["kind"] == "intended" and first_s <= line["t"] <= last_s:
             merged.decode_and_add(line["hist"])
-    count = merged.get_total_count()
-    return {
-        "p99_us": merged.get_value_at_percentile(99) if count else None,
-        "max_us": merged.get_max_value() if count else None,
-        "count": count,
-    }
+    p = percentiles_us(merged)
+    count = p["count"]
+    return {"p99_us": p["p99"] if count else None, "max_us": p["max"] if count else None, "count": count}
 
 
 def failover_figures(run_dir: Path) -> dict | None:
+    """What users saw while the run's faults lasted; None for a run without a fault_start event."""
     raw = run_dir / "raw"
-    events = _jsonl(raw / "events.jsonl")
-    periods = fault_periods(events)
+    periods = fault_periods(read_jsonl(raw / "events.jsonl"))
     if not periods:
         return None
     fault_start_t = min(p["start_t"] for p in periods)
     ends = [p["end_t"] for p in periods if p["end_t"] is not None]
     fault_end_t = max(ends) if ends else None
-    timeline = sorted(_jsonl(raw / "timeline.jsonl"), key=lambda r: r["t"])
-
-    errors = Counter(dict.fromkeys((*ERROR_CLASSES, "other"), 0))
-    if timeline:
-        errors.update(_error_class(r["kind"]) for r in timeline if not r["ok"])
-    else:
-        counters_path = raw / "counters.json"
-        kinds = json.loads(counters_path.read_text()).get("failures_by_kind", {}) if counters_path.exists() else {}
-        for kind, count in kinds.items():
-            errors[_error_class(kind)] += count
+    timeline = sorted(read_jsonl(raw / "timeline.jsonl", ("t", "endpoint", "ok", "kind")), key=lambda r: r["t"])
     error_ts = [r["t"] for r in timeline if not r["ok"]]
     # /ping never touches the session store: its successes say nothing about whether sessions work.
     ok_ts = [r["t"] for r in timeline if r["ok"] and r["endpoint"] not in SESSIONLESS_ENDPOINTS]
-
-    histogram_lines = _jsonl(raw / "histograms.jsonl")
-    first_fault_s = int(fault_start_t)
-    last_fault_s = int(fault_end_t if fault_end_t is not None else max([fault_start_t, *ok_ts, *error_ts]))
-    final = _final_read(raw / "final_read.json")
+    # A fault never healed lasts, for latency, until the last request the run saw.
+    last_t = fault_end_t if fault_end_t is not None else max([fault_start_t, *ok_ts, *error_ts])
     return {
-        "client_errors": dict(errors),
+        "client_errors": _client_errors(timeline, raw / "counters.json"),
         "error_window_s": round(error_ts[-1] - error_ts[0], 3) if error_ts else 0.0,
         "longest_gap_s": _longest_gap_s(ok_ts, fault_start_t, fault_end_t),
-        "latency": {
-            "before": _latency_between(histogram_lines, 0, first_fault_s - 1),
-            "during": _latency_between(histogram_lines, first_fault_s, last_fault_s),
-        },
+        "latency": _latency_around(raw / "histograms.jsonl", int(fault_start_t), int(last_t)),
+        **_write_figures(raw / "final_read.json"),
+        "time_to_recover_s": _time_to_recover_s(ok_ts, error_ts, fault_start_t),
+    }
+
+
+def _latency_around(path: Path, first_fault_s: int, last_fault_s: int) -> dict:
+    lines = read_jsonl(path, ("t", "kind", "hist"))
+    return {
+        "before": _latency_between(lines, 0, first_fault_s - 1),
+        "during": _latency_between(lines, first_fault_s, last_fault_s),
+    }
+
+
+def _write_figures(final_read_path: Path) -> dict:
+    final = _read_json_object(final_read_path)  # {} without a read-back: every figure is then None
+    return {
         "acknowledged_writes": final.get("acknowledged_writes"),
         "lost_acknowledged_writes": final.get("lost_acknowledged_writes"),
         "lost_examples": final.get("lost_examples", []),
@@ -143,12 +174,18 @@ def failover_figures(run_dir: Path) -> dict | None:
             "took_effect": final.get("indeterminate_took_effect"),
         },
         "unreadable_sessions": final.get("unreadable_sessions"),
-        "time_to_recover_s": _time_to_recover_s(ok_ts, error_ts, fault_start_t),
     }
 
 
-def _final_read(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {}
+def _client_errors(timeline: list[dict], counters_path: Path) -> dict[str, int]:
+    errors = Counter(dict.fromkeys((*ERROR_CLASSES, "other"), 0))
+    if timeline:
+        errors.update(_error_class(r["kind"]) for r in timeline if not r["ok"])
+        return dict(errors)
+    # Runs recorded before timeline.jsonl existed still have the totals, only not their times.
+    for kind, count in (_read_json_object(counters_path).get("failures_by_kind") or {}).items():
+        errors[_error_class(kind)] += int(count)
+    return dict(errors)
 
 
 def _longest_gap_s(ok_ts: list[float], start_t: float, end_t: float | None) -> float:
@@ -161,10 +198,12 @@ def _longest_gap_s(ok_ts: list[float], start_t: float, end_t: float | None) -> f
     return round(max((b - a for a, b in itertools.pairwise(points)), default=0.0), 3)
 
 
-def _time_to_recover_s(ok_ts: list[float], error_ts: list[float], fault_start_t: float) -> float:
+def _time_to_recover_s(ok_ts: list[float], error_ts: list[float], fault_start_t: float) -> float | None:
+    """Fault start to the first success after the last error; None when no success followed it."""
     errors_after = [t for t in error_ts if t >= fault_start_t]
     if not errors_after:
         return 0.0
     last_error_t = errors_after[-1]
-    recovered = next((t for t in ok_ts if t > last_error_t), last_error_t)
-    return round(recovered - fault_start_t, 3)
+    recovered_t = next((t for t in ok_ts if t > last_error_t), None)
+    # Never recovered within the run: a number here would claim a recovery nobody saw.
+    return None if recovered_t is None else round(recovered_t - fault_start_t, 3)

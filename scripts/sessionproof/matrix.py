@@ -1,14 +1,22 @@
 """The fault matrix: one row per experiment run (and session layer), from each run's summary.json.
 
-python -m sessionproof.matrix OUT_DIR RUN_DIR [RUN_DIR ...]
+`python -m sessionproof.matrix OUT_DIR RUN_DIR [RUN_DIR ...]` writes OUT_DIR/matrix.json and
+OUT_DIR/report.md. A run folder without a readable summary.json gets a row saying so. Exit
+status: 0, or 2 on bad arguments.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
+
+BAD_ARGUMENTS_EXIT_CODE = 2
+DEFAULT_TITLE = "Failover matrix"
+TIMES = "\N{MULTIPLICATION SIGN}"  # spelled out: ruff flags the literal sign as a look-alike of x
 
 COLUMNS = (
     "fault", "layer", "client errors", "error window s", "longest gap s", "p99 before ms", "p99 during ms",
@@ -17,28 +25,44 @@ COLUMNS = (
 )  # fmt: skip
 
 
-def _ms(value_us) -> str:
+def _ms(value_us: int | None) -> str:
     return "n/a" if value_us is None else f"{value_us / 1000:.1f}"
 
 
+def _text(value: Any) -> str:
+    return "n/a" if value is None else str(value)
+
+
+def _read_object(path: Path) -> dict | None:
+    """The JSON object in path; None when it is missing or damaged (a failed run must not stop the matrix)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def matrix_row(run_dir: Path, out_dir: Path) -> dict:
+    """One run's figures, flat; {"fault", "note", "report"} when its summary.json is missing or damaged."""
     link = os.path.relpath(run_dir / "report.md", out_dir)
-    summary_path, meta_path = run_dir / "summary.json", run_dir / "meta.json"
-    if not summary_path.exists():
-        return {"fault": run_dir.name, "note": "no summary (run failed)", "report": link}
-    summary = json.loads(summary_path.read_text())
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    summary_path = run_dir / "summary.json"
+    summary = _read_object(summary_path)
+    if summary is None:
+        note = "summary unreadable (damaged)" if summary_path.exists() else "no summary (run failed)"
+        return {"fault": run_dir.name, "note": note, "report": link}
+    meta = _read_object(run_dir / "meta.json") or {}
     figures = summary.get("failover") or {}
     errors = figures.get("client_errors") or {}
     latency = figures.get("latency") or {}
     indeterminate = figures.get("indeterminate_writes") or {}
     faults = summary.get("faults") or []
     return {
-        "fault": faults[0]["fault"] if faults else summary.get("scenario"),
+        "fault": faults[0].get("fault") if faults else summary.get("scenario"),
         "scenario": summary.get("scenario"),
         "layer": (meta.get("config") or {}).get("SESSION_LAYER", "stock"),
         "client_errors": errors,
-        "client_errors_total": sum(errors.values()),
+        # A run without a fault has no failover figures: n/a, not a claim of zero errors.
+        "client_errors_total": sum(errors.values()) if figures else None,
         "error_window_s": figures.get("error_window_s"),
         "longest_gap_s": figures.get("longest_gap_s"),
         "p99_before_us": (latency.get("before") or {}).get("p99_us"),
@@ -56,23 +80,35 @@ def matrix_row(run_dir: Path, out_dir: Path) -> dict:
     }
 
 
+def _client_errors_cell(row: dict) -> str:
+    """The total, then each class seen and its count joined by TIMES, most frequent first."""
+    seen = sorted(((name, count) for name, count in row["client_errors"].items() if count), key=lambda nc: -nc[1])
+    by_class = ", ".join(f"{name}{TIMES}{count}" for name, count in seen)
+    return _text(row["client_errors_total"]) + (f" ({by_class})" if by_class else "")
+
+
+def _recover_cell(row: dict) -> str:
+    if row["time_to_recover_s"] is None and row["client_errors_total"] is not None:
+        return "not recovered"  # failover figures exist, but no success followed the last error
+    return _text(row["time_to_recover_s"])
+
+
 def _cells(row: dict) -> list[str]:
     if "note" in row:
         return [row["fault"], "", row["note"], *[""] * (len(COLUMNS) - 4), f"[report]({row['report']})"]
-    errors = ", ".join(f"{k} x{v}" for k, v in row["client_errors"].items() if v)
     return [
-        row["fault"],
-        row["layer"],
-        f"{row['client_errors_total']}" + (f" ({errors})" if errors else ""),
-        str(row["error_window_s"]),
-        str(row["longest_gap_s"]),
+        _text(row["fault"]),
+        _text(row["layer"]),
+        _client_errors_cell(row),
+        _text(row["error_window_s"]),
+        _text(row["longest_gap_s"]),
         _ms(row["p99_before_us"]),
         _ms(row["p99_during_us"]),
         _ms(row["max_during_us"]),
-        str(row["acknowledged_writes"]),
-        f"**{row['lost_acknowledged_writes']}**",
-        f"{row['indeterminate_writes']} ({row['indeterminate_took_effect']})",
-        str(row["time_to_recover_s"]),
+        _text(row["acknowledged_writes"]),
+        f"**{_text(row['lost_acknowledged_writes'])}**",
+        f"{_text(row['indeterminate_writes'])} ({_text(row['indeterminate_took_effect'])})",
+        _recover_cell(row),
         str(row["split_brain"]),
         "yes" if row["valid"] else "**no**",
         "pass" if row["slo_passed"] else "FAIL",
@@ -80,7 +116,9 @@ def _cells(row: dict) -> list[str]:
     ]
 
 
-def build_matrix(out_dir: Path, run_dirs: list[Path], title: str = "Failover matrix") -> dict:
+def build_matrix(out_dir: Path, run_dirs: list[Path], title: str = DEFAULT_TITLE) -> dict:
+    """Write OUT_DIR/matrix.json (the rows) and OUT_DIR/report.md (their table); return {"rows": [...]}."""
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = [matrix_row(Path(run_dir), out_dir) for run_dir in run_dirs]
     (out_dir / "matrix.json").write_text(json.dumps(rows, indent=2) + "\n")
@@ -101,12 +139,19 @@ def build_matrix(out_dir: Path, run_dirs: list[Path], title: str = "Failover mat
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) < 2:
-        print("usage: python -m sessionproof.matrix OUT_DIR RUN_DIR [RUN_DIR ...]", file=sys.stderr)
-        return 2
-    build_matrix(Path(args[0]), [Path(a) for a in args[1:]])
-    print(f"wrote {Path(args[0]) / 'report.md'}")
+    parser = argparse.ArgumentParser(prog="python -m sessionproof.matrix", description=__doc__)
+    parser.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="where matrix.json and report.md go")
+    parser.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR", help="experiment run folders")
+    parser.add_argument("--title", default=DEFAULT_TITLE, help=f"report heading (default: {DEFAULT_TITLE})")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse exits; callers of main() get the code instead
+        return BAD_ARGUMENTS_EXIT_CODE if exit_.code else 0
+    if args.out_dir.exists() and not args.out_dir.is_dir():
+        print(f"error: {args.out_dir} exists and is not a folder", file=sys.stderr)
+        return BAD_ARGUMENTS_EXIT_CODE
+    build_matrix(args.out_dir, args.run_dirs, args.title)
+    print(f"wrote {args.out_dir / 'report.md'}")
     return 0
 
 

@@ -2,8 +2,12 @@
 
 `python -m sessionproof.report RUN_DIR` (or `make report RUN=<folder>`) recomputes every
 figure from RUN_DIR/meta.json and RUN_DIR/raw/; the load harness calls `build_report`
-at the end of each run. Exit status: 0 when every SLO passes, 3 when one is breached,
-2 when RUN_DIR is not a readable run folder.
+at the end of each run. A failover experiment's run also has fault events in
+raw/events.jsonl, raw/timeline.jsonl and raw/final_read.json: its summary then holds
+failover figures (see failover.py), and its report a Failover section.
+
+Exit status: 0 when every SLO passes, 3 when one is breached, 2 when RUN_DIR is not a
+readable run folder.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from hdrh.histogram import HdrHistogram
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from . import failover
-from .recorder import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS
+from .recorder import new_histogram
 from .unloaded import MIN_SAMPLES_FOR_P999, percentiles_us
 
 SLO_BREACH_EXIT_CODE = 3
@@ -86,7 +90,7 @@ class RunData:
     failed_by_second: dict[int, int]
     requests_by_endpoint: dict[str, dict[str, int]]
     counters: dict[str, Any]
-    events: list[tuple[float, str]]
+    events: list[dict[str, Any]]  # every record of raw/events.jsonl, t checked to be a number
 
 
 # --------------------------------------------------------------------- reading
@@ -155,10 +159,6 @@ def _parse_duration_s(meta: dict[str, Any], meta_path: Path) -> float:
     return float(duration_s)
 
 
-def _new_histogram() -> HdrHistogram:
-    return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
-
-
 def _read_latency(path: Path) -> LatencyData:
     # Keep the compact encoded text and decode one second at a time: a full histogram
     # is ~140 KB, so holding one per (second, endpoint, kind) would not fit long runs.
@@ -170,15 +170,15 @@ def _read_latency(path: Path) -> LatencyData:
         encoded[t][(record["kind"], record["endpoint"])].append((line_no, record["hist"]))
 
     latency = LatencyData()
-    scratch = _new_histogram()
+    scratch = new_histogram()
     for t in sorted(encoded):
-        merged_by_kind = {kind: _new_histogram() for kind in KINDS}
+        merged_by_kind = {kind: new_histogram() for kind in KINDS}
         for (kind, endpoint), texts in sorted(encoded[t].items()):
             scratch.reset()
             for line_no, text in texts:  # several worker processes report the same second
                 _decode_into(scratch, text, f"{path}:{line_no}")
             _add_second(latency.per_second[kind][endpoint], t, scratch)
-            latency.totals.setdefault((kind, endpoint), _new_histogram()).add(scratch)
+            latency.totals.setdefault((kind, endpoint), new_histogram()).add(scratch)
             merged_by_kind[kind].add(scratch)
         for kind, merged in merged_by_kind.items():
             _add_second(latency.per_second[kind][ALL_ENDPOINTS], t, merged)
@@ -214,8 +214,8 @@ def _read_outcomes(path: Path) -> tuple[dict[int, int], dict[int, int], dict[str
     return dict(ok_by_second), dict(failed_by_second), {name: by_endpoint[name] for name in sorted(by_endpoint)}
 
 
-def _read_events(path: Path) -> list[tuple[float, str]]:
-    """(unix time, type) of each event, in file order."""
+def _read_events(path: Path) -> list[dict[str, Any]]:
+    """Each event record, in file order."""
     if not path.is_file():  # runs without chaos write no events
         return []
     events = []
@@ -223,7 +223,7 @@ def _read_events(path: Path) -> list[tuple[float, str]]:
         t = record["t"]
         if isinstance(t, bool) or not isinstance(t, int | float):
             raise ReportInputError(f"{path}:{line_no}: t must be a number, not {t!r}; the run's raw data is damaged")
-        events.append((float(t), str(record.get("type", "unknown"))))
+        events.append(record)
     return events
 
 
@@ -326,18 +326,28 @@ def summarize(run: RunData) -> dict[str, Any]:
         "served_by": dict(sorted((counters.get("served_by") or {}).items())),
         "failures_by_kind": dict(sorted((counters.get("failures_by_kind") or {}).items())),
         "cpu": cpu,
-        "events": dict(sorted(Counter(event_type for _, event_type in run.events).items())),
+        "events": dict(sorted(Counter(str(event.get("type", "unknown")) for event in run.events).items())),
+        **_failover_keys(run),
     }
-    events = failover._jsonl(run.run_dir / "raw" / "events.jsonl")
-    summary["faults"] = [
-        {k: v for k, v in period.items() if k not in ("start_t", "end_t")} for period in failover.fault_periods(events)
-    ]
-    summary["failover"] = failover.failover_figures(run.run_dir)
-    summary["sentinel_timeline"] = failover.sentinel_timeline(events, run.started_unix_s)
-    summary["split_brain"] = failover.split_brain_moments(events, run.started_unix_s)
+    # Checked last, over the whole summary, so an SLO may point anywhere in it (failover figures included).
     slos = (meta.get("scenario_config") or {}).get("slo") or []
     summary["slo"] = check_slos(summary, slos)
     return summary
+
+
+def _failover_keys(run: RunData) -> dict[str, Any]:
+    """faults, failover, sentinel_timeline and split_brain: empty or null for a plain load run."""
+    try:
+        figures = failover.failover_figures(run.run_dir)
+    except failover.FailoverInputError as error:
+        raise ReportInputError(str(error)) from error
+    periods = failover.fault_periods(run.events)
+    return {
+        "faults": [{k: v for k, v in period.items() if k not in ("start_t", "end_t")} for period in periods],
+        "failover": figures,
+        "sentinel_timeline": failover.sentinel_timeline(run.events, run.started_unix_s),
+        "split_brain": failover.split_brain_moments(run.events, run.started_unix_s),
+    }
 
 
 # ------------------------------------------------------------------------ SLOs
@@ -432,17 +442,16 @@ def _seconds_axis(run: RunData) -> list[int]:
 _MARKED_EVENT_TYPES = ("split_brain",)
 
 
-def _mark_events(run: RunData, panels) -> None:
-    """Shade each fault period and draw a dotted line at each split-brain moment, on every panel."""
-    events = failover._jsonl(run.run_dir / "raw" / "events.jsonl")
-    end_of_run_s = run.duration_s
-    for index, period in enumerate(failover.fault_periods(events)):
+def _mark_events(run: RunData, panels) -> bool:
+    """Shade each fault period and draw a dotted line at each split-brain moment, on every panel; True if any fault."""
+    periods = failover.fault_periods(run.events)
+    for index, period in enumerate(periods):
         start_s = period["start_t"] - run.started_unix_s
-        end_s = (period["end_t"] - run.started_unix_s) if period["end_t"] is not None else end_of_run_s
+        # A fault never healed lasts, on the plot, to the end of the run.
+        end_s = (period["end_t"] - run.started_unix_s) if period["end_t"] is not None else run.duration_s
         for axes in panels:
-            axes.axvspan(
-                start_s, end_s, color="C3", alpha=0.12, lw=0, label=f"fault: {period['fault']}" if index == 0 else None
-            )
+            # One legend entry however many faults: the annotation names each.
+            axes.axvspan(start_s, end_s, color="C3", alpha=0.12, lw=0, label="fault" if index == 0 else None)
         panels[0].annotate(
             period["fault"],
             (start_s, 1),
@@ -452,11 +461,11 @@ def _mark_events(run: RunData, panels) -> None:
             ha="left",
             color="C3",
         )
-    for t, event_type in run.events[:MAX_EVENTS_MARKED]:
-        if event_type not in _MARKED_EVENT_TYPES:
-            continue
+    marked = [event for event in run.events if event.get("type") in _MARKED_EVENT_TYPES]
+    for event in marked[:MAX_EVENTS_MARKED]:
         for axes in panels:
-            axes.axvline(t - run.started_unix_s, color="grey", ls=":", lw=1)
+            axes.axvline(event["t"] - run.started_unix_s, color="grey", ls=":", lw=1)
+    return bool(periods)
 
 
 def _plot_latency_panel(axes, run: RunData, kind: str) -> None:
@@ -479,6 +488,7 @@ def _plot_latency_panel(axes, run: RunData, kind: str) -> None:
 
 def plot_latency(run: RunData, path: Path) -> None:
     figure, panels = _panels(3, sharex=True, legend_outside=True)
+    _mark_events(run, panels)  # before the latency panels draw their legends, so "fault" is in them
     for axes, kind in zip(panels[:2], KINDS, strict=True):
         _plot_latency_panel(axes, run, kind)
     throughput = panels[2]
@@ -492,7 +502,6 @@ def plot_latency(run: RunData, path: Path) -> None:
         throughput.stairs(ok, x_s, baseline=None, lw=1)
     else:
         _note(throughput, "no requests recorded")
-    _mark_events(run, panels)
     figure.savefig(path)
 
 
@@ -506,7 +515,8 @@ def plot_errors(run: RunData, path: Path) -> None:
     axes.bar([t - run.started_unix_s for t in seconds], failed, width=1.0, align="edge", color="C3")
     if not any(failed):
         _note(axes, "no failed requests")
-    _mark_events(run, [axes])
+    if _mark_events(run, [axes]):
+        axes.legend(fontsize=7, loc="upper right")
     figure.savefig(path)
 
 
@@ -617,60 +627,80 @@ def _events_lines(events: dict[str, int]) -> list[str]:
     return ["## Events", "", *(f"- {kind}: {count}" for kind, count in events.items()), ""]
 
 
-def _ms(value_us: int | None) -> str:
+def _ms_short(value_us: int | None) -> str:
+    """Failover latencies are stalls of hundreds of ms: 0.1 ms is precision enough."""
     return "n/a" if value_us is None else f"{value_us / 1000:.1f}"
+
+
+def _or_na(value: Any, none_text: str = "n/a") -> str:
+    return none_text if value is None else str(value)
+
+
+def _failover_figure_lines(figures: dict[str, Any]) -> list[str]:
+    errors = figures["client_errors"]
+    by_class = ", ".join(f"{name}: {count}" for name, count in errors.items())
+    before, during = figures["latency"]["before"], figures["latency"]["during"]
+    indeterminate = figures["indeterminate_writes"]
+    no_read_back = "n/a (no read-back)"
+    rows = [
+        ("client errors", f"{sum(errors.values())} ({by_class})"),
+        ("error window (first to last error)", f"{figures['error_window_s']} s"),
+        ("longest time without a successful response", f"{figures['longest_gap_s']} s"),
+        (
+            "p99 / max before the fault (intended start)",
+            f"{_ms_short(before['p99_us'])} / {_ms_short(before['max_us'])} ms",
+        ),
+        (
+            "p99 / max during the fault (intended start)",
+            f"{_ms_short(during['p99_us'])} / {_ms_short(during['max_us'])} ms",
+        ),
+        ("acknowledged writes", _or_na(figures["acknowledged_writes"], no_read_back)),
+        ("**lost acknowledged writes**", f"**{_or_na(figures['lost_acknowledged_writes'], no_read_back)}**"),
+        (
+            "indeterminate writes (took effect)",
+            f"{_or_na(indeterminate['count'], no_read_back)} ({_or_na(indeterminate['took_effect'])})",
+        ),
+        ("sessions that could not be read back", _or_na(figures["unreadable_sessions"], no_read_back)),
+        ("time to recover", _or_na(figures["time_to_recover_s"], "not within the run") + " s"),
+    ]
+    return ["| figure | value |", "|---|--:|", *(f"| {name} | {value} |" for name, value in rows), ""]
+
+
+def _fault_table_lines(faults: list[dict[str, Any]]) -> list[str]:
+    lines = ["| fault | target | started | ended | duration s |", "|---|---|---|---|--:|"]
+    for fault in faults:
+        ended = _or_na(fault["ended_at"], "not healed")
+        lines.append(
+            f"| {fault['fault']} | {fault['target']} | {fault['started_at']} | {ended} | {_or_na(fault['duration_s'])} |"
+        )
+    return [*lines, ""]
+
+
+def _split_brain_lines(moments: list[dict[str, Any]]) -> list[str]:
+    text = "; ".join(f"{m['t_rel_s']} s: {', '.join(m['masters'])}" for m in moments) if moments else "none observed"
+    return [f"Split brain (two Redis nodes claiming role:master): {text}.", ""]
+
+
+def _sentinel_lines(timeline: list[dict[str, Any]]) -> list[str]:
+    lines = ["### Sentinel timeline", ""]
+    if not timeline:
+        return [*lines, "No Sentinel events recorded.", ""]
+    lines += ["Seconds since run start; one row per event, however many Sentinels reported it within 1 s.", ""]
+    lines += ["| t (s) | event | detail | seen by |", "|--:|---|---|--:|"]
+    lines += [f"| {e['t_rel_s']} | `{e['event']}` | {e['detail']} | {e['sentinels']} |" for e in timeline]
+    return [*lines, ""]
 
 
 def _failover_lines(summary: dict[str, Any]) -> list[str]:
     figures = summary.get("failover")
     if not figures:
         return []
-    errors = figures["client_errors"]
-    before, during = figures["latency"]["before"], figures["latency"]["during"]
-    indeterminate = figures["indeterminate_writes"]
-    lines = [
-        "## Failover",
-        "",
-        "| figure | value |",
-        "|---|--:|",
-        f"| client errors | {sum(errors.values())} ({', '.join(f'{k}: {v}' for k, v in errors.items())}) |",
-        f"| error window (first to last error) | {figures['error_window_s']} s |",
-        f"| longest time without a successful response | {figures['longest_gap_s']} s |",
-        f"| p99 / max before the fault (intended start) | {_ms(before['p99_us'])} / {_ms(before['max_us'])} ms |",
-        f"| p99 / max during the fault (intended start) | {_ms(during['p99_us'])} / {_ms(during['max_us'])} ms |",
-        f"| acknowledged writes | {figures['acknowledged_writes']} |",
-        f"| **lost acknowledged writes** | **{figures['lost_acknowledged_writes']}** |",
-        f"| indeterminate writes (took effect) | {indeterminate['count']} ({indeterminate['took_effect']}) |",
-        f"| sessions that could not be read back | {figures['unreadable_sessions']} |",
-        f"| time to recover | {figures['time_to_recover_s']} s |",
-        "",
-        "| fault | target | started | ended | duration s |",
-        "|---|---|---|---|--:|",
-        *(
-            f"| {f['fault']} | {f['target']} | {f['started_at']} | {f['ended_at']} | {f['duration_s']} |"
-            for f in summary["faults"]
-        ),
-        "",
-        "Split brain (two Redis nodes claiming role:master): "
-        + (
-            "; ".join(f"{m['t_rel_s']} s: {', '.join(m['masters'])}" for m in summary["split_brain"])
-            if summary["split_brain"]
-            else "none observed"
-        )
-        + ".",
-        "",
-    ]
+    lines = ["## Failover", "", *_failover_figure_lines(figures), *_fault_table_lines(summary["faults"])]
+    lines += _split_brain_lines(summary["split_brain"])
     if figures.get("lost_examples"):
         examples = ", ".join(f"{e['item']} ({e['user']})" for e in figures["lost_examples"][:10])
         lines += [f"Lost, for example: {examples}.", ""]
-    if summary["sentinel_timeline"]:
-        lines += ["### Sentinel timeline", "", "| t (s) | event | detail | seen by |", "|--:|---|---|--:|"]
-        lines += [
-            f"| {e['t_rel_s']} | `{e['event']}` | {e['detail']} | {e['sentinels']} |"
-            for e in summary["sentinel_timeline"]
-        ]
-        lines.append("")
-    return lines
+    return [*lines, *_sentinel_lines(summary["sentinel_timeline"])]
 
 
 def render_markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import yaml
 
+from sessionproof_app import settings
+
 from . import REPO_ROOT
 
-SCENARIO_DIR = REPO_ROOT / "loadtests" / "scenarios"
 USER_KINDS = ("latency", "bounce", "concurrency")
 
 
@@ -32,14 +33,20 @@ class Scenario:
     raw: dict = field(default_factory=dict, repr=False)
 
 
-def available() -> list[str]:
-    return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
+def scenario_dir() -> Path:
+    path = Path(settings.get_str("SCENARIO_DIR"))
+    return path if path.is_absolute() else REPO_ROOT / path
 
 
-def load(name: str, directory: Path = SCENARIO_DIR) -> Scenario:
+def available(directory: Path | None = None) -> list[str]:
+    return sorted(p.stem for p in (directory or scenario_dir()).glob("*.yaml"))
+
+
+def load(name: str, directory: Path | None = None) -> Scenario:
+    directory = directory or scenario_dir()
     path = directory / f"{name}.yaml"
     if not path.exists():
-        raise ScenarioError(f"no scenario {name!r}; choose one of: {', '.join(available())}")
+        raise ScenarioError(f"no scenario {name!r} in {directory}; choose one of: {', '.join(available(directory))}")
     data = yaml.safe_load(path.read_text()) or {}
     try:
         mix = {str(k): float(v) for k, v in data["mix"].items()}

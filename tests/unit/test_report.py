@@ -263,3 +263,123 @@ def test_nonzero_correctness_classes_are_listed(tmp_path):
     assert "- lost writes: 2" in markdown
     assert "- sessions lost: 1" in markdown
     assert "stale reads" not in markdown
+
+
+FAULT_EVENTS = [
+    {"t": T0_S + 10, "type": "fault_start", "fault": "kill-redis-master", "target": "redis-1"},
+    *(
+        {
+            "t": T0_S + 12 + i * 0.2,
+            "type": "sentinel",
+            "channel": "+switch-master",
+            "message": "sessionproof 127.0.0.1 6380 127.0.0.1 6381",
+            "sentinel": f"sentinel-{i + 1}",
+        }
+        for i in range(3)
+    ),
+    {"t": T0_S + 13, "type": "split_brain", "masters": ["redis-1", "redis-2"]},
+    {"t": T0_S + 20, "type": "fault_end", "fault": "kill-redis-master", "target": "redis-1"},
+]
+FINAL_READ = {
+    "sessions": 20,
+    "acknowledged_writes": 500,
+    "lost_acknowledged_writes": 2,
+    "lost_examples": [{"user": "user-7", "item": "plum-3"}],
+    "indeterminate_writes": 4,
+    "indeterminate_took_effect": 1,
+    "unreadable_sessions": 0,
+}
+
+
+def make_failover_run(run_dir: Path, slo=()) -> Path:
+    """A run with a Redis master killed at +10 s and healed at +20 s; users saw 503s from +11 to +13 s."""
+    make_run(run_dir, CART_AND_PING, slo=slo, events=FAULT_EVENTS)
+    timeline = [
+        {"t": T0_S + t, "endpoint": "GET /cart", "ok": kind == "ok", "kind": kind}
+        for t, kind in ((9.5, "ok"), (11, "503"), (12, "503"), (13, "502"), (14, "ok"), (21, "ok"))
+    ]
+    write_jsonl(run_dir / "raw" / "timeline.jsonl", timeline)
+    (run_dir / "raw" / "final_read.json").write_text(json.dumps(FINAL_READ))
+    return run_dir
+
+
+def test_a_plain_run_has_empty_failover_keys(tmp_path):
+    summary = summary_of(make_run(tmp_path / "run", CART_AND_PING))
+    assert (summary["faults"], summary["failover"], summary["sentinel_timeline"], summary["split_brain"]) == (
+        [],
+        None,
+        [],
+        [],
+    )
+    markdown = render_markdown(summary, {})
+    assert "## Failover" not in markdown
+    assert "Split brain" not in markdown
+
+
+def test_a_failover_run_reports_its_figures_faults_and_slos(tmp_path):
+    slo = [
+        {"path": ["failover", "lost_acknowledged_writes"], "max": 0},
+        {"path": ["failover", "time_to_recover_s"], "max": 5},
+    ]
+    run_dir = make_failover_run(tmp_path / "run", slo=slo)
+    assert main([str(run_dir)]) == SLO_BREACH_EXIT_CODE
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert list(summary)[-5:] == ["faults", "failover", "sentinel_timeline", "split_brain", "slo"]
+    assert summary["faults"] == [
+        {
+            "fault": "kill-redis-master",
+            "target": "redis-1",
+            "started_at": "2026-11-23T12:00:10.000Z",
+            "ended_at": "2026-11-23T12:00:20.000Z",
+            "duration_s": 10,
+        }
+    ]
+    figures = summary["failover"]
+    assert figures["client_errors"] == {"502": 1, "503": 2, "504": 0, "timeout": 0, "other": 0}
+    # Longest gap: 14 s to 21 s, the first success after the heal at 20 s bounding the fault period.
+    assert (figures["error_window_s"], figures["longest_gap_s"], figures["time_to_recover_s"]) == (2, 7, 4)
+    assert summary["sentinel_timeline"] == [
+        {
+            "t_rel_s": 12.0,
+            "event": "+switch-master",
+            "detail": "sessionproof 127.0.0.1 6380 127.0.0.1 6381",
+            "sentinel": "sentinel-1",
+            "sentinels": 3,
+        }
+    ]
+    assert summary["split_brain"] == [{"t_rel_s": 13.0, "masters": ["redis-1", "redis-2"]}]
+    lost, recover = summary["slo"]["checks"]
+    assert (lost["actual"], lost["passed"], lost["reason"]) == (2, False, "2 > max 0")
+    assert (recover["actual"], recover["passed"]) == (4, True)
+
+    markdown = (run_dir / "report.md").read_text()
+    assert "## Failover" in markdown
+    assert "| client errors | 3 (502: 1, 503: 2, 504: 0, timeout: 0, other: 0) |" in markdown
+    assert "| **lost acknowledged writes** | **2** |" in markdown
+    assert "| indeterminate writes (took effect) | 4 (1) |" in markdown
+    assert "| time to recover | 4 s |" in markdown
+    assert "| kill-redis-master | redis-1 | 2026-11-23T12:00:10.000Z | 2026-11-23T12:00:20.000Z | 10 |" in markdown
+    assert "| 12.0 | `+switch-master` | sessionproof 127.0.0.1 6380 127.0.0.1 6381 | 3 |" in markdown
+    assert "Split brain (two Redis nodes claiming role:master): 13.0 s: redis-1, redis-2." in markdown
+    assert "Lost, for example: plum-3 (user-7)." in markdown
+    assert "| failover → lost_acknowledged_writes | ≤ 0 | 2 | **FAIL** (2 > max 0) |" in markdown
+    for name in ("latency.png", "errors.png"):
+        assert (run_dir / "plots" / name).read_bytes().startswith(PNG_MAGIC), name
+
+
+def test_fault_periods_are_shaded_on_the_plots(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    saved = []
+    monkeypatch.setattr(Figure, "savefig", lambda figure, path: saved.append(figure))  # inspect, skip the PNG
+    run = load_run(make_failover_run(tmp_path / "run"))
+    report.plot_errors(run, tmp_path / "errors.png")
+    report.plot_latency(run, tmp_path / "latency.png")
+    spans = [
+        (patch.get_x(), patch.get_x() + patch.get_width())
+        for figure in saved
+        for axes in figure.axes
+        for patch in axes.patches
+        if patch.get_label() == "fault"
+    ]
+    assert spans == [(10, 20)] * 4  # the errors panel, then latency: service, intended, throughput

@@ -1,0 +1,52 @@
+"""A short failover experiment end to end: load, a Redis master kill, heal, read-back, failover figures."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sessionproof.experiment import run_experiment
+
+pytestmark = pytest.mark.stack
+
+SHORT_REDIS_KILL = """
+description: a short failover-redis-kill for the test suite
+users: 6
+spawn_rate: 6
+duration: 14s
+rate_per_user_per_s: 4
+mix: {bounce: 1}
+faults:
+  - {fault: kill-redis-master, at_s: 4, hold_s: 3}
+slo:
+  - {path: [failover, lost_acknowledged_writes], max: 0}
+"""
+
+
+def test_an_experiment_heals_the_stack_and_reports_failover_figures(healthy_stack, tmp_path, monkeypatch):
+    (tmp_path / "scenarios").mkdir()
+    (tmp_path / "scenarios" / "short-redis-kill.yaml").write_text(SHORT_REDIS_KILL)
+    monkeypatch.setenv("SCENARIO_DIR", str(tmp_path / "scenarios"))
+    monkeypatch.setenv("RESULTS_DIR", str(tmp_path / "results"))
+    for name, value in healthy_stack.config.env.items():
+        monkeypatch.setenv(name, value)
+    master_before = healthy_stack.master_node()
+
+    run_dir, _exit_code = run_experiment("short-redis-kill", healthy_stack, progress=lambda *_: None)
+
+    assert healthy_stack.healthy()
+    assert list(healthy_stack.redis_roles().values()).count("master") == 1
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert [f["fault"] for f in summary["faults"]] == ["kill-redis-master"]
+    assert summary["faults"][0]["target"] == master_before.name
+    figures = summary["failover"]
+    for key in ("client_errors", "error_window_s", "longest_gap_s", "latency", "acknowledged_writes",
+                "lost_acknowledged_writes", "indeterminate_writes", "time_to_recover_s"):  # fmt: skip
+        assert key in figures, key
+    assert figures["acknowledged_writes"] > 20
+    assert figures["lost_acknowledged_writes"] is not None
+    assert set(figures["client_errors"]) == {"502", "503", "504", "timeout", "other"}
+    assert figures["latency"]["before"]["count"] > 0 and figures["latency"]["during"]["count"] > 0
+    assert any(e["event"] == "+switch-master" for e in summary["sentinel_timeline"])
+    assert (run_dir / "raw" / "final_read.json").exists() and (run_dir / "plots" / "latency.png").exists()
