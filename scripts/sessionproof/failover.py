@@ -26,26 +26,29 @@ class FailoverInputError(ValueError):
     """An experiment input file is damaged; the message names the file and line."""
 
 
+def iter_jsonl(path: Path, required: tuple[str, ...], error_class: type[ValueError] = FailoverInputError):
+    """Yield (line number, record) for each non-blank line; a damaged line raises error_class naming it."""
+    with path.open(encoding="utf-8") as lines:
+        for line_no, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise error_class(
+                    f"{path}:{line_no} is not valid JSON ({error}); the run's raw data is damaged"
+                ) from error
+            missing = [key for key in required if not isinstance(record, dict) or key not in record]
+            if missing:
+                raise error_class(f"{path}:{line_no} lacks {', '.join(missing)}; the run's raw data is damaged")
+            yield line_no, record
+
+
 def read_jsonl(path: Path, required: tuple[str, ...] = ("t",)) -> list[dict]:
     """Every record of a JSON-lines file, [] when it is absent (a plain load run has no experiment files)."""
     if not path.is_file():
         return []
-    records = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise FailoverInputError(
-                f"{path}:{line_no} is not valid JSON ({error}); the run's raw data is damaged"
-            ) from error
-        if not isinstance(record, dict) or any(key not in record for key in required):
-            raise FailoverInputError(
-                f"{path}:{line_no} lacks one of {', '.join(required)}; the run's raw data is damaged"
-            )
-        records.append(record)
-    return records
+    return [record for _, record in iter_jsonl(path, required)]
 
 
 def _read_json_object(path: Path) -> dict:

@@ -109,20 +109,7 @@ def _read_json(path: Path) -> Any:
 
 def _read_jsonl(path: Path, required: tuple[str, ...]):
     """Yield (line number, record) for each non-blank line, checking the required keys are there."""
-    with path.open(encoding="utf-8") as lines:
-        for line_no, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ReportInputError(
-                    f"{path}:{line_no} is not valid JSON ({error}); the run's raw data is damaged"
-                ) from error
-            missing = [key for key in required if not isinstance(record, dict) or key not in record]
-            if missing:
-                raise ReportInputError(f"{path}:{line_no} lacks {', '.join(missing)}; the run's raw data is damaged")
-            yield line_no, record
+    yield from failover.iter_jsonl(path, required, ReportInputError)
 
 
 def _int_field(record: dict[str, Any], key: str, where: str) -> int:
