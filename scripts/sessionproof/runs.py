@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
+
 from sessionproof_app import settings
 
 from . import REPO_ROOT
@@ -61,23 +63,24 @@ def current_marker(base: Path | None = None) -> Path:
 
 
 def mark_current(run_dir: Path) -> None:
-    """Tell chaos scripts started by hand which run's events.jsonl to write to."""
-    current_marker(run_dir.parent).write_text(str(run_dir) + "\n")
+    """Tell chaos scripts started by hand which run's events.jsonl to write to (and which process owns it)."""
+    current_marker(run_dir.parent).write_text(f"{run_dir}\n{os.getpid()}\n")
 
 
 def unmark_current(run_dir: Path) -> None:
     marker = current_marker(run_dir.parent)
-    if marker.exists() and marker.read_text().strip() == str(run_dir):
+    if marker.exists() and marker.read_text().split("\n")[0] == str(run_dir):
         marker.unlink()
 
 
 def current_run(base: Path | None = None) -> Path | None:
-    marker = current_marker(base)
+    """The run in progress, or None; a marker left by a crashed run (its process gone) does not count."""
     try:
-        path = Path(marker.read_text().strip())
-    except OSError:
+        path_text, pid_text, *_ = current_marker(base).read_text().split("\n")
+        path, pid = Path(path_text), int(pid_text)
+    except (OSError, ValueError):
         return None
-    return path if path.is_dir() else None
+    return path if path.is_dir() and psutil.pid_exists(pid) else None
 
 
 def git_sha() -> str:

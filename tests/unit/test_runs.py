@@ -56,3 +56,15 @@ def test_a_broken_scenario_file_says_which_field(tmp_path):
     )
     with pytest.raises(scenarios.ScenarioError, match="latencyy"):
         scenarios.load("typo", tmp_path)
+
+
+def test_the_current_run_marker_names_a_live_run_only(tmp_path):
+    run_dir = runs.reserve_run_dir("bounce", tmp_path)
+    assert runs.current_run(tmp_path) is None
+    runs.mark_current(run_dir)
+    assert runs.current_run(tmp_path) == run_dir
+    marker = runs.current_marker(tmp_path)
+    marker.write_text(f"{run_dir}\n999999999\n")  # a crashed run's process is gone
+    assert runs.current_run(tmp_path) is None
+    runs.unmark_current(run_dir)
+    assert not marker.exists()
