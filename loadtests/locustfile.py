@@ -78,6 +78,19 @@ class SessionUser(HttpUser):
                     response.failure("200 without a JSON body")
         return response, body
 
+    def needs_fresh_session(self, extra_items: int = 0) -> bool:
+        return self.model.user is None or len(self.model.cart) + extra_items >= CART_RESET_AT
+
+    def add_item(self) -> tuple[str, dict | None]:
+        """POST one new item and note its outcome in the ledger (acknowledged or indeterminate)."""
+        item = self.model.next_item()
+        body = self.call("POST", f"/cart/{item}", "POST /cart/[item]")
+        if body is None:
+            self.ledger_uncertain(item)
+        else:
+            self.ledger_acked(item, body)
+        return item, body
+
     def on_stop(self) -> None:
         self.close_ledger_entry("running at the end")
 
@@ -137,7 +150,7 @@ class LatencyUser(SessionUser):
 
     @task
     def step(self) -> None:
-        if self.model.user is None or len(self.model.cart) >= CART_RESET_AT:
+        if self.needs_fresh_session():
             self.fresh_login()
             return
         mix = self.latency_mix or {"GET /cart": 0.4, "POST /cart/[item]": 0.2, "GET /ping": 0.4}
@@ -149,12 +162,8 @@ class LatencyUser(SessionUser):
             if body is not None:
                 self.model.cart = body.get("cart", [])
         else:
-            item = self.model.next_item()
-            body = self.call("POST", f"/cart/{item}", "POST /cart/[item]")
-            if body is None:
-                self.ledger_uncertain(item)
-            else:
-                self.ledger_acked(item, body)
+            _item, body = self.add_item()
+            if body is not None:
                 self.model.cart = body.get("cart", [])
 
 
@@ -165,16 +174,13 @@ class BounceUser(SessionUser):
 
     @task
     def step(self) -> None:
-        if self.model.user is None or len(self.model.cart) >= CART_RESET_AT:
+        if self.needs_fresh_session():
             self.fresh_login()
             return
-        item = self.model.next_item()
-        body = self.call("POST", f"/cart/{item}", "POST /cart/[item]")
+        item, body = self.add_item()
         if body is None:
             self.model.write_indeterminate(item)
-            self.ledger_uncertain(item)
         else:
-            self.ledger_acked(item, body)
             self.judge(self.model.observe_write(item, body), "POST /cart/[item]", body)
         if self.model.user is None:
             return
@@ -190,7 +196,7 @@ class ConcurrencyUser(SessionUser):
 
     @task
     def step(self) -> None:
-        if self.model.user is None or len(self.model.cart) + self.concurrent_requests > CART_RESET_AT:
+        if self.needs_fresh_session(extra_items=self.concurrent_requests - 1):
             self.fresh_login()
             return
         slot_s = self.pacer.take_slot()  # the whole burst shares one intended start

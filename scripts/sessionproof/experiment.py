@@ -186,6 +186,7 @@ def _wait_for_locust(locust: subprocess.Popen, scenario: scenarios.Scenario) -> 
 
 
 def _duration_s(text: str) -> float:
+    # Not locust.util.timespan: importing locust monkey-patches this process (threads, sockets) with gevent.
     units = {"s": 1, "m": 60, "h": 3600}
     total, number = 0.0, ""
     for char in text.strip():

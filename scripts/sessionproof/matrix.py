@@ -12,7 +12,8 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+
+from .report import ms_short, or_na
 
 BAD_ARGUMENTS_EXIT_CODE = 2
 DEFAULT_TITLE = "Failover matrix"
@@ -23,14 +24,6 @@ COLUMNS = (
     "max during ms", "acknowledged writes", "lost acknowledged writes", "indeterminate (took effect)",
     "time to recover s", "split brain", "valid", "SLOs", "report",
 )  # fmt: skip
-
-
-def _ms(value_us: int | None) -> str:
-    return "n/a" if value_us is None else f"{value_us / 1000:.1f}"
-
-
-def _text(value: Any) -> str:
-    return "n/a" if value is None else str(value)
 
 
 def _read_object(path: Path) -> dict | None:
@@ -84,30 +77,30 @@ def _client_errors_cell(row: dict) -> str:
     """The total, then each class seen and its count joined by TIMES, most frequent first."""
     seen = sorted(((name, count) for name, count in row["client_errors"].items() if count), key=lambda nc: -nc[1])
     by_class = ", ".join(f"{name}{TIMES}{count}" for name, count in seen)
-    return _text(row["client_errors_total"]) + (f" ({by_class})" if by_class else "")
+    return or_na(row["client_errors_total"]) + (f" ({by_class})" if by_class else "")
 
 
 def _recover_cell(row: dict) -> str:
     if row["time_to_recover_s"] is None and row["client_errors_total"] is not None:
         return "not recovered"  # failover figures exist, but no success followed the last error
-    return _text(row["time_to_recover_s"])
+    return or_na(row["time_to_recover_s"])
 
 
 def _cells(row: dict) -> list[str]:
     if "note" in row:
         return [row["fault"], "", row["note"], *[""] * (len(COLUMNS) - 4), f"[report]({row['report']})"]
     return [
-        _text(row["fault"]),
-        _text(row["layer"]),
+        or_na(row["fault"]),
+        or_na(row["layer"]),
         _client_errors_cell(row),
-        _text(row["error_window_s"]),
-        _text(row["longest_gap_s"]),
-        _ms(row["p99_before_us"]),
-        _ms(row["p99_during_us"]),
-        _ms(row["max_during_us"]),
-        _text(row["acknowledged_writes"]),
-        f"**{_text(row['lost_acknowledged_writes'])}**",
-        f"{_text(row['indeterminate_writes'])} ({_text(row['indeterminate_took_effect'])})",
+        or_na(row["error_window_s"]),
+        or_na(row["longest_gap_s"]),
+        ms_short(row["p99_before_us"]),
+        ms_short(row["p99_during_us"]),
+        ms_short(row["max_during_us"]),
+        or_na(row["acknowledged_writes"]),
+        f"**{or_na(row['lost_acknowledged_writes'])}**",
+        f"{or_na(row['indeterminate_writes'])} ({or_na(row['indeterminate_took_effect'])})",
         _recover_cell(row),
         str(row["split_brain"]),
         "yes" if row["valid"] else "**no**",

@@ -614,12 +614,12 @@ def _events_lines(events: dict[str, int]) -> list[str]:
     return ["## Events", "", *(f"- {kind}: {count}" for kind, count in events.items()), ""]
 
 
-def _ms_short(value_us: int | None) -> str:
+def ms_short(value_us: int | None) -> str:
     """Failover latencies are stalls of hundreds of ms: 0.1 ms is precision enough."""
     return "n/a" if value_us is None else f"{value_us / 1000:.1f}"
 
 
-def _or_na(value: Any, none_text: str = "n/a") -> str:
+def or_na(value: Any, none_text: str = "n/a") -> str:
     return none_text if value is None else str(value)
 
 
@@ -635,20 +635,20 @@ def _failover_figure_lines(figures: dict[str, Any]) -> list[str]:
         ("longest time without a successful response", f"{figures['longest_gap_s']} s"),
         (
             "p99 / max before the fault (intended start)",
-            f"{_ms_short(before['p99_us'])} / {_ms_short(before['max_us'])} ms",
+            f"{ms_short(before['p99_us'])} / {ms_short(before['max_us'])} ms",
         ),
         (
             "p99 / max during the fault (intended start)",
-            f"{_ms_short(during['p99_us'])} / {_ms_short(during['max_us'])} ms",
+            f"{ms_short(during['p99_us'])} / {ms_short(during['max_us'])} ms",
         ),
-        ("acknowledged writes", _or_na(figures["acknowledged_writes"], no_read_back)),
-        ("**lost acknowledged writes**", f"**{_or_na(figures['lost_acknowledged_writes'], no_read_back)}**"),
+        ("acknowledged writes", or_na(figures["acknowledged_writes"], no_read_back)),
+        ("**lost acknowledged writes**", f"**{or_na(figures['lost_acknowledged_writes'], no_read_back)}**"),
         (
             "indeterminate writes (took effect)",
-            f"{_or_na(indeterminate['count'], no_read_back)} ({_or_na(indeterminate['took_effect'])})",
+            f"{or_na(indeterminate['count'], no_read_back)} ({or_na(indeterminate['took_effect'])})",
         ),
-        ("sessions that could not be read back", _or_na(figures["unreadable_sessions"], no_read_back)),
-        ("time to recover", _or_na(figures["time_to_recover_s"], "not within the run") + " s"),
+        ("sessions that could not be read back", or_na(figures["unreadable_sessions"], no_read_back)),
+        ("time to recover", or_na(figures["time_to_recover_s"], "not within the run") + " s"),
     ]
     return ["| figure | value |", "|---|--:|", *(f"| {name} | {value} |" for name, value in rows), ""]
 
@@ -656,9 +656,9 @@ def _failover_figure_lines(figures: dict[str, Any]) -> list[str]:
 def _fault_table_lines(faults: list[dict[str, Any]]) -> list[str]:
     lines = ["| fault | target | started | ended | duration s |", "|---|---|---|---|--:|"]
     for fault in faults:
-        ended = _or_na(fault["ended_at"], "not healed")
+        ended = or_na(fault["ended_at"], "not healed")
         lines.append(
-            f"| {fault['fault']} | {fault['target']} | {fault['started_at']} | {ended} | {_or_na(fault['duration_s'])} |"
+            f"| {fault['fault']} | {fault['target']} | {fault['started_at']} | {ended} | {or_na(fault['duration_s'])} |"
         )
     return [*lines, ""]
 
