@@ -64,6 +64,9 @@ class SessionUser(HttpUser):
 
     def _send(self, method: str, path: str, name: str, **kwargs):
         body = None
+        if method == "POST":
+            # A well-behaved client: one key per logical request, so a retry cannot apply it twice.
+            kwargs["headers"] = {"Idempotency-Key": str(uuid.uuid4()), **kwargs.get("headers", {})}
         with self.client.request(
             method, path, name=name, catch_response=True, timeout=REQUEST_TIMEOUT_S, **kwargs
         ) as response:

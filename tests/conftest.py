@@ -28,32 +28,35 @@ def redis_binary() -> str:
     return path
 
 
+def _start_redis(redis_binary: str, port: int, data_dir: Path, *extra: str) -> subprocess.Popen:
+    command = [redis_binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    return subprocess.Popen(
+        [*command, "--dir", str(data_dir), *extra], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+    )
+
+
 @pytest.fixture(scope="session")
 def redis_server(redis_binary, tmp_path_factory):
-    """One real redis-server (no persistence) for the app's unit tests."""
-    port = free_port_block(1)
-    data_dir: Path = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen(
-        [
-            redis_binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(data_dir),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
+    """A real redis-server (no persistence) with one replica, for the app's unit tests (WAIT needs a replica)."""
+    port = free_port_block(2)
+    procs = []
     try:
-        client = redis.Redis(port=port, socket_timeout=1)
-        wait_until(lambda: proc.poll() is None and client.ping(), 10, "redis-server to answer PING")
-        yield {"port": port, "process": proc}
+        procs.append(_start_redis(redis_binary, port, tmp_path_factory.mktemp("redis")))
+        procs.append(
+            _start_redis(
+                redis_binary, port + 1, tmp_path_factory.mktemp("replica"), "--replicaof", "127.0.0.1", str(port)
+            )
+        )
+        replica = redis.Redis(port=port + 1, socket_timeout=1)
+        wait_until(
+            lambda: (
+                all(p.poll() is None for p in procs) and replica.info("replication").get("master_link_status") == "up"
+            ),
+            15,
+            "redis-server and its replica to be in sync",
+        )
+        yield {"port": port, "replica_port": port + 1, "process": procs[0]}
     finally:
-        proc.kill()
-        proc.wait(timeout=10)
+        for proc in procs:
+            proc.kill()
+            proc.wait(timeout=10)

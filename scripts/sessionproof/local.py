@@ -24,6 +24,7 @@ import psutil
 from supervisor.xmlrpc import SupervisorTransport
 
 from sessionproof_app import settings
+from sessionproof_app.session_layer import LAYERS
 
 from . import REPO_ROOT, SERVICES_DIR, probes
 from .render import render_template, write_if_changed
@@ -37,7 +38,10 @@ _APP_SETTING_NAMES = [s.name for s in settings.SETTINGS if s.scope == "app"] + [
     "GUNICORN_KEEPALIVE_S",
 ]
 _UP_STATES = ("RUNNING", "STARTING")
-_STATEFUL_KEYS = ("bind_host", "redis_port_base", "sentinel_port_base", "master_name", "password")
+_STATEFUL_KEYS = (
+    "bind_host", "redis_port_base", "sentinel_port_base", "master_name", "password", "min_replicas_to_write",
+    "min_replicas_max_lag_s",
+)  # fmt: skip
 
 
 class StackError(RuntimeError):
@@ -100,6 +104,8 @@ class LocalRuntime:
             "sentinel_port_base": self.config.sentinel_port_base,
             "master_name": self.master_name,
             "password": hashlib.sha256(self.password.encode()).hexdigest(),
+            "min_replicas_to_write": settings.get_int("REDIS_MIN_REPLICAS_TO_WRITE", self.config.env, minimum=0),
+            "min_replicas_max_lag_s": settings.get_int("REDIS_MIN_REPLICAS_MAX_LAG_S", self.config.env, minimum=1),
         }
 
     def render(self) -> bool:
@@ -142,6 +148,12 @@ class LocalRuntime:
                     "password": self.password,
                     "replicaof_line": replicaof,
                     "maxmemory": self.config.get("REDIS_MAXMEMORY"),
+                    "min_replicas_to_write": settings.get_int(
+                        "REDIS_MIN_REPLICAS_TO_WRITE", self.config.env, minimum=0
+                    ),
+                    "min_replicas_max_lag_s": settings.get_int(
+                        "REDIS_MIN_REPLICAS_MAX_LAG_S", self.config.env, minimum=1
+                    ),
                 },
             )
             write_if_changed(conf, text, mode=0o600)
@@ -189,6 +201,10 @@ class LocalRuntime:
             "proxy_connect_timeout_s": settings.get_int("NGINX_PROXY_CONNECT_TIMEOUT_S", env, minimum=1),
             "proxy_read_timeout_s": settings.get_int("NGINX_PROXY_READ_TIMEOUT_S", env, minimum=1),
             "next_upstream_tries": self.config.apps,
+            # Re-sending a POST to another replica is safe only where the app deduplicates it (Idempotency-Key).
+            "next_upstream": "error timeout non_idempotent"
+            if settings.get_choice("SESSION_LAYER", LAYERS, env) == "hardened"
+            else "error timeout",
             "request_max_bytes": settings.get_int("REQUEST_MAX_BYTES", env, minimum=64),
         }
 
@@ -199,6 +215,13 @@ class LocalRuntime:
             raise StackError(
                 f"GUNICORN_KEEPALIVE_S={keepalive_s} must be longer than NGINX_UPSTREAM_KEEPALIVE_TIMEOUT_S={upstream_s}, "
                 "or nginx can send a request on a connection gunicorn is closing"
+            )
+        budget_s = settings.get_float("STORE_RETRY_BUDGET_S", self.config.env)
+        read_timeout_s = settings.get_int("NGINX_PROXY_READ_TIMEOUT_S", self.config.env)
+        if budget_s + 2 > read_timeout_s:
+            raise StackError(
+                f"STORE_RETRY_BUDGET_S={budget_s:g} leaves too little of NGINX_PROXY_READ_TIMEOUT_S={read_timeout_s}: "
+                "keep the budget at least 2 s shorter, or nginx gives up on requests the app is still retrying"
             )
         text = render_template("nginx/nginx.conf.tmpl", self.nginx_values())
         return write_if_changed(self.state_dir / "nginx" / "nginx.conf", text)

@@ -32,17 +32,26 @@ def clock():
     return FakeClock()
 
 
-def make_app(client, clock=None, **overrides):
+# A short budget keeps the unreachable-store tests quick; the stack uses STORE_RETRY_BUDGET_S's default.
+TEST_RETRY_BUDGET_S = "0.3"
+
+
+def make_app(client, clock=None, layer="hardened", **overrides):
     config = {"SESSION_REDIS": client, "INSTANCE_ID": "test-app", "SESSION_NAMESPACE": NAMESPACE}
     if clock is not None:
         config["CLOCK"] = clock
     config.update(overrides)
-    return create_app(config, env={})
+    return create_app(config, env={"SESSION_LAYER": layer, "STORE_RETRY_BUDGET_S": TEST_RETRY_BUDGET_S})
+
+
+@pytest.fixture(params=["hardened", "stock"])
+def layer(request):
+    return request.param
 
 
 @pytest.fixture
-def app(redis_client, clock):
-    return make_app(redis_client, clock)
+def app(redis_client, clock, layer):
+    return make_app(redis_client, clock, layer)
 
 
 @pytest.fixture
@@ -125,8 +134,8 @@ def test_bad_item_names_get_a_400_json_error(client, item, redis_client):
     assert session_keys(redis_client) == []
 
 
-def test_a_full_cart_refuses_more_items_with_409(redis_client):
-    client = make_app(redis_client, CART_MAX_ITEMS=2).test_client()
+def test_a_full_cart_refuses_more_items_with_409(redis_client, layer):
+    client = make_app(redis_client, layer=layer, CART_MAX_ITEMS=2).test_client()
     client.post("/cart/a")
     client.post("/cart/b")
     response = client.post("/cart/c")
@@ -176,8 +185,8 @@ def test_logout_all_needs_a_logged_in_session(client):
     assert response.status_code == 401 and response.get_json()["error"] == "not_logged_in"
 
 
-def test_a_session_ends_at_its_absolute_lifetime_however_active(redis_client, clock):
-    client = make_app(redis_client, clock, SESSION_ABSOLUTE_LIFETIME_S=100).test_client()
+def test_a_session_ends_at_its_absolute_lifetime_however_active(redis_client, clock, layer):
+    client = make_app(redis_client, clock, layer, SESSION_ABSOLUTE_LIFETIME_S=100).test_client()
     client.post("/login", json={"user": "alice"})
     clock.now += 60
     assert client.post("/cart/apple").get_json()["user"] == "alice"
@@ -225,8 +234,8 @@ def unreachable_store():
     ("method", "path"),
     [("get", "/cart"), ("post", "/cart/apple"), ("post", "/logout"), ("get", "/readyz")],
 )
-def test_an_unreachable_store_gets_503_json_with_retry_after(unreachable_store, method, path):
-    client = make_app(unreachable_store, RETRY_AFTER_S=2).test_client()
+def test_an_unreachable_store_gets_503_json_with_retry_after(unreachable_store, method, path, layer):
+    client = make_app(unreachable_store, layer=layer, RETRY_AFTER_S=2).test_client()
     client.set_cookie("sp_session", "some-session-id")
     response = getattr(client, method)(path)
     assert response.status_code == 503
@@ -236,15 +245,15 @@ def test_an_unreachable_store_gets_503_json_with_retry_after(unreachable_store, 
     assert "Traceback" not in response.get_data(as_text=True)
 
 
-def test_an_unreachable_store_fails_a_login_with_503(unreachable_store):
-    client = make_app(unreachable_store).test_client()
+def test_an_unreachable_store_fails_a_login_with_503(unreachable_store, layer):
+    client = make_app(unreachable_store, layer=layer).test_client()
     response = client.post("/login", json={"user": "alice"})
     assert response.status_code == 503
     assert response.get_json()["error"] == "store_unavailable"
 
 
-def test_liveness_and_ping_answer_while_the_store_is_unreachable(unreachable_store):
-    client = make_app(unreachable_store).test_client()
+def test_liveness_and_ping_answer_while_the_store_is_unreachable(unreachable_store, layer):
+    client = make_app(unreachable_store, layer=layer).test_client()
     client.set_cookie("sp_session", "some-session-id")
     assert client.get("/healthz").status_code == 200
     assert client.get("/ping").get_json()["pong"] is True

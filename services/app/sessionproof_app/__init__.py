@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask
 
 from . import errors, settings, store, views
-from .session_layer import SESSIONLESS_PATHS, SessionproofRedisSessionInterface
+from .session_layer import LAYERS, SESSIONLESS_PATHS, HardenedSessionInterface, StockSessionInterface
 
 
 def config_from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -26,10 +26,15 @@ def config_from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "ITEM_MAX_LEN": settings.get_int("ITEM_MAX_LEN", env, minimum=1),
         "USER_MAX_LEN": settings.get_int("USER_MAX_LEN", env, minimum=1),
         "MAX_CONTENT_LENGTH": settings.get_int("REQUEST_MAX_BYTES", env, minimum=64),
+        "SESSION_LAYER": settings.get_choice("SESSION_LAYER", LAYERS, env),
     }
 
 
 class SessionproofFlask(Flask):
+    def full_dispatch_request(self):
+        # The hardened layer runs a request again after a session conflict or an unavailable store.
+        return self.session_interface.run_request(self, super().full_dispatch_request)
+
     def log_exception(self, exc_info) -> None:
         # An unreachable store is an expected, answered condition (503): one line, no traceback.
         if isinstance(exc_info[1], store.RedisError) and store.is_store_unavailable(exc_info[1]):
@@ -54,13 +59,28 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
         app.config.update(test_config)
     app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(seconds=app.config["SESSION_IDLE_TTL_S"])
 
-    client = app.config.get("SESSION_REDIS") or store.connect_master(env)
-    app.session_interface = SessionproofRedisSessionInterface(
-        app,
-        client=client,
-        key_prefix=f"{app.config['SESSION_NAMESPACE']}:session:",
-        permanent=True,
-    )
+    layer = app.config["SESSION_LAYER"]
+    # The hardened layer retries whole requests within its budget, so its client does not retry commands.
+    client = app.config.get("SESSION_REDIS") or store.connect_master(env, retries=0 if layer == "hardened" else None)
+    common = {
+        "client": client,
+        "key_prefix": f"{app.config['SESSION_NAMESPACE']}:session:",
+        "permanent": True,
+    }
+    if layer == "stock":
+        app.session_interface = StockSessionInterface(app, **common)
+    else:
+        app.session_interface = HardenedSessionInterface(
+            app,
+            retry_budget_s=settings.get_float("STORE_RETRY_BUDGET_S", env),
+            backoff=store.make_backoff(env),
+            wait_replicas=settings.get_int("SESSION_WAIT_REPLICAS", env, minimum=0),
+            wait_timeout_ms=settings.get_int("SESSION_WAIT_TIMEOUT_MS", env, minimum=1),
+            idempotency_ttl_s=settings.get_int("IDEMPOTENCY_TTL_S", env, minimum=1),
+            max_conflict_retries=settings.get_int("SESSION_CONFLICT_RETRIES", env, minimum=0),
+            namespace=app.config["SESSION_NAMESPACE"],
+            **common,
+        )
     errors.init_app(app)
     views.init_app(app)
     return app

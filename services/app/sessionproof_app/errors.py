@@ -39,6 +39,7 @@ def _handle_internal_error(error: InternalServerError):
 
 
 def init_app(app: Flask) -> None:
-    app.register_error_handler(RedisError, _store_error_response)
+    # No RedisError handler: a store error must leave the view, so that the hardened layer can
+    # retry the request; once it is not retried, Flask wraps it in InternalServerError.
     app.register_error_handler(InternalServerError, _handle_internal_error)
     app.register_error_handler(HTTPException, _handle_http_exception)

@@ -1,24 +1,79 @@
-"""Flask-Session's Redis interface, with the two things the harness needs around it.
+"""The two session layers, both Flask-Session 0.8's Redis interface underneath; SESSION_LAYER picks one.
 
-- Paths without a session (`/ping`, `/healthz`, `/readyz`) never touch Redis,
+`stock` is Flask-Session as documented (one msgpack blob per session, GET on
+open, SET EX on save), plus the two things the harness needs around it:
+
+- paths without a session (`/ping`, `/healthz`, `/readyz`) never touch Redis,
   so `/ping` is an honest no-session baseline and the probes work while the
-  store is down.
-- A response that failed (5xx) does not write the session back: the request's
+  store is down;
+- a response that failed (5xx) does not write the session back: the request's
   change was not accepted, so it must not be stored.
 
-Everything else is Flask-Session 0.8 as documented: one msgpack blob per
-session, GET on open, SET EX on save.
+`hardened` keeps the same storage (one blob per session key, so the app's
+views and `flask.session` are unchanged) and adds, per request:
+
+- **one bounded retry budget** (STORE_RETRY_BUDGET_S): an unreachable store,
+  a read-only or replica-less master, or a write no replica confirmed makes the
+  whole request run again after a backoff, on a freshly discovered master.
+  Only a spent budget answers 503 with Retry-After.
+- **compare-and-set commits**: the save is a Lua script that writes only if
+  the session key still holds the bytes this request read. On a conflict the
+  request is run again on the fresh session (the view re-applies its change),
+  so concurrent requests of one session lose no update, and a session deleted
+  by a logout is never written back: the retry finds no session and starts a
+  new anonymous one under a new id.
+- **replicated acknowledgements**: `WAIT SESSION_WAIT_REPLICAS
+  SESSION_WAIT_TIMEOUT_MS` rides in the same round trip as the commit; a
+  write that no replica confirmed is not acknowledged (the request retries).
+- **touch without rewrite**: the session is read with `GETEX ... EX ttl`, which
+  slides its expiry in the same round trip; an unchanged session is never
+  written again.
+- **Idempotency-Key**: the response of every committed write is stored in the
+  same script, under the key the client (or nginx, with its `$request_id`)
+  sent. A request whose key already has a record gets that response again
+  (`Idempotent-Replayed: true`) instead of running twice; a key reused for a
+  different request gets 422.
+
+Views must be deterministic in (request, session) and keep their other Redis
+effects idempotent, because the hardened layer may run them more than once.
 """
 
 from __future__ import annotations
 
-from flask import Flask, Request, Response
+import hashlib
+import random
+import re
+import time
+import uuid
+
+import msgspec
+from flask import Flask, Request, Response, request
+from flask.globals import request_ctx
 from flask_session.redis import RedisSessionInterface
+from redis.backoff import ExponentialWithJitterBackoff
+from werkzeug.exceptions import ServiceUnavailable
+
+from .errors import error_response
+from .store import RedisError, WriteNotReplicated, is_store_unavailable
 
 SESSIONLESS_PATHS = frozenset({"/ping", "/healthz", "/readyz"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+LAYERS = ("hardened", "stock")
+
+# Printable ASCII without spaces, as in draft-ietf-httpapi-idempotency-key-header; a UUID fits.
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
+_STATE = "sessionproof.hardened"
+# Headers a replayed response must repeat; the rest (X-Served-By, ...) belong to whoever replays it.
+_RECORDED_HEADERS = ("Content-Type", "Set-Cookie", "Vary")
 
 
-class SessionproofRedisSessionInterface(RedisSessionInterface):
+class StockSessionInterface(RedisSessionInterface):
+    """Flask-Session 0.8 as documented, plus sessionless probes and no write-back of failed requests."""
+
+    layer = "stock"
+
     def open_session(self, app: Flask, request: Request):
         if request.path in SESSIONLESS_PATHS:
             return None  # Flask substitutes a NullSession and never saves it
@@ -32,3 +87,284 @@ class SessionproofRedisSessionInterface(RedisSessionInterface):
 
     def store_key(self, sid: str) -> str:
         return self._get_store_id(sid)
+
+    def run_request(self, app: Flask, dispatch):
+        """Run the request once (`dispatch` is Flask's full_dispatch_request)."""
+        return dispatch()
+
+
+class SessionConflict(Exception):
+    """The session changed (or a duplicate committed) between this request's read and its commit."""
+
+
+class SessionContended(ServiceUnavailable):
+    description = (
+        "Too many requests of this session changed it at once; nothing of this request was stored. Retry shortly."
+    )
+
+
+class IdempotencyKeyReused(Exception):
+    pass
+
+
+# KEYS: [1] the session key as read (may be absent), [2] the key to write, [3] the idempotency record.
+# ARGV: [1] bytes read from KEYS[1] ('' = it did not exist), [2] new session bytes ('' = delete),
+#       [3] session TTL s, [4] the idempotency record, [5] its TTL s.
+_COMMIT_LUA = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return 'DUPLICATE' end
+local current = redis.call('GET', KEYS[1])
+if ARGV[1] == '' then
+  if current then return 'CONFLICT' end
+elseif current ~= ARGV[1] then
+  return 'CONFLICT'
+end
+if KEYS[1] ~= KEYS[2] then redis.call('DEL', KEYS[1]) end
+if ARGV[2] == '' then
+  redis.call('DEL', KEYS[2])
+else
+  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+end
+redis.call('SET', KEYS[3], ARGV[4], 'EX', ARGV[5])
+return 'OK'
+"""
+
+
+class HardenedSessionInterface(StockSessionInterface):
+    layer = "hardened"
+
+    def __init__(
+        self,
+        app: Flask,
+        *,
+        retry_budget_s: float,
+        backoff: ExponentialWithJitterBackoff,
+        wait_replicas: int,
+        wait_timeout_ms: int,
+        idempotency_ttl_s: int,
+        max_conflict_retries: int,
+        namespace: str,
+        **kwargs,
+    ):
+        super().__init__(app, **kwargs)
+        self.namespace = namespace
+        self.retry_budget_s = retry_budget_s
+        self.backoff = backoff
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = wait_timeout_ms
+        self.idempotency_ttl_s = idempotency_ttl_s
+        self.max_conflict_retries = max_conflict_retries
+        app.before_request_funcs.setdefault(None, []).insert(0, self._replay_recorded_response)
+
+    # ------------------------------------------------------------ per request
+    def _state(self) -> dict:
+        """This request's budget and idempotency key, kept across its retries."""
+        state = request.environ.get(_STATE)
+        if state is None:
+            key = request.headers.get(IDEMPOTENCY_HEADER, "").strip()
+            state = {
+                "deadline": time.monotonic() + self.retry_budget_s,
+                "client_key": key,
+                # Without a key (nginx always sends one) the app's own retries still apply a write once.
+                "key": key or f"internal-{uuid.uuid4()}",
+                "record": None,
+                "replayed": False,
+            }
+            request.environ[_STATE] = state
+        return state
+
+    def _record_key(self, state: dict) -> str:
+        # Scoped by the incoming session cookie: one client's key never reaches another's record.
+        scope = request.cookies.get(self.app.config["SESSION_COOKIE_NAME"]) or "-"
+        digest = hashlib.sha256(f"{scope}\n{state['key']}".encode()).hexdigest()[:40]
+        return f"{self.namespace}:idempotency:{digest}"
+
+    @staticmethod
+    def _fingerprint() -> str:
+        body = request.get_data(cache=True)
+        return hashlib.sha256(f"{request.method} {request.full_path}\n".encode() + body).hexdigest()
+
+    def _ttl_s(self, app: Flask) -> int:
+        return int(app.permanent_session_lifetime.total_seconds())
+
+    # -------------------------------------------------------------- retrying
+    def run_request(self, app: Flask, dispatch):
+        if request.path in SESSIONLESS_PATHS:
+            return dispatch()
+        conflicts = failures = 0
+        while True:
+            try:
+                return dispatch()
+            except SessionConflict:
+                conflicts += 1
+                if conflicts > self.max_conflict_retries or time.monotonic() >= self._state()["deadline"]:
+                    rv = app.handle_user_exception(SessionContended())
+                    return app.finalize_request(rv, from_error_handler=True)
+                time.sleep(random.uniform(0, 0.001 * min(conflicts, 10)))  # de-synchronise the contenders
+            except RedisError as error:
+                failures += 1
+                self._pause_before_retry(error, failures)
+            # The next attempt starts from the store's current session (Flask 3.1 keeps it in _session).
+            request_ctx._session = self.open_session(app, request)
+
+    def _pause_before_retry(self, error: RedisError, failures: int) -> None:
+        """Back off, then make the next command ask Sentinel for the master; re-raise once the budget is spent."""
+        if not is_store_unavailable(error):
+            raise error
+        delay_s = self.backoff.compute(failures)
+        if time.monotonic() + delay_s >= self._state()["deadline"]:
+            raise error
+        time.sleep(delay_s)
+        # Idle connections may point at a dead, paused or demoted master; new ones re-discover it.
+        self.client.connection_pool.disconnect(inuse_connections=False)
+
+    def _within_budget(self, operation):
+        failures = 0
+        while True:
+            try:
+                return operation()
+            except RedisError as error:
+                failures += 1
+                self._pause_before_retry(error, failures)
+
+    # ------------------------------------------------------------------ open
+    def open_session(self, app: Flask, request: Request):
+        if request.path in SESSIONLESS_PATHS:
+            return None
+        return self._within_budget(lambda: self._open(app, request))
+
+    def _open(self, app: Flask, request: Request):
+        state = self._state()
+        sid = request.cookies.get(app.config["SESSION_COOKIE_NAME"]) or None
+        wants_record = request.method not in SAFE_METHODS
+        raw = record = None
+        if sid or wants_record:
+            pipe = self.client.pipeline(transaction=False)
+            if sid:
+                pipe.getex(self.store_key(sid), ex=self._ttl_s(app))  # read and slide the expiry: one round trip
+            if wants_record:
+                pipe.get(self._record_key(state))
+            replies = pipe.execute()
+            raw = replies.pop(0) if sid else None
+            record = replies.pop(0) if wants_record else None
+        state["record"] = msgspec.msgpack.decode(record) if record else None
+        if raw is None:
+            # No such session (never was, expired or logged out): a new id, never the old one again.
+            session = self.session_class(sid=self._generate_sid(self.sid_length), permanent=self.permanent)
+            session.read_key, session.read_bytes = None, b""
+        else:
+            session = self.session_class(self.serializer.decode(raw), sid=sid)
+            session.read_key, session.read_bytes = self.store_key(sid), raw
+        return session
+
+    def regenerate(self, session) -> None:
+        # A new id now; the old key is deleted by the commit, atomically with the write under the new one.
+        session.sid = self._generate_sid(self.sid_length)
+        session.modified = True
+
+    # --------------------------------------------------------------- replay
+    def _replay_recorded_response(self):
+        """before_request: a request whose Idempotency-Key has a record gets the recorded response."""
+        if request.path in SESSIONLESS_PATHS:
+            return None
+        state = self._state()
+        if state["client_key"] and not _IDEMPOTENCY_KEY.fullmatch(state["client_key"]):
+            return error_response(
+                400, "invalid_idempotency_key", "Idempotency-Key must be 1-128 printable ASCII characters, e.g. a UUID."
+            )
+        record = state["record"]
+        if record is None:
+            return None
+        state["replayed"] = True
+        if record["fingerprint"] != self._fingerprint():
+            return error_response(
+                422,
+                "idempotency_key_reused",
+                "This Idempotency-Key was already used for a different request; send a new key per request.",
+            )
+        # The record is on the master; say so only once a replica has it too (EXPIRE gives WAIT an offset).
+        pipe = self.client.pipeline(transaction=False)
+        pipe.expire(self._record_key(state), self.idempotency_ttl_s)
+        pipe.wait(self.wait_replicas, self.wait_timeout_ms)
+        self._require_replicas(pipe.execute()[-1])
+        response = self.app.response_class(record["body"], status=record["status"])
+        for name, value in record["headers"]:
+            response.headers.add(name, value)
+        response.headers[REPLAYED_HEADER] = "true"
+        return response
+
+    def _require_replicas(self, acknowledged: int) -> None:
+        if self.wait_replicas and acknowledged < self.wait_replicas:
+            raise WriteNotReplicated(
+                f"WAIT: {acknowledged} of {self.wait_replicas} replicas confirmed within {self.wait_timeout_ms} ms"
+            )
+
+    # ------------------------------------------------------------------ save
+    def save_session(self, app: Flask, session, response: Response) -> None:
+        if session is None or response.status_code >= 500:
+            return
+        state = self._state()
+        if state["replayed"]:
+            return
+        if session.accessed:
+            response.vary.add("Cookie")
+        name, domain, path = self.get_cookie_name(app), self.get_cookie_domain(app), self.get_cookie_path(app)
+        if not session.modified:
+            # Unchanged: GETEX at open already slid the expiry; only the cookie's is refreshed.
+            if session and self.should_set_cookie(app, session):
+                self._set_cookie(app, session, response)
+            return
+        if session:
+            write_key, new_bytes = self.store_key(session.sid), self.serializer.encode(session)
+            self._set_cookie(app, session, response)
+        else:
+            write_key, new_bytes = session.read_key or self.store_key(session.sid), b""
+            response.delete_cookie(key=name, domain=domain, path=path)
+            response.vary.add("Cookie")
+            if session.read_key is None:
+                return  # an empty session that was never stored: nothing to delete
+        self._commit(app, session, write_key, new_bytes, response)
+
+    def _set_cookie(self, app: Flask, session, response: Response) -> None:
+        response.set_cookie(
+            key=self.get_cookie_name(app),
+            value=self._sign(app, session.sid) if self.use_signer else session.sid,
+            expires=self.get_expiration_time(app, session),
+            httponly=self.get_cookie_httponly(app),
+            domain=self.get_cookie_domain(app),
+            path=self.get_cookie_path(app),
+            secure=self.get_cookie_secure(app),
+            samesite=self.get_cookie_samesite(app),
+        )
+        response.vary.add("Cookie")
+
+    def _commit(self, app: Flask, session, write_key: str, new_bytes: bytes, response: Response) -> None:
+        state = self._state()
+        record = msgspec.msgpack.encode(
+            {
+                "fingerprint": self._fingerprint(),
+                "status": response.status_code,
+                "headers": [(k, v) for k, v in response.headers.items() if k in _RECORDED_HEADERS],
+                "body": response.get_data(),
+            }
+        )
+        pipe = self.client.pipeline(transaction=False)
+        pipe.eval(
+            _COMMIT_LUA,
+            3,
+            session.read_key or write_key,
+            write_key,
+            self._record_key(state),
+            session.read_bytes,
+            new_bytes,
+            self._ttl_s(app),
+            record,
+            self.idempotency_ttl_s,
+        )
+        if self.wait_replicas:
+            pipe.wait(self.wait_replicas, self.wait_timeout_ms)
+        replies = pipe.execute()
+        outcome = replies[0].decode() if isinstance(replies[0], bytes) else replies[0]
+        if outcome != "OK":
+            raise SessionConflict(outcome)  # DUPLICATE too: the retry finds the record and replays it
+        if self.wait_replicas:
+            self._require_replicas(replies[1])

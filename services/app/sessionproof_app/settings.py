@@ -54,9 +54,47 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("REDIS_SOCKET_TIMEOUT_S", "0.5", "Timeout of one Redis command on an open connection.", "app"),
     Setting("REDIS_CONNECT_TIMEOUT_S", "0.25", "Timeout of a TCP connect to Redis or Sentinel.", "app"),
-    Setting("REDIS_RETRIES", "3", "Retries of a Redis command after a connection error or timeout.", "app"),
+    Setting(
+        "SESSION_LAYER",
+        "hardened",
+        "Session layer: `hardened` (retry budget, compare-and-set, WAIT, Idempotency-Key) or `stock` "
+        "(plain Flask-Session 0.8). Also sets nginx's retry of POSTs (non_idempotent only with hardened).",
+        "app",
+    ),
+    Setting(
+        "REDIS_RETRIES",
+        "3",
+        "Stock layer: retries of a Redis command after a connection error or timeout (hardened: 0, see below).",
+        "app",
+    ),
     Setting("REDIS_RETRY_BACKOFF_BASE_S", "0.05", "First retry backoff; doubles per retry, with jitter.", "app"),
     Setting("REDIS_RETRY_BACKOFF_CAP_S", "0.5", "Largest retry backoff.", "app"),
+    Setting(
+        "STORE_RETRY_BUDGET_S",
+        "5",
+        "Hardened layer: how long one request keeps retrying an unavailable store (re-asking Sentinel for the "
+        "master) before it answers 503; covers a failover and must stay under NGINX_PROXY_READ_TIMEOUT_S.",
+        "app",
+    ),
+    Setting(
+        "SESSION_WAIT_REPLICAS",
+        "1",
+        "Hardened layer: replicas that must confirm a session write (WAIT) before it is acknowledged; 0 = no WAIT.",
+        "app",
+    ),
+    Setting("SESSION_WAIT_TIMEOUT_MS", "300", "Hardened layer: how long WAIT waits for those replicas.", "app"),
+    Setting(
+        "SESSION_CONFLICT_RETRIES",
+        "50",
+        "Hardened layer: re-runs of a request whose session changed under it before it answers 503.",
+        "app",
+    ),
+    Setting(
+        "IDEMPOTENCY_TTL_S",
+        "600",
+        "Hardened layer: how long the response to a write is kept for a retry with the same Idempotency-Key.",
+        "app",
+    ),
     Setting("RETRY_AFTER_S", "1", "Retry-After sent with a 503 when the session store is unreachable.", "app"),
     Setting("CART_MAX_ITEMS", "50", "Largest number of items in one cart; adding more gets 409.", "app"),
     Setting("ITEM_MAX_LEN", "64", "Longest item name (characters A-Z a-z 0-9 _ . -).", "app"),
@@ -77,6 +115,18 @@ SETTINGS: tuple[Setting, ...] = (
         "SENTINEL_FAILOVER_TIMEOUT_MS", "10000", "Sentinel failover-timeout (retry interval of a failover).", "stack"
     ),
     Setting("REDIS_MAXMEMORY", "256mb", "Redis maxmemory (with maxmemory-policy noeviction).", "stack"),
+    Setting(
+        "REDIS_MIN_REPLICAS_TO_WRITE",
+        "1",
+        "Redis min-replicas-to-write: a master with fewer connected replicas refuses writes (NOREPLICAS).",
+        "stack",
+    ),
+    Setting(
+        "REDIS_MIN_REPLICAS_MAX_LAG_S",
+        "1",
+        "Redis min-replicas-max-lag: a replica silent for longer does not count for REDIS_MIN_REPLICAS_TO_WRITE.",
+        "stack",
+    ),
     Setting("GUNICORN_WORKERS", "2", "gunicorn worker processes per app replica.", "stack"),
     Setting("GUNICORN_THREADS", "4", "Threads per gunicorn worker (gthread worker).", "stack"),
     Setting(
@@ -154,6 +204,13 @@ def get_bool(name: str, env: Mapping[str, str] | None = None) -> bool:
     if value in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{name}={value!r} is not a boolean (use true or false)")
+
+
+def get_choice(name: str, choices: tuple[str, ...], env: Mapping[str, str] | None = None) -> str:
+    value = raw(name, env).lower()
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} is not one of: {', '.join(choices)}")
+    return value
 
 
 def get_addresses(name: str, env: Mapping[str, str] | None = None) -> list[tuple[str, int]]:

@@ -19,8 +19,13 @@ from redis.sentinel import Sentinel
 
 from . import settings
 
+
+class WriteNotReplicated(RedisError):
+    """WAIT: fewer replicas than required confirmed a write in time, so it is not acknowledged."""
+
+
 # Errors that mean "the store is (briefly) not there", as opposed to a bug.
-_UNAVAILABLE_TYPES = (ConnectionError, TimeoutError, ReadOnlyError, BusyLoadingError)
+_UNAVAILABLE_TYPES = (ConnectionError, TimeoutError, ReadOnlyError, BusyLoadingError, WriteNotReplicated)
 _UNAVAILABLE_REPLIES = ("NOREPLICAS", "MASTERDOWN", "LOADING", "TRYAGAIN", "READONLY")
 
 
@@ -30,22 +35,29 @@ def is_store_unavailable(error: BaseException) -> bool:
     return isinstance(error, ResponseError) and str(error).startswith(_UNAVAILABLE_REPLIES)
 
 
-def make_retry(env: Mapping[str, str] | None = None) -> Retry:
+def make_backoff(env: Mapping[str, str] | None = None) -> ExponentialWithJitterBackoff:
+    return ExponentialWithJitterBackoff(
+        base=settings.get_float("REDIS_RETRY_BACKOFF_BASE_S", env),
+        cap=settings.get_float("REDIS_RETRY_BACKOFF_CAP_S", env),
+    )
+
+
+def make_retry(env: Mapping[str, str] | None = None, retries: int | None = None) -> Retry:
     # Without an explicit Retry, Sentinel-managed connections do not retry at all
     # (see DESIGN.md); with it, a retried command reconnects and so re-asks
     # Sentinel for the master.
     return Retry(
-        ExponentialWithJitterBackoff(
-            base=settings.get_float("REDIS_RETRY_BACKOFF_BASE_S", env),
-            cap=settings.get_float("REDIS_RETRY_BACKOFF_CAP_S", env),
-        ),
-        retries=settings.get_int("REDIS_RETRIES", env, minimum=0),
+        make_backoff(env),
+        retries=settings.get_int("REDIS_RETRIES", env, minimum=0) if retries is None else retries,
         supported_errors=(ConnectionError, TimeoutError, ReadOnlyError),
     )
 
 
-def connect_master(env: Mapping[str, str] | None = None) -> Redis:
-    """A client for the current master, as named by Sentinel; follows failovers."""
+def connect_master(env: Mapping[str, str] | None = None, retries: int | None = None) -> Redis:
+    """A client for the current master, as named by Sentinel; follows failovers.
+
+    `retries` overrides REDIS_RETRIES: the hardened layer passes 0 and retries whole
+    requests within its own budget instead."""
     password = settings.get_str("REDIS_PASSWORD", env)
     socket_timeout = settings.get_float("REDIS_SOCKET_TIMEOUT_S", env)
     connect_timeout = settings.get_float("REDIS_CONNECT_TIMEOUT_S", env)
@@ -64,9 +76,9 @@ def connect_master(env: Mapping[str, str] | None = None) -> Redis:
         settings.get_str("REDIS_MASTER_NAME", env),
         socket_timeout=socket_timeout,
         socket_connect_timeout=connect_timeout,
-        retry=make_retry(env),
+        retry=make_retry(env, retries),
         health_check_interval=5,
     )
 
 
-__all__ = ["RedisError", "connect_master", "is_store_unavailable", "make_retry"]
+__all__ = ["RedisError", "WriteNotReplicated", "connect_master", "is_store_unavailable", "make_backoff", "make_retry"]

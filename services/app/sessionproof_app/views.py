@@ -126,14 +126,14 @@ def logout_all():
         return error_response(401, "not_logged_in", "POST /login first; logout-all ends the sessions of a user.")
     index = _user_index_key(user)
     client = _redis()
-    sids = {sid.decode() if isinstance(sid, bytes) else sid for sid in client.smembers(index)}
-    sids.add(session.sid)
+    others = {sid.decode() if isinstance(sid, bytes) else sid for sid in client.smembers(index)} - {session.sid}
     pipe = client.pipeline(transaction=True)
-    pipe.delete(*(_session_key(sid) for sid in sids))
+    if others:
+        pipe.delete(*(_session_key(sid) for sid in others))
     pipe.delete(index)
     pipe.execute()
-    session.clear()
-    return jsonify({"servedBy": current_app.config["INSTANCE_ID"], "loggedOut": True, "sessionsEnded": len(sids)})
+    session.clear()  # this session is deleted by the session layer, like any logout
+    return jsonify({"servedBy": current_app.config["INSTANCE_ID"], "loggedOut": True, "sessionsEnded": len(others) + 1})
 
 
 @bp.get("/ping")
