@@ -50,6 +50,8 @@ def test_redis_configs_hold_the_settings_the_design_needs(rendered):
         "bind 127.0.0.1",
         "appendonly yes",
         "appendfsync everysec",
+        "min-replicas-to-write 1",
+        "min-replicas-max-lag 1",
         "maxmemory-policy noeviction",
         "requirepass sessionproof-dev-password",
         "masterauth sessionproof-dev-password",
@@ -70,11 +72,31 @@ def test_nginx_round_robins_over_every_replica_without_stickiness(rendered):
     text = (rendered.state_dir / "nginx" / "nginx.conf").read_text()
     for port in (8101, 8102, 8103, 8104):
         assert f"server 127.0.0.1:{port} max_fails=1 fail_timeout=2s;" in text
-    for directive in ("zone app 64k;", "keepalive 32;", "keepalive_timeout 60s;", "proxy_next_upstream error timeout;"):
+    for directive in (
+        "zone app 64k;",
+        "keepalive 32;",
+        "keepalive_timeout 60s;",
+        "proxy_next_upstream error timeout non_idempotent;",
+        "proxy_set_header Idempotency-Key $idempotency_key;",
+    ):
         assert directive in text
     for sticky in ("ip_hash", "hash ", "sticky", "least_conn"):
         assert sticky not in text
     assert "listen 127.0.0.1:8080;" in text
+
+
+def test_nginx_re_sends_posts_only_for_the_hardened_layer(tmp_path):
+    runtime = LocalRuntime(StackConfig.from_env({"STATE_DIR": str(tmp_path), "SESSION_LAYER": "stock"}))
+    runtime.render()
+    text = (runtime.state_dir / "nginx" / "nginx.conf").read_text()
+    assert "proxy_next_upstream error timeout;" in text
+    assert "proxy_next_upstream error timeout non_idempotent" not in text
+
+
+def test_a_retry_budget_longer_than_nginx_waits_is_refused(tmp_path):
+    env = {"STATE_DIR": str(tmp_path), "STORE_RETRY_BUDGET_S": "9", "NGINX_PROXY_READ_TIMEOUT_S": "10"}
+    with pytest.raises(StackError, match="STORE_RETRY_BUDGET_S=9 leaves too little of NGINX_PROXY_READ_TIMEOUT_S=10"):
+        LocalRuntime(StackConfig.from_env(env)).render()
 
 
 def test_supervisor_runs_every_node_and_restarts_none_by_itself(rendered):
