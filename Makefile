@@ -89,5 +89,5 @@ experiment: venv ## One failover experiment: SCENARIO=failover-redis-kill (load,
 	@$(PY) -m sessionproof.experiment $(SCENARIO) \
 	|| { rc=$$?; echo "experiment exited $$rc (3: an SLO was breached, see results/latest/report.md)"; exit $$rc; }
 
-experiments: venv ## Every failover experiment, then results/<UTC-time>-matrix/report.md (about 7 minutes)
+experiments: venv ## Every failover experiment plus latency and concurrency, per layer (LAYERS="stock hardened"), then results/<UTC-time>-matrix/report.md (about 9 minutes per layer)
 	@$(PY) -m sessionproof.experiment --all

@@ -1,7 +1,7 @@
 """Failover experiments: steady state, load, a scheduled fault, heal, read back, steady state again.
 
     python -m sessionproof.experiment failover-redis-kill      (make experiment SCENARIO=...)
-    python -m sessionproof.experiment --all                     (make experiments)
+    python -m sessionproof.experiment --all --layers "stock hardened"   (make experiments LAYERS="stock hardened")
 
 The scenario file (loadtests/scenarios/<name>.yaml) holds the load and a
 `faults:` schedule ({fault, at_s, hold_s}). Heal always runs, also when the
@@ -10,6 +10,11 @@ nginx: an acknowledged write that is absent is a lost acknowledged write; a
 write that failed or timed out is indeterminate, and the read tells whether it
 took effect. Each experiment writes one results folder; --all also writes
 results/<UTC-time>-matrix/report.md.
+
+--all runs, for each session layer in turn (the stack is brought up again with
+SESSION_LAYER set to it), every fault experiment and then the load scenarios
+without faults (latency, concurrency), so one report holds both layers side by
+side, measured on the same machine in the same run.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from pathlib import Path
 import requests
 
 from sessionproof_app import settings
+from sessionproof_app.session_layer import LAYERS
 
 from . import REPO_ROOT, report, runs, scenarios
 from .chaos import FAULTS, EventLog, heal, inject
@@ -42,6 +48,8 @@ EXPERIMENTS = (
     "sentinel-kill",
     "redis-full-restart",
 )
+# Run after the faults, per layer: the session tax and read p50 at low load, and lost updates.
+LOAD_SCENARIOS = ("latency", "concurrency")
 FINAL_READ_TIMEOUT_S = 30.0
 MAX_LOST_EXAMPLES = 20
 
@@ -110,12 +118,14 @@ def _locust_command(scenario: scenarios.Scenario, host: str) -> list[str]:
 
 
 def run_experiment(name: str, runtime: Runtime, progress=print) -> tuple[Path, int]:
-    """One experiment; returns its run folder and exit code (0 ok, 3 SLO breached)."""
+    """One experiment; returns its run folder and exit code (0 ok, 3 SLO breached).
+
+    A scenario without a faults: schedule runs the same way, minus the faults."""
     scenario = scenarios.load(name)
     schedule = scenario.raw.get("faults") or []
     unknown = [f.get("fault") for f in schedule if f.get("fault") not in FAULTS]
-    if not schedule or unknown:
-        raise scenarios.ScenarioError(f"{name}: needs a faults: schedule of known faults ({', '.join(FAULTS)})")
+    if unknown:
+        raise scenarios.ScenarioError(f"{name}: unknown faults {unknown}; known: {', '.join(FAULTS)}")
 
     progress(f"[{name}] steady state before: bringing every node up")
     runtime.up(progress=lambda *_: None)
@@ -123,7 +133,8 @@ def run_experiment(name: str, runtime: Runtime, progress=print) -> tuple[Path, i
     log = EventLog(run_dir / "raw" / "events.jsonl")
     log.write("steady_state", phase="before", healthy=runtime.healthy())
     stop, watchers = start_watchers(runtime, log)
-    env = {**os.environ, "SESSIONPROOF_RUN_DIR": str(run_dir), "SCENARIO": name}
+    # The runtime's env carries SESSION_LAYER, so meta.json names the layer this run measured.
+    env = {**os.environ, **runtime.config.env, "SESSIONPROOF_RUN_DIR": str(run_dir), "SCENARIO": name}
     command = _locust_command(scenario, runtime.config.entry_url)
     progress(f"[{name}] load: {' '.join(command[1:])}")
     injected: list[tuple] = []
@@ -198,19 +209,34 @@ def _duration_s(text: str) -> float:
     return total + (float(number) if number else 0.0)
 
 
-def run_all(names: list[str], runtime: Runtime, progress=print) -> Path:
+def run_all(
+    names: list[str],
+    runtime: Runtime,
+    progress=print,
+    layers: list[str] | None = None,
+    load_scenarios: tuple[str, ...] = LOAD_SCENARIOS,
+) -> Path:
+    """Every named experiment, then the load scenarios, for each layer; then the matrix report."""
     from .matrix import build_matrix
 
+    layers = layers or [runtime.config.get("SESSION_LAYER")]
     run_dirs = []
-    for name in names:
-        try:
-            run_dir, _ = run_experiment(name, runtime, progress)
-            run_dirs.append(run_dir)
-        except Exception as error:  # one failed experiment must not stop the matrix
-            progress(f"[{name}] FAILED: {error}")
-            runtime.up(progress=lambda *_: None)
+    for layer in layers:
+        layer_runtime = get_runtime({**runtime.config.env, "SESSION_LAYER": layer})
+        progress(f"== session layer {layer}: restarting the apps with SESSION_LAYER={layer}")
+        layer_runtime.up(progress=lambda *_: None)
+        for name in [*names, *load_scenarios]:
+            try:
+                run_dir, _ = run_experiment(
+                    name, layer_runtime, lambda line, layer=layer: progress(f"[{layer}] {line}")
+                )
+                run_dirs.append(run_dir)
+            except Exception as error:  # one failed experiment must not stop the matrix
+                progress(f"[{layer}] [{name}] FAILED: {error}")
+                layer_runtime.up(progress=lambda *_: None)
     out_dir = runs.reserve_run_dir("matrix")
-    build_matrix(out_dir, run_dirs)
+    title = "Failover matrix" + (f": {' against '.join(layers)}" if len(layers) > 1 else f" ({layers[0]} layer)")
+    build_matrix(out_dir, run_dirs, title)
     runs.point_latest(out_dir)
     progress(f"matrix: {out_dir / 'report.md'}")
     return out_dir
@@ -224,13 +250,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("scenario", nargs="?", help=f"one of: {', '.join(EXPERIMENTS)}")
     parser.add_argument("--all", action="store_true", help="run every experiment and write the matrix report")
+    parser.add_argument(
+        "--layers",
+        default=None,
+        help='session layers to run --all for, space-separated (default: the LAYERS setting, e.g. "stock hardened")',
+    )
     args = parser.parse_args(argv)
     if not args.all and not args.scenario:
         parser.error("name a scenario or pass --all")
     try:
         runtime = get_runtime()
         if args.all:
-            run_all(list(EXPERIMENTS), runtime)
+            layers = (args.layers or settings.get_str("LAYERS")).split()
+            for layer in layers:
+                if layer not in LAYERS:
+                    raise settings.ConfigError(f"LAYERS: {layer!r} is not one of: {', '.join(LAYERS)}")
+            run_all(list(EXPERIMENTS), runtime, layers=layers)
             return 0
         _, code = run_experiment(args.scenario, runtime)
         return code

@@ -73,6 +73,67 @@ def matrix_row(run_dir: Path, out_dir: Path) -> dict:
     }
 
 
+LOAD_COLUMNS = (
+    "scenario", "layer", "requests", "failed", "GET /cart p50 µs", "GET /cart p99 µs", "POST p50 µs", "POST p99 µs",
+    "lost updates", "valid", "SLOs", "report",
+)  # fmt: skip
+READ_ENDPOINT = "GET /cart"
+
+
+def load_row(run_dir: Path, out_dir: Path) -> dict | None:
+    """Figures of a run without faults (latency, concurrency); None for a run with faults or no summary."""
+    summary = _read_object(run_dir / "summary.json")
+    if summary is None or summary.get("faults"):
+        return None
+    meta = _read_object(run_dir / "meta.json") or {}
+    latency = summary.get("latency_us") or {}
+    post = next((v for k, v in latency.items() if k.startswith("POST /cart/")), {})
+    requests = summary.get("requests") or {}
+    return {
+        "scenario": summary.get("scenario"),
+        "layer": (meta.get("config") or {}).get("SESSION_LAYER", "stock"),
+        "requests": requests.get("total"),
+        "failed": requests.get("failed"),
+        "read_p50_us": (latency.get(READ_ENDPOINT) or {}).get("p50"),
+        "read_p99_us": (latency.get(READ_ENDPOINT) or {}).get("p99"),
+        "write_p50_us": post.get("p50"),
+        "write_p99_us": post.get("p99"),
+        "lost_updates": (summary.get("correctness") or {}).get("lost_updates"),
+        "valid": summary.get("valid"),
+        "slo_passed": (summary.get("slo") or {}).get("passed"),
+        "report": os.path.relpath(run_dir / "report.md", out_dir),
+    }
+
+
+def read_p50_comparison(load_rows: list[dict]) -> str | None:
+    """'hardened p50 X µs against stock Y µs (+Z%)' for the latency scenario, when both layers ran it."""
+    by_layer = {r["layer"]: r["read_p50_us"] for r in load_rows if r["scenario"] == "latency" and r["read_p50_us"]}
+    if not {"stock", "hardened"} <= by_layer.keys():
+        return None
+    change = by_layer["hardened"] / by_layer["stock"] - 1
+    return (
+        f"Session read ({READ_ENDPOINT}) p50 at low load, same run: hardened {by_layer['hardened']} µs against "
+        f"stock {by_layer['stock']} µs ({change:+.1%})."
+    )
+
+
+def _load_cells(row: dict) -> list[str]:
+    return [
+        or_na(row["scenario"]),
+        or_na(row["layer"]),
+        or_na(row["requests"]),
+        or_na(row["failed"]),
+        or_na(row["read_p50_us"]),
+        or_na(row["read_p99_us"]),
+        or_na(row["write_p50_us"]),
+        or_na(row["write_p99_us"]),
+        f"**{or_na(row['lost_updates'])}**",
+        "yes" if row["valid"] else "**no**",
+        "pass" if row["slo_passed"] else "FAIL",
+        f"[report]({row['report']})",
+    ]
+
+
 def _client_errors_cell(row: dict) -> str:
     """The total, then each class seen and its count joined by TIMES, most frequent first."""
     seen = sorted(((name, count) for name, count in row["client_errors"].items() if count), key=lambda nc: -nc[1])
@@ -110,25 +171,51 @@ def _cells(row: dict) -> list[str]:
 
 
 def build_matrix(out_dir: Path, run_dirs: list[Path], title: str = DEFAULT_TITLE) -> dict:
-    """Write OUT_DIR/matrix.json (the rows) and OUT_DIR/report.md (their table); return {"rows": [...]}."""
+    """Write OUT_DIR/matrix.json and OUT_DIR/report.md: a row per fault run (faults side by side by layer)
+    and a row per run without faults; return {"rows": [...], "load_rows": [...]}."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = [matrix_row(Path(run_dir), out_dir) for run_dir in run_dirs]
-    (out_dir / "matrix.json").write_text(json.dumps(rows, indent=2) + "\n")
+    load_rows, rows = [], []
+    for run_dir in map(Path, run_dirs):
+        loaded = load_row(run_dir, out_dir)
+        if loaded is not None:
+            load_rows.append(loaded)
+        else:
+            rows.append(matrix_row(run_dir, out_dir))
+    first_seen: dict[str, int] = {}
+    for row in rows:
+        first_seen.setdefault(row["fault"], len(first_seen))
+    rows.sort(key=lambda r: first_seen[r["fault"]])  # stable: each fault's layers stay in run order
+    (out_dir / "matrix.json").write_text(json.dumps({"rows": rows, "load_rows": load_rows}, indent=2) + "\n")
     lines = [
         f"# {title}",
         "",
-        "One row per experiment. Client errors are responses other than 200 seen by the load generator; "
-        "lost acknowledged writes were acknowledged (200) yet absent when every session was read back after heal; "
-        "latency is from the intended start (coordinated omission corrected).",
+        "One row per experiment and session layer. Client errors are responses other than 200 seen by the load "
+        "generator; lost acknowledged writes were acknowledged (200) yet absent when every session was read back "
+        "after heal; latency is from the intended start (coordinated omission corrected).",
         "",
         "| " + " | ".join(COLUMNS) + " |",
         "|" + "---|" * len(COLUMNS),
         *("| " + " | ".join(_cells(row)) + " |" for row in rows),
         "",
     ]
+    if load_rows:
+        lines += [
+            "## Without faults",
+            "",
+            "Service time of the session read and write; lost updates are acknowledged adds missing from the cart "
+            "when several requests of one session ran at once (the concurrency scenario).",
+            "",
+            "| " + " | ".join(LOAD_COLUMNS) + " |",
+            "|" + "---|" * len(LOAD_COLUMNS),
+            *("| " + " | ".join(_load_cells(row)) + " |" for row in load_rows),
+            "",
+        ]
+        comparison = read_p50_comparison(load_rows)
+        if comparison:
+            lines += [comparison, ""]
     (out_dir / "report.md").write_text("\n".join(lines))
-    return {"rows": rows}
+    return {"rows": rows, "load_rows": load_rows}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -54,7 +54,7 @@ def three_runs(tmp_path):
 def test_one_row_per_run_in_matrix_json(tmp_path):
     out_dir = tmp_path / "matrix"
     rows = build_matrix(out_dir, three_runs(tmp_path))["rows"]
-    assert json.loads((out_dir / "matrix.json").read_text()) == rows
+    assert json.loads((out_dir / "matrix.json").read_text()) == {"rows": rows, "load_rows": []}
     stock, hardened, failed = rows
     assert (stock["fault"], stock["layer"], stock["client_errors_total"]) == ("kill-redis-master", "stock", 96)
     assert (stock["p99_before_us"], stock["p99_during_us"], stock["max_during_us"]) == (9600, 862_200, 1_537_000)
@@ -84,20 +84,66 @@ def test_the_report_table(tmp_path):
     assert all(line.count("|") == table[0].count("|") for line in table)
 
 
-def test_a_run_without_faults_or_with_a_damaged_summary(tmp_path):
-    plain = write_run(tmp_path / "plain", None, None, True)
+def write_load_run(run_dir, scenario: str, layer: str, read_p50_us: int, lost_updates: int):
+    run_dir.mkdir(parents=True)
+    summary = {
+        "scenario": scenario,
+        "valid": True,
+        "faults": [],
+        "requests": {"total": 1000, "ok": 1000, "failed": 0},
+        "latency_us": {
+            "GET /cart": {"p50": read_p50_us, "p99": 3 * read_p50_us},
+            "POST /cart/[item] (concurrent)": {"p50": 9000, "p99": 20000},
+        },
+        "correctness": {"lost_updates": lost_updates},
+        "slo": {"passed": lost_updates == 0},
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    (run_dir / "meta.json").write_text(json.dumps({"scenario": scenario, "config": {"SESSION_LAYER": layer}}))
+    return run_dir
+
+
+def test_runs_without_faults_get_their_own_table_and_the_read_p50_comparison(tmp_path):
+    runs = [
+        write_load_run(tmp_path / "a", "latency", "stock", 4000, 0),
+        write_load_run(tmp_path / "b", "concurrency", "stock", 5000, 1566),
+        write_load_run(tmp_path / "c", "latency", "hardened", 3000, 0),
+    ]
+    result = build_matrix(tmp_path / "matrix", runs)
+    assert result["rows"] == []
+    stock_latency, stock_concurrency, _ = result["load_rows"]
+    assert (stock_latency["layer"], stock_latency["read_p50_us"], stock_latency["read_p99_us"]) == (
+        "stock",
+        4000,
+        12000,
+    )
+    assert (stock_concurrency["lost_updates"], stock_concurrency["write_p50_us"]) == (1566, 9000)
+    report = (tmp_path / "matrix" / "report.md").read_text()
+    assert "| concurrency | stock | 1000 | 0 | 5000 | 15000 | 9000 | 20000 | **1566** | yes | FAIL |" in report
+    assert "hardened 3000 µs against stock 4000 µs (-25.0%)" in report
+
+
+def test_fault_rows_of_both_layers_sit_side_by_side(tmp_path):
+    stock_kill = write_run(tmp_path / "1", figures({"503": 84}, 0, 2.0), "stock", False)
+    stock_other = write_run(tmp_path / "2", figures({}, 0, 0.0), "stock", True)
+    summary = json.loads((stock_other / "summary.json").read_text())
+    summary["faults"] = [{"fault": "kill-app", "target": "app-1"}]
+    (stock_other / "summary.json").write_text(json.dumps(summary))
+    hardened_kill = write_run(tmp_path / "3", figures({}, 0, 0.0), "hardened", True)
+    rows = build_matrix(tmp_path / "matrix", [stock_kill, stock_other, hardened_kill])["rows"]
+    assert [(r["fault"], r["layer"]) for r in rows] == [
+        ("kill-redis-master", "stock"),
+        ("kill-redis-master", "hardened"),
+        ("kill-app", "stock"),
+    ]
+
+
+def test_a_run_with_a_damaged_summary_gets_a_row_saying_so(tmp_path):
     damaged = tmp_path / "damaged"
     damaged.mkdir()
     (damaged / "summary.json").write_text('{"scenario": ')
-    plain_row, damaged_row = build_matrix(tmp_path / "matrix", [plain, damaged])["rows"]
-    assert (plain_row["fault"], plain_row["client_errors_total"], plain_row["time_to_recover_s"]) == (
-        "failover-redis-kill",
-        None,
-        None,
-    )
+    (damaged_row,) = build_matrix(tmp_path / "matrix", [damaged])["rows"]
     assert damaged_row["note"] == "summary unreadable (damaged)"
-    table = [line for line in (tmp_path / "matrix" / "report.md").read_text().splitlines() if line.startswith("| ")]
-    assert table[1].startswith("| failover-redis-kill | stock | n/a | n/a |")
 
 
 def test_cli_exit_codes(tmp_path, capsys):

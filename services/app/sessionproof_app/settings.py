@@ -147,6 +147,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "SCENARIO", "mixed", "Load scenario (loadtests/scenarios/<name>.yaml) when locust gets no --scenario.", "load"
     ),
+    Setting(
+        "LAYERS",
+        "hardened",
+        'Session layers `make experiments` runs the matrix for, in turn: `LAYERS="stock hardened"` compares them.',
+        "load",
+    ),
     Setting("SCENARIO_DIR", "loadtests/scenarios", "Folder of the scenario files (<name>.yaml).", "load"),
     Setting(
         "RESULTS_DIR", "results", "Where each run writes results/<UTC-time>-<scenario>/ and the `latest` link.", "load"
