@@ -55,7 +55,7 @@ def redis_server(redis_binary, tmp_path_factory):
             15,
             "redis-server and its replica to be in sync",
         )
-        yield {"port": port, "replica_port": port + 1, "process": procs[0]}
+        yield {"port": port, "replica_port": port + 1, "process": procs[0], "replica_process": procs[1]}
     finally:
         for proc in procs:
             proc.kill()

@@ -287,6 +287,7 @@ class HardenedSessionInterface(StockSessionInterface):
         pipe.wait(self.wait_replicas, self.wait_timeout_ms)
         self._require_replicas(pipe.execute()[-1])
         response = self.app.response_class(record["body"], status=record["status"])
+        response.headers.remove("Content-Type")
         for name, value in record["headers"]:
             response.headers.add(name, value)
         response.headers[REPLAYED_HEADER] = "true"

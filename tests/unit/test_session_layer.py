@@ -1,0 +1,195 @@
+"""The hardened layer's properties, each beside stock Flask-Session, against a real redis-server with a replica.
+
+Races are made deterministic with a gated view: it reads the session, then waits
+until the test lets it write, so the interleaving is the same on every run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+import pytest
+import redis
+from flask import jsonify, session
+
+from unit.test_app import NAMESPACE, make_app, session_keys
+
+pytestmark = pytest.mark.redis
+COOKIE = "sp_session"
+
+
+@pytest.fixture
+def redis_client(redis_server):
+    client = redis.Redis(port=redis_server["port"], socket_timeout=1)
+    client.flushall()
+    yield client
+    client.close()
+
+
+class GatedAdd:
+    """POST /gated-add/<item>: reads the cart, then (first pass only) waits for the test before writing."""
+
+    def __init__(self, app):
+        self.read_done = threading.Event()
+        self.release = threading.Event()
+        self.passes = 0
+
+        @app.post("/gated-add/<item>")
+        def gated_add(item):
+            cart = list(session.get("cart", []))
+            self.passes += 1
+            if self.passes == 1:
+                self.read_done.set()
+                assert self.release.wait(10), "the test never released the gated request"
+            session["cart"] = [*cart, item]
+            session["version"] = session.get("version", 0) + 1
+            return jsonify(cart=session["cart"], user=session.get("user"))
+
+    def start(self, client, item: str) -> tuple[threading.Thread, dict]:
+        result: dict = {}
+
+        def run():
+            result["response"] = client.post(f"/gated-add/{item}")
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        assert self.read_done.wait(10), "the gated request never read its session"
+        return thread, result
+
+
+def twin_clients(app, source):
+    """A second browser tab: another test client with the same session cookie."""
+    twin = app.test_client()
+    twin.set_cookie(COOKIE, source.get_cookie(COOKIE).value)
+    return twin
+
+
+@pytest.mark.parametrize(("layer", "expected_cart"), [("hardened", ["b", "a"]), ("stock", ["a"])])
+def test_a_concurrent_add_is_kept_only_by_the_hardened_layer(redis_client, layer, expected_cart):
+    app = make_app(redis_client, layer=layer)
+    gate = GatedAdd(app)
+    tab1 = app.test_client()
+    tab1.post("/login", json={"user": "alice"})
+    tab2 = twin_clients(app, tab1)
+
+    thread, result = gate.start(tab1, "a")  # tab1 has read the empty cart
+    assert tab2.post("/cart/b").status_code == 200  # tab2 adds b meanwhile
+    gate.release.set()
+    thread.join(10)
+
+    assert result["response"].status_code == 200
+    assert tab2.get("/cart").get_json()["cart"] == expected_cart  # stock: last write wins, b is lost
+    assert gate.passes == (2 if layer == "hardened" else 1)  # hardened re-ran the view on the fresh session
+
+
+@pytest.mark.parametrize(("layer", "resurrected"), [("hardened", False), ("stock", True)])
+def test_logout_during_a_slow_request_stays_logged_out_only_with_the_hardened_layer(redis_client, layer, resurrected):
+    app = make_app(redis_client, layer=layer)
+    gate = GatedAdd(app)
+    tab1 = app.test_client()
+    tab1.post("/login", json={"user": "alice"})
+    old_sid = tab1.get_cookie(COOKIE).value
+    tab2 = twin_clients(app, tab1)
+
+    thread, result = gate.start(tab1, "a")  # a slow request holds alice's session
+    assert tab2.post("/logout").get_json()["loggedOut"] is True
+    gate.release.set()
+    thread.join(10)
+
+    assert result["response"].status_code == 200
+    back = redis_client.exists(f"{NAMESPACE}:session:{old_sid}") == 1
+    assert back is resurrected
+    reader = app.test_client()
+    reader.set_cookie(COOKIE, old_sid)
+    assert (reader.get("/cart").get_json()["user"] == "alice") is resurrected
+    if not resurrected:
+        # The slow request's item went to a new anonymous session under a new id.
+        assert result["response"].get_json() == {"cart": ["a"], "user": None}
+        assert tab1.get_cookie(COOKIE).value != old_sid
+
+
+def test_a_retried_post_with_the_same_idempotency_key_applies_once(redis_client):
+    client = make_app(redis_client).test_client()
+    client.post("/login", json={"user": "alice"})
+    first = client.post("/cart/apple", headers={"Idempotency-Key": "key-1"})
+    again = client.post("/cart/apple", headers={"Idempotency-Key": "key-1"})
+    assert first.status_code == again.status_code == 200
+    assert again.get_json() == first.get_json() == {**first.get_json(), "cart": ["apple"], "version": 2}
+    assert again.headers["Idempotent-Replayed"] == "true" and "Idempotent-Replayed" not in first.headers
+    assert client.get("/cart").get_json()["cart"] == ["apple"]
+    fresh = client.post("/cart/apple", headers={"Idempotency-Key": "key-2"})
+    assert fresh.get_json()["cart"] == ["apple", "apple"]  # a new key is a new request
+
+
+def test_a_retry_of_a_request_that_started_the_session_applies_once(redis_client):
+    app = make_app(redis_client)
+    lost_response = app.test_client()  # its first answer (and so the cookie) never arrived
+    first = lost_response.post("/cart/apple", headers={"Idempotency-Key": "key-1"})
+    retry = app.test_client()
+    again = retry.post("/cart/apple", headers={"Idempotency-Key": "key-1"})
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert retry.get_cookie(COOKIE).value == lost_response.get_cookie(COOKIE).value
+    assert retry.get("/cart").get_json()["cart"] == ["apple"] == first.get_json()["cart"]
+    assert len(session_keys(redis_client)) == 1
+
+
+def test_stock_applies_a_retried_post_twice(redis_client):
+    client = make_app(redis_client, layer="stock").test_client()
+    for _ in range(2):
+        client.post("/cart/apple", headers={"Idempotency-Key": "key-1"})
+    assert client.get("/cart").get_json()["cart"] == ["apple", "apple"]
+
+
+def test_a_key_reused_for_another_request_gets_422_and_a_malformed_key_400(redis_client):
+    client = make_app(redis_client).test_client()
+    client.post("/login", json={"user": "alice"})
+    client.post("/cart/apple", headers={"Idempotency-Key": "key-1"})
+    reused = client.post("/cart/pear", headers={"Idempotency-Key": "key-1"})
+    assert reused.status_code == 422 and reused.get_json()["error"] == "idempotency_key_reused"
+    malformed = client.post("/cart/pear", headers={"Idempotency-Key": "has spaces"})
+    assert malformed.status_code == 400 and malformed.get_json()["error"] == "invalid_idempotency_key"
+    assert client.get("/cart").get_json()["cart"] == ["apple"]
+
+
+def test_idempotency_records_are_scoped_to_the_session(redis_client):
+    app = make_app(redis_client)
+    alice, bob = app.test_client(), app.test_client()
+    alice.post("/login", json={"user": "alice"})
+    bob.post("/login", json={"user": "bob"})
+    alice.post("/cart/apple", headers={"Idempotency-Key": "shared"})
+    response = bob.post("/cart/apple", headers={"Idempotency-Key": "shared"})
+    assert response.get_json()["user"] == "bob" and "Idempotent-Replayed" not in response.headers
+
+
+@pytest.mark.parametrize(("layer", "writes_on_read"), [("hardened", 0), ("stock", 3)])
+def test_an_unchanged_session_is_touched_not_rewritten(redis_client, layer, writes_on_read):
+    client = make_app(redis_client, layer=layer).test_client()
+    client.post("/cart/apple")
+    (key,) = session_keys(redis_client)
+    redis_client.expire(key, 100)
+    redis_client.config_resetstat()
+    for _ in range(3):
+        assert client.get("/cart").get_json()["cart"] == ["apple"]
+    stats = redis_client.info("commandstats")
+    writes = sum(stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("set", "eval", "evalsha"))
+    assert writes == writes_on_read
+    assert redis_client.ttl(key) > 100  # the idle expiry slid all the same
+
+
+def test_a_write_no_replica_confirms_is_not_acknowledged_and_its_retry_applies_once(redis_client, redis_server):
+    client = make_app(redis_client).test_client()
+    client.post("/cart/apple")
+    replica_pid = redis_server["replica_process"].pid
+    os.kill(replica_pid, signal.SIGSTOP)
+    try:
+        unconfirmed = client.post("/cart/pear", headers={"Idempotency-Key": "key-1"})
+    finally:
+        os.kill(replica_pid, signal.SIGCONT)
+    assert unconfirmed.status_code == 503 and unconfirmed.headers["Retry-After"] == "1"
+    assert unconfirmed.get_json()["error"] == "store_unavailable"
+    # The write did reach the master; the client's retry with the same key gets it once, now confirmed.
+    retried = client.post("/cart/pear", headers={"Idempotency-Key": "key-1"})
+    assert retried.status_code == 200 and retried.headers["Idempotent-Replayed"] == "true"
+    assert client.get("/cart").get_json()["cart"] == ["apple", "pear"]
