@@ -54,6 +54,10 @@ def healthy_stack(stack):
     return stack
 
 
+# Longer than the hardened layer's retry budget (STORE_RETRY_BUDGET_S, 5 s), shorter than nginx's 10 s.
+REQUEST_TIMEOUT_S = 9
+
+
 class User:
     """A browser: a cookie jar talking to nginx."""
 
@@ -62,10 +66,10 @@ class User:
         self.http = requests.Session()
 
     def get(self, path: str, **kwargs) -> requests.Response:
-        return self.http.get(self.base_url + path, timeout=5, **kwargs)
+        return self.http.get(self.base_url + path, timeout=REQUEST_TIMEOUT_S, **kwargs)
 
     def post(self, path: str, **kwargs) -> requests.Response:
-        return self.http.post(self.base_url + path, timeout=5, **kwargs)
+        return self.http.post(self.base_url + path, timeout=REQUEST_TIMEOUT_S, **kwargs)
 
     def close(self) -> None:
         self.http.close()

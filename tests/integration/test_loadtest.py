@@ -16,11 +16,11 @@ pytestmark = pytest.mark.stack
 LOCUST = str(Path(sys.executable).parent / "locust")
 
 
-def run_locust(stack, results: Path, *args: str) -> subprocess.CompletedProcess:
+def run_locust(stack, results: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [LOCUST, "--headless", "--host", stack.config.entry_url, *args],
         cwd=REPO_ROOT,  # locust.conf names the locustfile
-        env={**os.environ, "RESULTS_DIR": str(results), **stack.config.env},
+        env={**os.environ, "RESULTS_DIR": str(results), **stack.config.env, **(env or {})},
         capture_output=True,
         text=True,
         timeout=120,
@@ -59,10 +59,34 @@ def test_a_bounce_run_checks_every_answer_and_writes_a_complete_results_folder(h
     assert json.loads((run_dir / "summary.json").read_text()) == summary
 
 
-def test_an_slo_breach_exits_3_and_still_writes_the_report(healthy_stack, tmp_path):
+def test_concurrent_adds_of_one_session_lose_no_update_with_the_hardened_layer(healthy_stack, tmp_path):
     result = run_locust(healthy_stack, tmp_path, "--scenario", "concurrency", "-u", "4", "-r", "4", "-t", "6s")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = json.loads(((tmp_path / "latest") / "summary.json").read_text())
-    # Stock Flask-Session is last-write-wins: concurrent adds of one session lose updates.
-    assert summary["correctness"]["lost_updates"] > 0
-    assert result.returncode == 3, result.stderr[-2000:]
+    meta = json.loads(((tmp_path / "latest") / "meta.json").read_text())
+    assert meta["config"]["SESSION_LAYER"] == "hardened"
+    concurrent = summary["requests"]["by_endpoint"]["POST /cart/[item] (concurrent)"]
+    assert concurrent["ok"] > 40 and concurrent["failed"] == 0
+    assert summary["correctness"]["lost_updates"] == 0
+
+
+STRICT_SLO = """
+description: a bounce run with an SLO no stack can meet, for the exit code
+users: 2
+spawn_rate: 2
+duration: 4s
+rate_per_user_per_s: 4
+mix: {bounce: 1}
+slo:
+  - {path: [latency_us, "GET /cart", p50], max: 1}
+"""
+
+
+def test_an_slo_breach_exits_3_and_still_writes_the_report(healthy_stack, tmp_path):
+    (tmp_path / "scenarios").mkdir()
+    (tmp_path / "scenarios" / "strict.yaml").write_text(STRICT_SLO)
+    result = run_locust(
+        healthy_stack, tmp_path, "--scenario", "strict", "-t", "4s", env={"SCENARIO_DIR": str(tmp_path / "scenarios")}
+    )
+    assert result.returncode == 3, result.stdout[-3000:] + result.stderr[-3000:]
     assert "FAIL" in ((tmp_path / "latest") / "report.md").read_text()

@@ -59,3 +59,49 @@ def test_durations_parse_like_locusts():
 def test_every_experiment_has_a_fault_schedule_and_slos(name):
     scenario = scenarios.load(name)
     assert scenario.raw["faults"] and scenario.slo
+
+
+class FakeRuntime:
+    def __init__(self, env: dict):
+        self.config = type("Config", (), {"env": env, "get": lambda _self, name: env.get(name, "hardened")})()
+        self.ups = 0
+
+    def up(self, progress=print) -> None:
+        self.ups += 1
+
+
+def test_all_runs_every_experiment_and_load_scenario_once_per_layer(tmp_path, monkeypatch):
+    from sessionproof import experiment
+
+    ran: list[tuple[str, str]] = []
+    runtimes: list[FakeRuntime] = []
+
+    def fake_get_runtime(env):
+        runtimes.append(FakeRuntime(dict(env)))
+        return runtimes[-1]
+
+    def fake_run(name, runtime, progress):
+        ran.append((runtime.config.env["SESSION_LAYER"], name))
+        run_dir = tmp_path / f"{runtime.config.env['SESSION_LAYER']}-{name}"
+        run_dir.mkdir()
+        return run_dir, 0
+
+    monkeypatch.setenv("RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setattr(experiment, "get_runtime", fake_get_runtime)
+    monkeypatch.setattr(experiment, "run_experiment", fake_run)
+    out_dir = experiment.run_all(
+        ["failover-redis-kill"], FakeRuntime({"STATE_DIR": "x"}), lambda *_: None, layers=["stock", "hardened"]
+    )
+    assert ran == [
+        ("stock", "failover-redis-kill"), ("stock", "latency"), ("stock", "concurrency"),
+        ("hardened", "failover-redis-kill"), ("hardened", "latency"), ("hardened", "concurrency"),
+    ]  # fmt: skip
+    assert [r.config.env["STATE_DIR"] for r in runtimes] == ["x", "x"] and all(r.ups == 1 for r in runtimes)
+    assert (out_dir / "report.md").read_text().startswith("# Failover matrix: stock against hardened")
+
+
+def test_all_refuses_an_unknown_layer(capsys):
+    from sessionproof import experiment
+
+    assert experiment.main(["--all", "--layers", "stock turbo"]) == 2
+    assert "'turbo' is not one of: hardened, stock" in capsys.readouterr().err
