@@ -20,13 +20,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import requests
+
 from sessionproof_app import settings
 
 from . import runs
 from .runtime import Runtime, get_runtime
-from .waiting import DeadlineExceeded
+from .waiting import DeadlineExceeded, wait_until
 
 HEAL_TIMEOUT_S = 60.0
+ROTATION_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,33 @@ def _pause_each(runtime: Runtime, targets: list[str]) -> None:
 
 
 def _restart_each(runtime: Runtime, targets: list[str]) -> None:
-    for target in targets:  # one at a time, each ready before the next goes: a rolling restart
+    """A rolling restart: one replica at a time, and the next goes only once nginx routes to this one again.
+
+    Ready is not enough: nginx's passive check keeps a replica that failed out of
+    rotation for NGINX_FAIL_TIMEOUT_S. Restarting the next one sooner can leave no
+    replica in rotation ("no live upstreams", 502), which no real rolling deploy
+    (one unavailable at a time) would do."""
+    for target in targets:
         runtime.restart(target)
+        wait_until(
+            lambda target=target: _served_by_through_entry(runtime, target),
+            ROTATION_TIMEOUT_S,
+            f"nginx to route requests to {target} again",
+            interval_s=0.1,
+        )
+
+
+def _served_by_through_entry(runtime: Runtime, target: str, attempts: int = 6) -> bool:
+    """Whether one of a few GET /ping through the entry point is answered by target (round robin)."""
+    with requests.Session() as http:
+        for _ in range(attempts):
+            try:
+                response = http.get(f"{runtime.config.entry_url}/ping", timeout=2)
+            except requests.RequestException:
+                continue
+            if response.headers.get("X-Served-By") == target:
+                return True
+    return False
 
 
 def heal_stack(runtime: Runtime, targets: list[str]) -> None:

@@ -172,11 +172,18 @@ def run_experiment(name: str, runtime: Runtime, progress=print) -> tuple[Path, i
         )
     summary = report.build_report(run_dir)
     runs.point_latest(run_dir)
-    failover = summary.get("failover") or {}
+    failover = summary.get("failover")
+    if failover:
+        outcome = f"client errors {failover.get('client_errors')}, error window {failover.get('error_window_s')}s"
+    else:
+        requests_ = summary.get("requests") or {}
+        outcome = (
+            f"{requests_.get('failed')} of {requests_.get('total')} requests failed, "
+            f"lost updates {(summary.get('correctness') or {}).get('lost_updates')}"
+        )
     progress(
-        f"[{name}] client errors {failover.get('client_errors')}, error window {failover.get('error_window_s')}s, "
-        f"lost acknowledged writes {final['lost_acknowledged_writes']} of {final['acknowledged_writes']}; "
-        f"report: {run_dir / 'report.md'}"
+        f"[{name}] {outcome}, lost acknowledged writes {final['lost_acknowledged_writes']} of "
+        f"{final['acknowledged_writes']}; report: {run_dir / 'report.md'}"
     )
     return run_dir, 0 if summary["slo"]["passed"] else report.SLO_BREACH_EXIT_CODE
 

@@ -54,7 +54,7 @@ def healthy_stack(stack):
     return stack
 
 
-# Longer than the hardened layer's retry budget (STORE_RETRY_BUDGET_S, 5 s), shorter than nginx's 10 s.
+# Longer than the hardened layer's retry budget (STORE_RETRY_BUDGET_S, 6 s), shorter than nginx's 10 s.
 REQUEST_TIMEOUT_S = 9
 
 

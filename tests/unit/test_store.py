@@ -24,6 +24,15 @@ def test_the_master_client_has_timeouts_and_a_retry_policy():
         (ResponseError("NOREPLICAS Not enough good replicas to write."), True),
         (ResponseError("LOADING Redis is loading the dataset in memory"), True),
         (ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"), False),
+        # The same replies inside a pipeline, as redis-py annotates them.
+        (
+            ResponseError(
+                "Command # 1 (GETEX sp:session:x EX 1800) of pipeline caused error: NOREPLICAS Not enough good replicas"
+            ),
+            True,
+        ),
+        (ResponseError("Command # 2 (GET k) of pipeline caused error: WRONGTYPE Operation against a key"), False),
+        (ResponseError("ERR unknown command 'NOREPLICASX'"), False),
     ],
 )
 def test_store_errors_are_classified(error, unavailable):

@@ -52,6 +52,7 @@ def test_redis_configs_hold_the_settings_the_design_needs(rendered):
         "appendfsync everysec",
         "min-replicas-to-write 1",
         "min-replicas-max-lag 1",
+        "repl-diskless-sync-delay 0",
         "maxmemory-policy noeviction",
         "requirepass sessionproof-dev-password",
         "masterauth sessionproof-dev-password",

@@ -210,10 +210,10 @@ class HardenedSessionInterface(StockSessionInterface):
         """Back off, then make the next command ask Sentinel for the master; re-raise once the budget is spent."""
         if not is_store_unavailable(error):
             raise error
-        delay_s = self.backoff.compute(failures)
-        if time.monotonic() + delay_s >= self._state()["deadline"]:
+        remaining_s = self._state()["deadline"] - time.monotonic()
+        if remaining_s <= 0:
             raise error
-        time.sleep(delay_s)
+        time.sleep(min(self.backoff.compute(failures), remaining_s))  # the last attempt falls on the deadline
         # Idle connections may point at a dead, paused or demoted master; new ones re-discover it.
         self.client.connection_pool.disconnect(inuse_connections=False)
 

@@ -71,9 +71,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("REDIS_RETRY_BACKOFF_CAP_S", "0.5", "Largest retry backoff.", "app"),
     Setting(
         "STORE_RETRY_BUDGET_S",
-        "5",
+        "6",
         "Hardened layer: how long one request keeps retrying an unavailable store (re-asking Sentinel for the "
-        "master) before it answers 503; covers a failover and must stay under NGINX_PROXY_READ_TIMEOUT_S.",
+        "master) before it answers 503; covers a failover (2-3 s) with margin and must stay at least 2 s under "
+        "NGINX_PROXY_READ_TIMEOUT_S.",
         "app",
     ),
     Setting(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from redis import Redis
@@ -29,10 +30,14 @@ _UNAVAILABLE_TYPES = (ConnectionError, TimeoutError, ReadOnlyError, BusyLoadingE
 _UNAVAILABLE_REPLIES = ("NOREPLICAS", "MASTERDOWN", "LOADING", "TRYAGAIN", "READONLY")
 
 
+# A pipeline prefixes the reply: "Command # 1 (GETEX ...) of pipeline caused error: NOREPLICAS ...".
+_UNAVAILABLE_REPLY = re.compile(rf"(?:^|of pipeline caused error: )(?:{'|'.join(_UNAVAILABLE_REPLIES)})\b")
+
+
 def is_store_unavailable(error: BaseException) -> bool:
     if isinstance(error, _UNAVAILABLE_TYPES):
         return True
-    return isinstance(error, ResponseError) and str(error).startswith(_UNAVAILABLE_REPLIES)
+    return isinstance(error, ResponseError) and _UNAVAILABLE_REPLY.search(str(error)) is not None
 
 
 def make_backoff(env: Mapping[str, str] | None = None) -> ExponentialWithJitterBackoff:
