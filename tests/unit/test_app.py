@@ -36,12 +36,13 @@ def clock():
 TEST_RETRY_BUDGET_S = "0.3"
 
 
-def make_app(client, clock=None, layer="hardened", **overrides):
+def make_app(client, clock=None, layer="hardened", env=None, **overrides):
     config = {"SESSION_REDIS": client, "INSTANCE_ID": "test-app", "SESSION_NAMESPACE": NAMESPACE}
     if clock is not None:
         config["CLOCK"] = clock
     config.update(overrides)
-    return create_app(config, env={"SESSION_LAYER": layer, "STORE_RETRY_BUDGET_S": TEST_RETRY_BUDGET_S})
+    env = {"SESSION_LAYER": layer, "STORE_RETRY_BUDGET_S": TEST_RETRY_BUDGET_S, **(env or {})}
+    return create_app(config, env=env)
 
 
 @pytest.fixture(params=["hardened", "stock"])

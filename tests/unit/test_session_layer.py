@@ -84,6 +84,24 @@ def test_a_concurrent_add_is_kept_only_by_the_hardened_layer(redis_client, layer
     assert gate.passes == (2 if layer == "hardened" else 1)  # hardened re-ran the view on the fresh session
 
 
+def test_a_request_that_keeps_losing_the_race_gets_503_and_stores_nothing(redis_client):
+    app = make_app(redis_client, env={"SESSION_CONFLICT_RETRIES": "0"})
+    gate = GatedAdd(app)
+    tab1 = app.test_client()
+    tab1.post("/login", json={"user": "alice"})
+    tab2 = twin_clients(app, tab1)
+
+    thread, result = gate.start(tab1, "a")
+    tab2.post("/cart/b")
+    gate.release.set()
+    thread.join(10)
+
+    response = result["response"]
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+    assert response.get_json()["error"] == "service_unavailable"
+    assert tab2.get("/cart").get_json()["cart"] == ["b"]
+
+
 @pytest.mark.parametrize(("layer", "resurrected"), [("hardened", False), ("stock", True)])
 def test_logout_during_a_slow_request_stays_logged_out_only_with_the_hardened_layer(redis_client, layer, resurrected):
     app = make_app(redis_client, layer=layer)
