@@ -406,6 +406,21 @@ class LocalRuntime:
             timeout_s,
             "supervisor to report every node RUNNING",
         )
+        # Each group was ready when checked, but a failover still in flight (a master that was
+        # paused for a while) can change the topology after its check: wait until it has settled.
+        wait_until(
+            self._topology_settled,
+            timeout_s,
+            "one Redis master, the one every Sentinel names, with its replicas in sync",
+            interval_s=0.2,
+            hint=f"logs: {self.state_dir / 'logs'}",
+        )
+
+    def _topology_settled(self) -> bool:
+        if not (self._redis_ready() and self._sentinels_ready()):
+            return False
+        master = self.master_node()
+        return master is not None and self.redis_roles().get(master.name) == "master"
 
     def _reload_nginx(self) -> None:
         # A re-run with another APPS rewrites the upstream list; HUP makes nginx read it.
@@ -596,7 +611,8 @@ class LocalRuntime:
         masters = set()
         for node in self.config.sentinel_nodes:
             view = probes.sentinel_view(host, node.port, self.password, self.master_name)
-            if view is None or "down" in view.master_flags or view.other_sentinels < expected_peers:
+            # Flags other than plain "master" (s_down, o_down, failover_in_progress, ...) mean not settled.
+            if view is None or view.master_flags != "master" or view.other_sentinels < expected_peers:
                 return False
             healthy = [r for r in view.replicas if "down" not in r[2] and "disconnected" not in r[2]]
             if len(healthy) < expected_replicas:
@@ -612,7 +628,7 @@ class LocalRuntime:
         return probes.http_ok(f"{self.config.entry_url}/ping")
 
     def healthy(self) -> bool:
-        return all(check() for check in (self._redis_ready, self._sentinels_ready, self._apps_ready, self._nginx_ready))
+        return all(check() for check in (self._topology_settled, self._apps_ready, self._nginx_ready))
 
     def clean(self, progress=print) -> None:
         if self.supervisord_pid() is not None:
