@@ -10,7 +10,7 @@ STACK_CLI := $(PY) -m sessionproof.stack
 
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help deps venv up down status logs clean config lint format test test-quick lock unloaded loadtest report chaos experiment experiments
+.PHONY: generate validate help deps venv up down status logs clean config lint format test test-quick lock unloaded loadtest report chaos experiment experiments
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml scripts/requirements.lock
 	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e '.[dev]'
 	@touch $@
 
-up: deps venv ## Start redis x3, sentinel x3, app x APPS (default 3) and nginx; wait until healthy
+up: deps venv ## Start redis x3, sentinel x3, app x APPS (default 3) and nginx; wait until healthy (STACK=compose|k8s too)
 	@$(STACK_CLI) up
 
 down: ## Stop every process of the stack
@@ -56,7 +56,14 @@ format: venv ## Format the code with ruff
 	@$(VENV)/bin/ruff format .
 	@$(VENV)/bin/ruff check --fix .
 
-test: deps venv lint ## Run every test (unit tests and the live stack tests)
+generate: venv ## Write compose/ and k8s/ configs from services/ templates and the settings (one source)
+	@$(PY) -m sessionproof.deploy
+
+validate: venv ## Static checks of compose and k8s: no drift, compose spec, k8s schemas, parity with local
+	@$(PY) -m sessionproof.deploy --check
+	@$(PY) -m sessionproof.validate
+
+test: deps venv lint validate ## Run every test (make validate, unit tests and the live stack tests)
 	@$(PY) -m pytest
 
 test-quick: venv ## Run the tests that start no stack

@@ -24,10 +24,9 @@ import psutil
 from supervisor.xmlrpc import SupervisorTransport
 
 from sessionproof_app import settings
-from sessionproof_app.session_layer import LAYERS
 
-from . import REPO_ROOT, SERVICES_DIR, probes
-from .render import render_template, write_if_changed
+from . import REPO_ROOT, SERVICES_DIR, configs, probes
+from .render import write_if_changed
 from .topology import Node, StackConfig
 from .waiting import wait_until
 
@@ -137,24 +136,14 @@ class LocalRuntime:
             conf = self.state_dir / node.name / "redis.conf"
             if conf.exists():
                 continue
-            replicaof = "" if node == master else f"replicaof {self.config.bind_host} {master.port}"
-            text = render_template(
-                "redis/redis.conf.tmpl",
-                {
-                    "name": node.name,
-                    "bind_host": self.config.bind_host,
-                    "port": node.port,
-                    "data_dir": conf.parent,
-                    "password": self.password,
-                    "replicaof_line": replicaof,
-                    "maxmemory": self.config.get("REDIS_MAXMEMORY"),
-                    "min_replicas_to_write": settings.get_int(
-                        "REDIS_MIN_REPLICAS_TO_WRITE", self.config.env, minimum=0
-                    ),
-                    "min_replicas_max_lag_s": settings.get_int(
-                        "REDIS_MIN_REPLICAS_MAX_LAG_S", self.config.env, minimum=1
-                    ),
-                },
+            text = configs.redis_conf(
+                self.config.env,
+                name=node.name,
+                bind_host=self.config.bind_host,
+                port=node.port,
+                data_dir=conf.parent,
+                password=self.password,
+                replica_of=None if node == master else (self.config.bind_host, master.port),
             )
             write_if_changed(conf, text, mode=0o600)
 
@@ -164,49 +153,25 @@ class LocalRuntime:
             conf = self.state_dir / node.name / "sentinel.conf"
             if conf.exists():
                 continue
-            text = render_template(
-                "redis/sentinel.conf.tmpl",
-                {
-                    "name": node.name,
-                    "bind_host": self.config.bind_host,
-                    "port": node.port,
-                    "data_dir": conf.parent,
-                    "password": self.password,
-                    "master_name": self.master_name,
-                    "master_host": self.config.bind_host,
-                    "master_port": master.port,
-                    "quorum": settings.get_int("SENTINEL_QUORUM", self.config.env, minimum=1),
-                    "down_after_ms": settings.get_int("SENTINEL_DOWN_AFTER_MS", self.config.env, minimum=100),
-                    "failover_timeout_ms": settings.get_int(
-                        "SENTINEL_FAILOVER_TIMEOUT_MS", self.config.env, minimum=1000
-                    ),
-                },
+            text = configs.sentinel_conf(
+                self.config.env,
+                name=node.name,
+                bind_host=self.config.bind_host,
+                port=node.port,
+                data_dir=conf.parent,
+                password=self.password,
+                master=(self.config.bind_host, master.port),
             )
             write_if_changed(conf, text, mode=0o600)
 
-    def nginx_values(self) -> dict:
-        env = self.config.env
-        servers = "\n".join(
-            f"        server {self.config.bind_host}:{n.port} "
-            f"max_fails={settings.get_int('NGINX_MAX_FAILS', env, minimum=0)} "
-            f"fail_timeout={settings.get_int('NGINX_FAIL_TIMEOUT_S', env, minimum=1)}s;"
-            for n in self.config.app_nodes
+    def nginx_text(self) -> str:
+        return configs.nginx_conf(
+            self.config.env,
+            state_dir=self.state_dir,
+            bind_host=self.config.bind_host,
+            port=self.config.nginx_port,
+            upstreams=[(self.config.bind_host, n.port) for n in self.config.app_nodes],
         )
-        return {
-            "state_dir": self.state_dir,
-            "bind_host": self.config.bind_host,
-            "port": self.config.nginx_port,
-            "upstream_servers": servers,
-            "upstream_keepalive_timeout_s": settings.get_int("NGINX_UPSTREAM_KEEPALIVE_TIMEOUT_S", env, minimum=1),
-            "proxy_connect_timeout_s": settings.get_int("NGINX_PROXY_CONNECT_TIMEOUT_S", env, minimum=1),
-            "proxy_read_timeout_s": settings.get_int("NGINX_PROXY_READ_TIMEOUT_S", env, minimum=1),
-            "next_upstream_tries": self.config.apps,
-            # Re-sending a POST to another replica is safe only where the app deduplicates it (Idempotency-Key).
-            "next_upstream": "error timeout non_idempotent"
-            if settings.get_choice("SESSION_LAYER", LAYERS, env) == "hardened"
-            else "error timeout",
-            "request_max_bytes": settings.get_int("REQUEST_MAX_BYTES", env, minimum=64),
-        }
 
     def _render_nginx(self) -> bool:
         keepalive_s = settings.get_int("GUNICORN_KEEPALIVE_S", self.config.env)
@@ -223,7 +188,7 @@ class LocalRuntime:
                 f"STORE_RETRY_BUDGET_S={budget_s:g} leaves too little of NGINX_PROXY_READ_TIMEOUT_S={read_timeout_s}: "
                 "keep the budget at least 2 s shorter, or nginx gives up on requests the app is still retrying"
             )
-        text = render_template("nginx/nginx.conf.tmpl", self.nginx_values())
+        text = self.nginx_text()
         return write_if_changed(self.state_dir / "nginx" / "nginx.conf", text)
 
     def app_environment(self, node: Node) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""The one runtime interface chaos and experiments act through (local now; compose and k8s later)."""
+"""The one runtime interface chaos and experiments act through: local processes, compose or k8s."""
 
 from __future__ import annotations
 
@@ -30,9 +30,11 @@ class Runtime(Protocol):
 
 
 def get_runtime(env: Mapping[str, str] | None = None) -> Runtime:
-    stack = settings.get_str("STACK", env)
+    stack = settings.get_choice("STACK", ("local", "compose", "k8s"), env)
     if stack == "local":
         from .local import LocalRuntime
 
         return LocalRuntime(StackConfig.from_env(env))
-    raise settings.ConfigError(f"STACK={stack!r}: only the local runtime exists so far (compose and k8s come next)")
+    from .containers import make_runtime
+
+    return make_runtime(stack, env)

@@ -8,7 +8,9 @@ import sys
 
 from sessionproof_app import settings
 
+from .containers import ContainerError
 from .local import LocalRuntime, StackError, default_runtime
+from .runtime import get_runtime
 from .waiting import DeadlineExceeded
 
 
@@ -29,7 +31,8 @@ def print_status(runtime: LocalRuntime) -> bool:
 def cmd_up(runtime: LocalRuntime, args) -> int:
     runtime.up()
     print()
-    print_status(runtime)
+    if isinstance(runtime, LocalRuntime):
+        print_status(runtime)
     print(f"\nstack is up: {runtime.config.entry_url}")
     print(f"try: curl -c jar -b jar -X POST {runtime.config.entry_url}/cart/apple")
     return 0
@@ -88,6 +91,22 @@ COMMANDS = {
 }
 
 
+NODE_COMMANDS = ("kill", "pause", "resume", "start")
+
+
+def _container_only(runtime, args) -> int:
+    """status on compose and k8s; logs and clean belong to their own tools there."""
+    if args.command == "status":
+        master = runtime.master_node()
+        for node in runtime.nodes():
+            role = "master" if master and node.name == master.name else node.kind
+            print(f"{node.name:<20} {role:<10} {'running' if runtime.is_running(node.name) else 'DOWN'}")
+        return 0 if runtime.healthy() else 3
+    tool = "docker compose -f compose/docker-compose.yml" if runtime.name == "compose" else "kubectl"
+    print(f"`make {args.command}` is for the local runtime; on STACK={runtime.name} use {tool} {args.command}")
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sessionproof.stack", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -97,14 +116,17 @@ def main(argv: list[str] | None = None) -> int:
     logs.add_argument("node", nargs="?")
     logs.add_argument("-n", "--lines", type=int, default=20)
     logs.add_argument("-f", "--follow", action="store_true")
-    for name in ("kill", "pause", "resume", "start"):
+    for name in NODE_COMMANDS:
         sub.add_parser(name).add_argument("node")
     args = parser.parse_args(argv)
     try:
         if args.command == "config":
             return cmd_config(None, args)
-        return COMMANDS[args.command](default_runtime(), args)
-    except (StackError, settings.ConfigError, DeadlineExceeded, KeyError) as error:
+        runtime = get_runtime()
+        if not isinstance(runtime, LocalRuntime) and args.command not in ("up", "down", *NODE_COMMANDS):
+            return _container_only(runtime, args)
+        return COMMANDS[args.command](runtime if not isinstance(runtime, LocalRuntime) else default_runtime(), args)
+    except (StackError, settings.ConfigError, DeadlineExceeded, KeyError, ContainerError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

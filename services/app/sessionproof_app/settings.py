@@ -37,6 +37,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Password of Redis and Sentinel (requirepass, masterauth, auth-pass). Change it outside a laptop.",
         "app",
     ),
+    Setting(
+        "REDIS_PASSWORD_FILE",
+        "",
+        "File holding the Redis password (a Docker or Kubernetes secret); when set, it wins over REDIS_PASSWORD.",
+        "app",
+    ),
     Setting("SESSION_NAMESPACE", "sp", "Prefix of every Redis key the app writes (`<ns>:session:<sid>`).", "app"),
     Setting("SESSION_IDLE_TTL_S", "1800", "Sliding idle timeout: a session unused this long expires.", "app"),
     Setting(
@@ -102,7 +108,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("USER_MAX_LEN", "64", "Longest user name (same characters as items).", "app"),
     Setting("REQUEST_MAX_BYTES", "4096", "Largest request body the app accepts; larger gets 413.", "app"),
     # --- the stack (local runtime) ----------------------------------------
-    Setting("STACK", "local", "Runtime the stack runs on: local (compose and k8s to come).", "stack"),
+    Setting(
+        "STACK",
+        "local",
+        "Runtime of the stack: local (processes on this machine), compose (Docker Compose) or k8s (kubectl).",
+        "stack",
+    ),
+    Setting("K8S_OVERLAY", "dev", "With STACK=k8s: the kustomize overlay under k8s/overlays/ to apply.", "stack"),
+    Setting("K8S_NAMESPACE", "sessionproof-dev", "With STACK=k8s: the namespace that overlay deploys to.", "stack"),
     Setting("APPS", "3", "Number of app replicas behind nginx (at least 2).", "stack"),
     Setting("BIND_HOST", "127.0.0.1", "Address every local process listens on (loopback only).", "stack"),
     Setting("NGINX_PORT", "8080", "Port of the nginx entry point.", "stack"),
@@ -180,6 +193,20 @@ def raw(name: str, env: Mapping[str, str] | None = None) -> str:
 
 def get_str(name: str, env: Mapping[str, str] | None = None) -> str:
     return raw(name, env)
+
+
+def redis_password(env: Mapping[str, str] | None = None) -> str:
+    """REDIS_PASSWORD, or the content of REDIS_PASSWORD_FILE when that is set (container secrets)."""
+    path = raw("REDIS_PASSWORD_FILE", env)
+    if not path:
+        return raw("REDIS_PASSWORD", env)
+    try:
+        with open(path, encoding="utf-8") as secret:
+            return secret.read().strip()
+    except OSError as error:
+        raise ConfigError(
+            f"REDIS_PASSWORD_FILE={path!r} cannot be read ({error.strerror}); mount the secret there"
+        ) from None
 
 
 def get_int(name: str, env: Mapping[str, str] | None = None, minimum: int | None = None) -> int:

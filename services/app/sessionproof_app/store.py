@@ -63,7 +63,7 @@ def connect_master(env: Mapping[str, str] | None = None, retries: int | None = N
 
     `retries` overrides REDIS_RETRIES: the hardened layer passes 0 and retries whole
     requests within its own budget instead."""
-    password = settings.get_str("REDIS_PASSWORD", env)
+    password = settings.redis_password(env)
     socket_timeout = settings.get_float("REDIS_SOCKET_TIMEOUT_S", env)
     connect_timeout = settings.get_float("REDIS_CONNECT_TIMEOUT_S", env)
     sentinel = Sentinel(

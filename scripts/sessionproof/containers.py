@@ -1,0 +1,309 @@
+"""The compose and k8s runtimes: the same operations as the local one, through `docker compose` and `kubectl`.
+
+Every fault of the chaos module acts through these, by the same name on every
+runtime (see the table in the README):
+
+| operation | compose                                   | k8s                                                   |
+|-----------|-------------------------------------------|-------------------------------------------------------|
+| kill      | docker compose kill -s SIGKILL SERVICE    | kubectl delete pod POD --grace-period=0 --force       |
+| pause     | docker compose pause SERVICE (freezer)    | kubectl exec POD -- kill -STOP -1 (every process of   |
+|           |                                           | the container's user; the pod shares its PID space)   |
+| resume    | docker compose unpause SERVICE            | kubectl exec POD -- kill -CONT -1                     |
+| start     | docker compose start SERVICE              | (the controller recreates the pod) wait until Ready  |
+| stop      | docker compose stop SERVICE (SIGTERM)     | kubectl delete pod POD (graceful)                     |
+| restart   | docker compose restart SERVICE, wait      | kubectl delete pod POD, wait for a Ready replacement  |
+
+No container engine runs on the machines this project is built on, so these are
+unit-tested against a recorded command runner, not live (see the README).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+
+from sessionproof_app import settings
+
+from . import REPO_ROOT
+from .deploy import NGINX_PORT, REDIS_PORT, SENTINEL_PORT
+from .topology import Node, StackConfig
+
+Runner = Callable[[list[str]], str]
+COMPOSE_FILE = REPO_ROOT / "compose" / "docker-compose.yml"
+PASSWORD_FILE = REPO_ROOT / "compose" / "redis-password.txt"
+_REDIS_CLI = 'redis-cli -p {port} -a "$(cat /run/secrets/redis_password)" --no-auth-warning {command}'
+
+
+class ContainerError(RuntimeError):
+    """A docker or kubectl command failed; the message has the command and its error."""
+
+
+def run_command(argv: list[str], timeout_s: float = 300) -> str:
+    if shutil.which(argv[0]) is None:
+        raise ContainerError(
+            f"{argv[0]} is not installed; STACK={'k8s' if argv[0] == 'kubectl' else 'compose'} needs it"
+        )
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
+    if done.returncode != 0:
+        needs = (
+            "Docker with the compose v2 plugin and a running engine"
+            if argv[0] == "docker"
+            else "kubectl with a current context (kubectl config current-context) that can reach the cluster"
+        )
+        raise ContainerError(
+            f"`{' '.join(argv)}` failed ({done.returncode}): {done.stderr.strip()[-800:]}\n(this needs {needs})"
+        )
+    return done.stdout
+
+
+def _wait(check: Callable[[], bool], timeout_s: float, what: str, sleep=time.sleep) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise ContainerError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+        sleep(1.0)
+
+
+class ComposeRuntime:
+    name = "compose"
+
+    def __init__(self, config: StackConfig, runner: Runner = run_command, sleep=time.sleep):
+        self.config = config
+        self.run = runner
+        self.sleep = sleep
+        self.master_name = settings.get_str("REDIS_MASTER_NAME", config.env)
+
+    def compose(self, *args: str) -> str:
+        return self.run(["docker", "compose", "-f", str(COMPOSE_FILE), *args])
+
+    # ------------------------------------------------------------- topology
+    def nodes(self, kind: str | None = None) -> list[Node]:
+        ports = {"redis": REDIS_PORT, "sentinel": SENTINEL_PORT, "app": 8000, "nginx": NGINX_PORT}
+        nodes = [Node(n.name, n.kind, ports[n.kind]) for n in self.config.nodes]
+        return [n for n in nodes if kind is None or n.kind == kind]
+
+    def _exec_redis_cli(self, service: str, port: int, command: str) -> str:
+        return self.compose("exec", "-T", service, "sh", "-c", _REDIS_CLI.format(port=port, command=command))
+
+    def master_node(self) -> Node | None:
+        for sentinel in self.nodes("sentinel"):
+            try:
+                out = self._exec_redis_cli(
+                    sentinel.name, SENTINEL_PORT, f"SENTINEL get-master-addr-by-name {self.master_name}"
+                )
+            except ContainerError:
+                continue
+            host = out.split()[0] if out.split() else ""
+            return next((n for n in self.nodes("redis") if n.name == host.split(".")[0]), None)
+        return None
+
+    def redis_roles(self) -> dict[str, str]:
+        roles = {}
+        for node in self.nodes("redis"):
+            try:
+                out = self._exec_redis_cli(node.name, REDIS_PORT, "ROLE")
+                roles[node.name] = {"slave": "replica"}.get(out.split()[0], out.split()[0])
+            except (ContainerError, IndexError):
+                roles[node.name] = "down"
+        return roles
+
+    def _states(self) -> dict[str, dict]:
+        out = self.compose("ps", "--all", "--format", "json")
+        rows = [json.loads(line) for line in out.splitlines() if line.strip()]
+        return {row["Service"]: row for row in rows}
+
+    def is_running(self, node_name: str) -> bool:
+        return self._states().get(node_name, {}).get("State") == "running"
+
+    def healthy(self) -> bool:
+        states = self._states()
+        return all(
+            states.get(n.name, {}).get("State") == "running" and states[n.name].get("Health", "healthy") == "healthy"
+            for n in self.nodes()
+        )
+
+    # ------------------------------------------------------------ lifecycle
+    def up(self, timeout_s: float | None = None, progress=print) -> None:
+        timeout_s = timeout_s or settings.get_int("STACK_UP_TIMEOUT_S", self.config.env, minimum=1)
+        if not PASSWORD_FILE.exists():
+            PASSWORD_FILE.write_text(settings.redis_password(self.config.env))
+            PASSWORD_FILE.chmod(0o600)
+        progress(f"docker compose up (build, then wait until every service is healthy, {timeout_s:.0f}s at most)")
+        self.compose("up", "--detach", "--build", "--wait", "--wait-timeout", str(int(timeout_s)))
+        for node in self.nodes():
+            if self._states().get(node.name, {}).get("State") == "paused":
+                self.resume(node.name)  # a node left paused by a fault would never answer
+
+    def down(self, progress=print) -> None:
+        progress("docker compose down (volumes are kept; `docker compose down -v` deletes the sessions)")
+        self.compose("down")
+
+    # --------------------------------------------------------------- faults
+    def kill(self, node_name: str) -> int:
+        self.compose("kill", "-s", "SIGKILL", node_name)
+        return 0
+
+    def pause(self, node_name: str) -> None:
+        self.compose("pause", node_name)
+
+    def resume(self, node_name: str) -> None:
+        self.compose("unpause", node_name)
+
+    def start(self, node_name: str) -> None:
+        state = self._states().get(node_name, {}).get("State")
+        if state == "paused":
+            self.resume(node_name)
+        elif state != "running":
+            self.compose("start", node_name)
+
+    def stop(self, node_name: str) -> None:
+        self.compose("stop", node_name)
+
+    def restart(self, node_name: str, timeout_s: float = 30) -> None:
+        self.compose("restart", node_name)
+        self.wait_node_ready(node_name, timeout_s)
+
+    def wait_node_ready(self, node_name: str, timeout_s: float = 30) -> None:
+        def ready() -> bool:
+            row = self._states().get(node_name, {})
+            return row.get("State") == "running" and row.get("Health", "healthy") == "healthy"
+
+        _wait(ready, timeout_s, f"{node_name} to be healthy", self.sleep)
+
+
+class K8sRuntime:
+    name = "k8s"
+
+    def __init__(self, config: StackConfig, runner: Runner = run_command, sleep=time.sleep):
+        self.config = config
+        self.run = runner
+        self.sleep = sleep
+        self.namespace = settings.get_str("K8S_NAMESPACE", config.env)
+        self.overlay = REPO_ROOT / "k8s" / "overlays" / settings.get_str("K8S_OVERLAY", config.env)
+        self.master_name = settings.get_str("REDIS_MASTER_NAME", config.env)
+
+    def kubectl(self, *args: str) -> str:
+        return self.run(["kubectl", "--namespace", self.namespace, *args])
+
+    # ------------------------------------------------------------- topology
+    def _pods(self) -> dict[str, dict]:
+        pods = json.loads(self.kubectl("get", "pods", "-l", "app.kubernetes.io/name=sessionproof", "-o", "json"))
+        return {p["metadata"]["name"]: p for p in pods["items"]}
+
+    def nodes(self, kind: str | None = None) -> list[Node]:
+        ports = {"redis": REDIS_PORT, "sentinel": SENTINEL_PORT, "app": 8000, "nginx": NGINX_PORT}
+        nodes = []
+        for name, pod in sorted(self._pods().items()):
+            component = pod["metadata"]["labels"].get("app.kubernetes.io/component")
+            if component in ports and pod["metadata"].get("deletionTimestamp") is None:
+                nodes.append(Node(name, component, ports[component]))
+        return [n for n in nodes if kind is None or n.kind == kind]
+
+    def _exec(self, pod: str, command: str) -> str:
+        return self.kubectl("exec", pod, "--", "sh", "-c", command)
+
+    def master_node(self) -> Node | None:
+        for sentinel in self.nodes("sentinel"):
+            try:
+                out = self._exec(
+                    sentinel.name,
+                    _REDIS_CLI.format(
+                        port=SENTINEL_PORT, command=f"SENTINEL get-master-addr-by-name {self.master_name}"
+                    ),
+                )
+            except ContainerError:
+                continue
+            pod = out.split()[0].split(".")[0] if out.split() else ""
+            return next((n for n in self.nodes("redis") if n.name == pod), None)
+        return None
+
+    def redis_roles(self) -> dict[str, str]:
+        roles = {}
+        for node in self.nodes("redis"):
+            try:
+                out = self._exec(node.name, _REDIS_CLI.format(port=REDIS_PORT, command="ROLE"))
+                roles[node.name] = {"slave": "replica"}.get(out.split()[0], out.split()[0])
+            except (ContainerError, IndexError):
+                roles[node.name] = "down"
+        return roles
+
+    @staticmethod
+    def _ready(pod: dict) -> bool:
+        conditions = pod.get("status", {}).get("conditions", [])
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+    def is_running(self, node_name: str) -> bool:
+        pod = self._pods().get(node_name)
+        return pod is not None and pod.get("status", {}).get("phase") == "Running"
+
+    def healthy(self) -> bool:
+        pods = self._pods()
+        return bool(pods) and all(self._ready(p) for p in pods.values() if "locust" not in p["metadata"]["name"])
+
+    # ------------------------------------------------------------ lifecycle
+    def up(self, timeout_s: float | None = None, progress=print) -> None:
+        timeout_s = timeout_s or settings.get_int("STACK_UP_TIMEOUT_S", self.config.env, minimum=1)
+        progress(f"kubectl apply -k {self.overlay.relative_to(REPO_ROOT)}")
+        self.run(["kubectl", "apply", "-k", str(self.overlay)])
+        for workload in ("statefulset/redis", "statefulset/sentinel", "deployment/app", "deployment/nginx"):
+            self.kubectl("rollout", "status", workload, f"--timeout={int(timeout_s)}s")
+        for node in self.nodes():
+            self.resume(node.name)  # harmless on a running pod; a paused one would never answer
+
+    def down(self, progress=print) -> None:
+        progress(f"kubectl delete -k {self.overlay.relative_to(REPO_ROOT)} (PersistentVolumeClaims are kept)")
+        self.run(["kubectl", "delete", "-k", str(self.overlay), "--ignore-not-found"])
+
+    # --------------------------------------------------------------- faults
+    def kill(self, node_name: str) -> int:
+        self.kubectl("delete", "pod", node_name, "--grace-period=0", "--force", "--wait=false")
+        return 0
+
+    def pause(self, node_name: str) -> None:
+        self._exec(node_name, "kill -STOP -1")
+
+    def resume(self, node_name: str) -> None:
+        self._exec(node_name, "kill -CONT -1")
+
+    def start(self, node_name: str) -> None:
+        # Controllers recreate killed pods (StatefulSet pods under the same name); a paused one is resumed.
+        pods = self._pods()
+        if node_name in pods and pods[node_name].get("status", {}).get("phase") == "Running":
+            self.resume(node_name)
+
+    def stop(self, node_name: str) -> None:
+        self.kubectl("delete", "pod", node_name, "--wait=true")
+
+    def restart(self, node_name: str, timeout_s: float = 30) -> None:
+        kind = next((n.kind for n in self.nodes() if n.name == node_name), None)
+        before = {n.name for n in self.nodes(kind)}
+        self.stop(node_name)
+        if node_name.rsplit("-", 1)[-1].isdigit():  # a StatefulSet pod comes back under its name
+            self.wait_node_ready(node_name, timeout_s)
+            return
+
+        def replaced() -> bool:
+            pods = self._pods()
+            new = [n for n in self.nodes(kind) if n.name not in before]
+            return any(self._ready(pods[n.name]) for n in new)
+
+        _wait(replaced, timeout_s, f"a Ready replacement for {node_name}", self.sleep)
+
+    def wait_node_ready(self, node_name: str, timeout_s: float = 30) -> None:
+        _wait(
+            lambda: (pod := self._pods().get(node_name)) is not None and self._ready(pod),
+            timeout_s,
+            f"{node_name} to be Ready",
+            self.sleep,
+        )
+
+
+def make_runtime(stack: str, env: Mapping[str, str] | None, runner: Runner = run_command):
+    config = StackConfig.from_env(env)
+    return ComposeRuntime(config, runner) if stack == "compose" else K8sRuntime(config, runner)
+
+
+__all__ = ["ComposeRuntime", "ContainerError", "K8sRuntime", "make_runtime"]

@@ -1,0 +1,23 @@
+#!/bin/sh
+# Starts a Redis or Sentinel node in a container (compose and k8s).
+#   container-entrypoint.sh redis|sentinel GENERATED_CONFIG
+# The generated config (compose/config, k8s/base/config) holds __REDIS_PASSWORD__ where the
+# password goes; it is filled in from the mounted secret into /data/<kind>.conf once. Redis and
+# Sentinel rewrite that copy as the topology changes, so a restarted node keeps what it learnt.
+set -eu
+kind=$1
+template=$2
+conf=/data/$kind.conf
+if [ ! -f "$conf" ]; then
+    REDIS_PASSWORD=$(cat "${REDIS_PASSWORD_FILE:-/run/secrets/redis_password}")
+    export REDIS_PASSWORD
+    # awk's index/substr, not sed or gsub: any character may appear in the password.
+    awk '{ while ((i = index($0, "__REDIS_PASSWORD__")) > 0)
+               $0 = substr($0, 1, i - 1) ENVIRON["REDIS_PASSWORD"] substr($0, i + 18)
+           print }' "$template" > "$conf"
+    chmod 600 "$conf"
+fi
+if [ "$kind" = sentinel ]; then
+    exec redis-server "$conf" --sentinel
+fi
+exec redis-server "$conf"

@@ -1,0 +1,185 @@
+"""Every chaos fault on the compose and k8s runtimes: the docker and kubectl commands each one sends.
+
+No container engine runs here, so the runtimes talk to a small simulated cluster
+that answers like `docker compose ps` / `kubectl get pods` and changes state with
+the commands it receives (kill, pause, delete pod, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from sessionproof import chaos
+from sessionproof.chaos import FAULTS, EventLog, heal, inject
+from sessionproof.containers import COMPOSE_FILE, ComposeRuntime, ContainerError, K8sRuntime, run_command
+from sessionproof.runtime import get_runtime
+from sessionproof.topology import StackConfig
+
+COMPOSE = ["docker", "compose", "-f", str(COMPOSE_FILE)]
+KUBECTL = ["kubectl", "--namespace", "sessionproof-dev"]
+
+
+class FakeCompose:
+    def __init__(self):
+        names = [f"redis-{i}" for i in (1, 2, 3)] + [f"sentinel-{i}" for i in (1, 2, 3)]
+        self.state = {name: "running" for name in [*names, "app-1", "app-2", "app-3", "nginx"]}
+        self.calls: list[list[str]] = []
+
+    def __call__(self, argv: list[str]) -> str:
+        self.calls.append(argv)
+        assert argv[:4] == COMPOSE, argv
+        verb, args = argv[4], argv[5:]
+        if verb == "ps":
+            return "\n".join(
+                json.dumps({"Service": s, "State": st, "Health": "healthy"}) for s, st in self.state.items()
+            )
+        if verb == "exec":
+            command = args[-1]
+            if "get-master-addr-by-name" in command:
+                return "redis-1\n6379\n"
+            return ("master" if args[1] == "redis-1" else "slave") + "\n"
+        new_state = {"kill": "exited", "pause": "paused", "unpause": "running", "start": "running",
+                     "stop": "exited", "restart": "running"}  # fmt: skip
+        if verb in new_state:
+            self.state[args[-1]] = new_state[verb]
+        elif verb == "up":
+            self.state = dict.fromkeys(self.state, "running")
+        return ""
+
+    def sent(self, *verb_and_args: str) -> bool:
+        return [*COMPOSE, *verb_and_args] in self.calls
+
+
+class FakeCluster:
+    def __init__(self):
+        self.pods = {f"redis-{i}": "redis" for i in range(3)} | {f"sentinel-{i}": "sentinel" for i in range(3)}
+        self.pods |= {f"app-7d9f-{s}": "app" for s in ("aaaaa", "bbbbb", "ccccc")} | {"nginx-5c4b-ddddd": "nginx"}
+        self.generation = 0
+        self.calls: list[list[str]] = []
+
+    def _pod(self, name: str, component: str) -> dict:
+        return {
+            "metadata": {"name": name, "labels": {"app.kubernetes.io/component": component}},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+        }
+
+    def __call__(self, argv: list[str]) -> str:
+        self.calls.append(argv)
+        if argv[:2] == ["kubectl", "apply"] or argv[:2] == ["kubectl", "delete"]:
+            return ""
+        assert argv[:3] == KUBECTL, argv
+        verb, args = argv[3], argv[4:]
+        if verb == "get":
+            return json.dumps({"items": [self._pod(n, c) for n, c in self.pods.items()]})
+        if verb == "exec":
+            command = args[-1]
+            if "get-master-addr-by-name" in command:
+                return "redis-0.redis\n6379\n"
+            return ("master" if args[0] == "redis-0" else "slave") + "\n"
+        if verb == "delete":
+            name = args[1]
+            component = self.pods.pop(name)
+            # The controller replaces it: a StatefulSet pod under its name, a Deployment pod under a new one.
+            self.generation += 1
+            replacement = name if re.fullmatch(r"\w+-\d", name) else f"{name[:-5]}new{self.generation:02d}"
+            self.pods[replacement] = component
+        return ""
+
+    def sent(self, *args: str) -> bool:
+        return [*KUBECTL, *args] in self.calls
+
+
+def compose_runtime(fake):
+    return ComposeRuntime(StackConfig.from_env({}), runner=fake, sleep=lambda _s: None)
+
+
+def k8s_runtime(fake):
+    return K8sRuntime(StackConfig.from_env({}), runner=fake, sleep=lambda _s: None)
+
+
+@pytest.fixture(autouse=True)
+def nginx_routes_at_once(monkeypatch):
+    monkeypatch.setattr(chaos, "_served_by_through_entry", lambda runtime, target: True)
+
+
+def run_fault(runtime, name: str, tmp_path) -> list[str]:
+    log = EventLog(tmp_path / "events.jsonl")
+    targets = inject(FAULTS[name], runtime, log)
+    heal(FAULTS[name], runtime, log, targets)
+    return targets
+
+
+COMPOSE_EXPECTED = {
+    "kill-app": [("kill", "-s", "SIGKILL", "app-1"), ("start", "app-1")],
+    "pause-app": [("pause", "app-1"), ("unpause", "app-1")],
+    "restart-apps": [("restart", "app-1"), ("restart", "app-2"), ("restart", "app-3")],
+    "kill-redis-master": [("kill", "-s", "SIGKILL", "redis-1"), ("start", "redis-1")],
+    "pause-redis-master": [("pause", "redis-1"), ("unpause", "redis-1")],
+    "kill-sentinel": [("kill", "-s", "SIGKILL", "sentinel-1"), ("start", "sentinel-1")],
+    "restart-redis-all": [("kill", "-s", "SIGKILL", f"redis-{i}") for i in (1, 2, 3)],
+}
+
+
+@pytest.mark.parametrize("name", sorted(FAULTS))
+def test_every_fault_on_compose(name, tmp_path):
+    fake = FakeCompose()
+    run_fault(compose_runtime(fake), name, tmp_path)
+    for command in COMPOSE_EXPECTED[name]:
+        assert fake.sent(*command), (command, fake.calls)
+    assert any(call[4] == "up" and "--wait" in call for call in fake.calls)  # heal waits for a healthy stack
+    assert set(fake.state.values()) == {"running"}
+
+
+K8S_EXPECTED = {
+    "kill-app": [("delete", "pod", "app-7d9f-aaaaa", "--grace-period=0", "--force", "--wait=false")],
+    "pause-app": [("exec", "app-7d9f-aaaaa", "--", "sh", "-c", "kill -STOP -1"),
+                  ("exec", "app-7d9f-aaaaa", "--", "sh", "-c", "kill -CONT -1")],
+    "restart-apps": [("delete", "pod", "app-7d9f-aaaaa", "--wait=true"),
+                     ("delete", "pod", "app-7d9f-bbbbb", "--wait=true"),
+                     ("delete", "pod", "app-7d9f-ccccc", "--wait=true")],
+    "kill-redis-master": [("delete", "pod", "redis-0", "--grace-period=0", "--force", "--wait=false")],
+    "pause-redis-master": [("exec", "redis-0", "--", "sh", "-c", "kill -STOP -1"),
+                           ("exec", "redis-0", "--", "sh", "-c", "kill -CONT -1")],
+    "kill-sentinel": [("delete", "pod", "sentinel-0", "--grace-period=0", "--force", "--wait=false")],
+    "restart-redis-all": [("delete", "pod", f"redis-{i}", "--grace-period=0", "--force", "--wait=false")
+                          for i in range(3)],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(FAULTS))
+def test_every_fault_on_k8s(name, tmp_path):
+    fake = FakeCluster()
+    run_fault(k8s_runtime(fake), name, tmp_path)
+    for command in K8S_EXPECTED[name]:
+        assert fake.sent(*command), (command, fake.calls)
+    assert ["kubectl", "apply", "-k", str(k8s_runtime(fake).overlay)] in fake.calls  # heal re-applies and waits
+    assert fake.sent("rollout", "status", "statefulset/redis", "--timeout=60s")
+
+
+def test_the_master_is_the_node_sentinel_names():
+    assert compose_runtime(FakeCompose()).master_node().name == "redis-1"
+    assert k8s_runtime(FakeCluster()).master_node().name == "redis-0"
+    assert k8s_runtime(FakeCluster()).redis_roles() == {"redis-0": "master", "redis-1": "replica", "redis-2": "replica"}
+
+
+def test_a_deployment_pod_restart_waits_for_a_ready_replacement():
+    fake = FakeCluster()
+    runtime = k8s_runtime(fake)
+    runtime.restart("app-7d9f-bbbbb")
+    assert "app-7d9f-bbbbb" not in fake.pods and any("new" in name for name in fake.pods)
+
+
+def test_stack_selects_the_runtime_and_refuses_an_unknown_one():
+    assert get_runtime({"STACK": "compose"}).name == "compose"
+    assert get_runtime({"STACK": "k8s"}).name == "k8s"
+    with pytest.raises(ValueError, match="STACK='swarm' is not one of: local, compose, k8s"):
+        get_runtime({"STACK": "swarm"})
+
+
+def test_a_missing_tool_is_named_with_what_needs_it(monkeypatch):
+    monkeypatch.setattr("shutil.which", lambda _name: None)
+    with pytest.raises(ContainerError, match="kubectl is not installed; STACK=k8s needs it"):
+        run_command(["kubectl", "version"])

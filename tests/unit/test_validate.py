@@ -1,0 +1,71 @@
+"""make validate: generated compose/k8s files, their schemas, and parity with the local runtime."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from sessionproof import REPO_ROOT, deploy, validate
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """A copy of what make validate reads: compose/, k8s/ and services/."""
+    for name in ("compose", "k8s"):
+        shutil.copytree(REPO_ROOT / name, tmp_path / name)
+    return tmp_path
+
+
+def test_the_committed_tree_validates():
+    assert validate.all_problems() == []
+
+
+def edit(path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new))
+
+
+@pytest.mark.parametrize(
+    ("relative", "old", "new", "what"),
+    [
+        ("compose/config/sentinel-1.conf", "down-after-milliseconds sessionproof 1000",
+         "down-after-milliseconds sessionproof 5000", "compose sentinel"),
+        ("k8s/base/config/redis-0.conf", "min-replicas-to-write 1", "min-replicas-to-write 0", "k8s redis-master"),
+        ("compose/config/nginx.conf", "proxy_read_timeout 10s;", "proxy_read_timeout 60s;", "compose nginx"),
+        ("k8s/base/config/app.env", "SESSION_LAYER=hardened", "SESSION_LAYER=stock", "k8s app settings"),
+    ],
+)  # fmt: skip
+def test_a_setting_drifting_in_one_runtime_fails_validation(tree, relative, old, new, what):
+    edit(tree / relative, old, new)
+    problems = validate.all_problems(tree)
+    assert any(p.startswith("drift: ") and relative in p for p in problems), problems
+    assert any(p.startswith("parity: ") and what in p for p in problems), problems
+
+
+def test_a_compose_file_outside_the_specification_fails(tree):
+    edit(tree / "compose/docker-compose.yml", "    restart: 'no'\n", "    restart: 'no'\n    restartt: always\n")
+    assert any("compose specification" in p for p in validate.compose_problems(tree))
+
+
+def test_a_manifest_outside_the_kubernetes_schema_fails(tree):
+    edit(tree / "k8s/base/app.yaml", "  maxUnavailable: 1\n", "  maxUnavailable: 1\n  maxUnavailabel: 2\n")
+    problems = validate.k8s_problems(tree)
+    assert any("PodDisruptionBudget/app" in p for p in problems), problems
+
+
+def test_no_password_is_written_into_generated_files():
+    for relative, text in deploy.generated_files().items():
+        assert "sessionproof-dev-password" not in text, relative
+    assert "__REDIS_PASSWORD__" in deploy.generated_files()["compose/config/redis-1.conf"]
+
+
+def test_every_runtime_names_the_same_services():
+    compose = deploy.generated_files()["compose/docker-compose.yml"]
+    for name in ("redis-1", "redis-2", "redis-3", "sentinel-1", "sentinel-2", "sentinel-3", "app-1", "app-2",
+                 "app-3", "nginx", "locust-master", "locust-worker"):  # fmt: skip
+        assert f"\n  {name}:\n" in compose, name
+    objects = validate.k8s_objects(REPO_ROOT / "k8s" / "overlays" / "dev")
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in objects}
+    assert {("StatefulSet", "redis"), ("StatefulSet", "sentinel"), ("Deployment", "app")} <= kinds
