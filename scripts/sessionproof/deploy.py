@@ -106,8 +106,15 @@ def _nginx_file(env: Mapping[str, str], upstreams: list[str]) -> str:
     )
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """Writes a shared value out each time instead of as a YAML anchor and alias (&id001 / *id001)."""
+
+    def ignore_aliases(self, data) -> bool:
+        return True
+
+
 def _yaml(*documents: dict) -> str:
-    return GENERATED + "---\n".join(yaml.safe_dump(d, sort_keys=False, width=120) for d in documents)
+    return GENERATED + "---\n".join(yaml.dump(d, Dumper=_PlainDumper, sort_keys=False, width=120) for d in documents)
 
 
 # ------------------------------------------------------------------ compose

@@ -46,3 +46,12 @@ def test_a_bad_value_names_the_setting_and_the_fix(getter, name, value, message)
 
 def test_sentinel_addresses_are_parsed():
     assert settings.get_addresses("SENTINELS", {"SENTINELS": "a:1, b:2"}) == [("a", 1), ("b", 2)]
+
+
+def test_the_redis_password_can_come_from_a_secret_file(tmp_path):
+    secret = tmp_path / "redis_password"
+    secret.write_text("from-the-secret\n")
+    assert settings.redis_password({"REDIS_PASSWORD": "plain"}) == "plain"
+    assert settings.redis_password({"REDIS_PASSWORD": "plain", "REDIS_PASSWORD_FILE": str(secret)}) == "from-the-secret"
+    with pytest.raises(settings.ConfigError, match=r"REDIS_PASSWORD_FILE=.* cannot be read .*mount the secret there"):
+        settings.redis_password({"REDIS_PASSWORD_FILE": str(tmp_path / "missing")})

@@ -69,3 +69,34 @@ def test_every_runtime_names_the_same_services():
     objects = validate.k8s_objects(REPO_ROOT / "k8s" / "overlays" / "dev")
     kinds = {(o["kind"], o["metadata"]["name"]) for o in objects}
     assert {("StatefulSet", "redis"), ("StatefulSet", "sentinel"), ("Deployment", "app")} <= kinds
+
+
+@pytest.mark.parametrize(("kind", "extra"), [("redis", ""), ("sentinel", " --sentinel")])
+def test_the_container_entrypoint_fills_the_password_in_once_and_starts_the_server(tmp_path, kind, extra):
+    import os
+    import subprocess
+
+    bin_dir, data_dir = tmp_path / "bin", tmp_path / "data"
+    bin_dir.mkdir()
+    data_dir.mkdir()
+    fake_server = bin_dir / "redis-server"  # stands in for the real one: shows what it was started with
+    fake_server.write_text('#!/bin/sh\necho "args: $*"\ncat "$1"\n')
+    fake_server.chmod(0o755)
+    (tmp_path / "secret").write_text("p&w\\d|x\n")
+    template = tmp_path / "node.conf"
+    template.write_text("requirepass __REDIS_PASSWORD__\nmasterauth __REDIS_PASSWORD__\n")
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "DATA_DIR": str(data_dir),
+           "REDIS_PASSWORD_FILE": str(tmp_path / "secret")}  # fmt: skip
+    script = REPO_ROOT / "services" / "redis" / "container-entrypoint.sh"
+
+    def start() -> str:
+        done = subprocess.run(["sh", str(script), kind, str(template)], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    out = start()
+    assert out.splitlines()[0] == f"args: {data_dir / kind}.conf{extra}"
+    assert "requirepass p&w\\d|x\nmasterauth p&w\\d|x\n" in out
+    assert oct((data_dir / f"{kind}.conf").stat().st_mode)[-3:] == "600"
+    (data_dir / f"{kind}.conf").write_text("rewritten by Sentinel\n")
+    assert "rewritten by Sentinel" in start()  # a restart keeps what the node learnt

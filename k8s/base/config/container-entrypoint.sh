@@ -7,7 +7,7 @@
 set -eu
 kind=$1
 template=$2
-conf=/data/$kind.conf
+conf=${DATA_DIR:-/data}/$kind.conf
 if [ ! -f "$conf" ]; then
     REDIS_PASSWORD=$(cat "${REDIS_PASSWORD_FILE:-/run/secrets/redis_password}")
     export REDIS_PASSWORD

@@ -55,7 +55,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "SESSION_COOKIE_SECURE",
         "true",
-        "Send the cookie only over HTTPS. The local runtime sets false (plain-http demo on loopback).",
+        "Send the cookie only over HTTPS. The local, compose and k8s dev stacks set false (plain http).",
         "app",
     ),
     Setting("REDIS_SOCKET_TIMEOUT_S", "0.5", "Timeout of one Redis command on an open connection.", "app"),
