@@ -9,7 +9,15 @@ command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 
-if [ ${#missing[@]} -eq 0 ]; then
+# kubectl renders the k8s overlays for `make validate`; optional: not every apt source has it.
+want_kubectl=""
+command -v kubectl >/dev/null 2>&1 || want_kubectl=kubectl
+
+if [ ${#missing[@]} -eq 0 ] && [ -z "$want_kubectl" ]; then
+  exit 0
+fi
+if [ ${#missing[@]} -eq 0 ] && [ "$(id -u)" -ne 0 ]; then
+  echo "note: kubectl is not installed; \`make validate\` (part of \`make test\`) needs it to render k8s/" >&2
   exit 0
 fi
 
@@ -29,5 +37,14 @@ fi
 echo "installing system packages: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "installed: ${missing[*]}"
+if [ ${#missing[@]} -gt 0 ]; then
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  echo "installed: ${missing[*]}"
+fi
+if [ -n "$want_kubectl" ]; then
+  if $sudo apt-get install -y -qq --no-install-recommends kubectl >/dev/null 2>&1; then
+    echo "installed: kubectl"
+  else
+    echo "note: no kubectl package in this machine's apt sources; \`make validate\` needs kubectl to render k8s/" >&2
+  fi
+fi
