@@ -281,7 +281,7 @@ class K8sRuntime:
         kind = next((n.kind for n in self.nodes() if n.name == node_name), None)
         before = {n.name for n in self.nodes(kind)}
         self.stop(node_name)
-        if node_name.rsplit("-", 1)[-1].isdigit():  # a StatefulSet pod comes back under its name
+        if kind in ("redis", "sentinel"):  # a StatefulSet pod comes back under its own name
             self.wait_node_ready(node_name, timeout_s)
             return
 

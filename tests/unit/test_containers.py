@@ -183,3 +183,9 @@ def test_a_missing_tool_is_named_with_what_needs_it(monkeypatch):
     monkeypatch.setattr("shutil.which", lambda _name: None)
     with pytest.raises(ContainerError, match="kubectl is not installed; STACK=k8s needs it"):
         run_command(["kubectl", "version"])
+
+
+def test_a_statefulset_pod_restart_waits_for_the_pod_under_its_own_name():
+    fake = FakeCluster()
+    k8s_runtime(fake).restart("redis-1")
+    assert fake.sent("delete", "pod", "redis-1", "--wait=true") and "redis-1" in fake.pods
