@@ -208,8 +208,37 @@ def _k8s_shape_problems(objects: list[dict]) -> list[str]:
     return problems
 
 
+def dockerfile_problems(root: Path = REPO_ROOT) -> list[str]:
+    """What can be checked of the app image without building it: stages, user, healthcheck, sources."""
+    path = root / "services" / "app" / "Dockerfile"
+    lines = [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    problems = []
+    if sum(line.startswith("FROM ") for line in lines) < 2:
+        problems.append("Dockerfile: needs a build stage and a runtime stage (multi-stage)")
+    users = [line.split()[1] for line in lines if line.startswith("USER ")]
+    if not users or users[-1] in ("root", "0"):
+        problems.append("Dockerfile: the final stage must run as a non-root USER")
+    if not any(line.startswith("HEALTHCHECK ") for line in lines):
+        problems.append("Dockerfile: needs a HEALTHCHECK")
+    if not any(line.startswith("CMD ") and "gunicorn" in line for line in lines):
+        problems.append("Dockerfile: CMD must start gunicorn")
+    for line in lines:
+        parts = line.split()
+        if parts[0] == "COPY" and not any(p.startswith("--from") for p in parts):
+            for source in parts[1:-1]:
+                if not (root / source).exists():
+                    problems.append(f"Dockerfile: COPY source {source} does not exist (build context: the repository)")
+    return problems
+
+
 def all_problems(root: Path = REPO_ROOT) -> list[str]:
-    return [*[f"drift: {d}" for d in drift(root)], *compose_problems(root), *k8s_problems(root), *parity_problems(root)]
+    return [
+        *[f"drift: {d}" for d in drift(root)],
+        *compose_problems(root),
+        *k8s_problems(root),
+        *parity_problems(root),
+        *dockerfile_problems(root),
+    ]
 
 
 def main() -> int:

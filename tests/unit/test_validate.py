@@ -11,9 +11,11 @@ from sessionproof import REPO_ROOT, deploy, validate
 
 @pytest.fixture
 def tree(tmp_path):
-    """A copy of what make validate reads: compose/, k8s/ and services/."""
+    """A copy of what make validate reads: compose/, k8s/ and the Dockerfile."""
     for name in ("compose", "k8s"):
         shutil.copytree(REPO_ROOT / name, tmp_path / name)
+    (tmp_path / "services" / "app").mkdir(parents=True)
+    shutil.copy(REPO_ROOT / "services" / "app" / "Dockerfile", tmp_path / "services" / "app" / "Dockerfile")
     return tmp_path
 
 
@@ -100,3 +102,14 @@ def test_the_container_entrypoint_fills_the_password_in_once_and_starts_the_serv
     assert oct((data_dir / f"{kind}.conf").stat().st_mode)[-3:] == "600"
     (data_dir / f"{kind}.conf").write_text("rewritten by Sentinel\n")
     assert "rewritten by Sentinel" in start()  # a restart keeps what the node learnt
+
+
+def test_a_dockerfile_that_copies_a_missing_file_or_runs_as_root_fails(tmp_path):
+    (tmp_path / "services" / "app").mkdir(parents=True)
+    dockerfile = (REPO_ROOT / "services" / "app" / "Dockerfile").read_text()
+    assert validate.dockerfile_problems(REPO_ROOT) == []
+    broken = dockerfile.replace("USER 10001", "USER root").replace("COPY locust.conf", "COPY locust.cfg")
+    (tmp_path / "services" / "app" / "Dockerfile").write_text(broken)
+    problems = validate.dockerfile_problems(tmp_path)
+    assert "Dockerfile: the final stage must run as a non-root USER" in problems
+    assert any("COPY source locust.cfg does not exist" in p for p in problems)
