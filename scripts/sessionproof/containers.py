@@ -67,6 +67,11 @@ def _wait(check: Callable[[], bool], timeout_s: float, what: str, sleep=time.sle
         sleep(1.0)
 
 
+def _compose_ready(row: dict) -> bool:
+    """A `docker compose ps` row: running, and healthy when the service has a healthcheck ("" when none)."""
+    return row.get("State") == "running" and row.get("Health") in ("", None, "healthy")
+
+
 class ComposeRuntime:
     name = "compose"
 
@@ -120,10 +125,7 @@ class ComposeRuntime:
 
     def healthy(self) -> bool:
         states = self._states()
-        return all(
-            states.get(n.name, {}).get("State") == "running" and states[n.name].get("Health", "healthy") == "healthy"
-            for n in self.nodes()
-        )
+        return all(_compose_ready(states.get(n.name, {})) for n in self.nodes())
 
     # ------------------------------------------------------------ lifecycle
     def up(self, timeout_s: float | None = None, progress=print) -> None:
@@ -167,11 +169,12 @@ class ComposeRuntime:
         self.wait_node_ready(node_name, timeout_s)
 
     def wait_node_ready(self, node_name: str, timeout_s: float = 30) -> None:
-        def ready() -> bool:
-            row = self._states().get(node_name, {})
-            return row.get("State") == "running" and row.get("Health", "healthy") == "healthy"
-
-        _wait(ready, timeout_s, f"{node_name} to be healthy", self.sleep)
+        _wait(
+            lambda: _compose_ready(self._states().get(node_name, {})),
+            timeout_s,
+            f"{node_name} to be healthy",
+            self.sleep,
+        )
 
 
 class K8sRuntime:

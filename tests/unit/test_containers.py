@@ -189,3 +189,12 @@ def test_a_statefulset_pod_restart_waits_for_the_pod_under_its_own_name():
     fake = FakeCluster()
     k8s_runtime(fake).restart("redis-1")
     assert fake.sent("delete", "pod", "redis-1", "--wait=true") and "redis-1" in fake.pods
+
+
+def test_a_compose_service_is_ready_when_running_and_healthy_or_without_a_healthcheck():
+    from sessionproof.containers import _compose_ready
+
+    assert _compose_ready({"State": "running", "Health": "healthy"})
+    assert _compose_ready({"State": "running", "Health": ""})
+    assert not _compose_ready({"State": "running", "Health": "starting"})
+    assert not _compose_ready({"State": "paused", "Health": "healthy"})
