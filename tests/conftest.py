@@ -60,3 +60,12 @@ def redis_server(redis_binary, tmp_path_factory):
         for proc in procs:
             proc.kill()
             proc.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_client(redis_server):
+    """A client of redis_server, emptied for each test (the replica follows)."""
+    client = redis.Redis(port=redis_server["port"], socket_timeout=1)
+    client.flushall()
+    yield client
+    client.close()

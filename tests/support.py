@@ -6,6 +6,8 @@ import os
 import random
 import socket
 
+from sessionproof.waiting import wait_until
+
 OBSERVATIONS: list[str] = []
 
 
@@ -32,3 +34,12 @@ def free_port_block(size: int, low: int = 20000, high: int = 32000) -> int:
         if all(port_is_free(p) for p in range(base, base + size)):
             return base
     raise RuntimeError("no block of free ports found")
+
+
+def wait_for_new_master(stack, old_master, timeout_s: float = 30):
+    """The Redis node Sentinel promotes in place of old_master (waits with a deadline)."""
+    return wait_until(
+        lambda: (m := stack.master_node()) is not None and m != old_master and m,
+        timeout_s,
+        f"Sentinel to promote a replica in place of {old_master.name}",
+    )

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from sessionproof_app import settings
 
 from . import REPO_ROOT
-from .deploy import NGINX_PORT, REDIS_PORT, SENTINEL_PORT
+from .deploy import APP_PORT, NGINX_PORT, REDIS_PORT, SENTINEL_PORT
 from .topology import Node, StackConfig
 
 Runner = Callable[[list[str]], str]
@@ -72,8 +72,11 @@ def _compose_ready(row: dict) -> bool:
     return row.get("State") == "running" and row.get("Health") in ("", None, "healthy")
 
 
-class ComposeRuntime:
-    name = "compose"
+_PORTS = {"redis": REDIS_PORT, "sentinel": SENTINEL_PORT, "app": APP_PORT, "nginx": NGINX_PORT}
+
+
+class _SentinelQueries:
+    """What compose and k8s share: construction, and asking Redis and Sentinel; subclasses run the shell."""
 
     def __init__(self, config: StackConfig, runner: Runner = run_command, sleep=time.sleep):
         self.config = config
@@ -81,39 +84,50 @@ class ComposeRuntime:
         self.sleep = sleep
         self.master_name = settings.get_str("REDIS_MASTER_NAME", config.env)
 
-    def compose(self, *args: str) -> str:
-        return self.run(["docker", "compose", "-f", str(COMPOSE_FILE), *args])
+    def nodes(self, kind: str | None = None) -> list[Node]: ...
 
-    # ------------------------------------------------------------- topology
-    def nodes(self, kind: str | None = None) -> list[Node]:
-        ports = {"redis": REDIS_PORT, "sentinel": SENTINEL_PORT, "app": 8000, "nginx": NGINX_PORT}
-        nodes = [Node(n.name, n.kind, ports[n.kind]) for n in self.config.nodes]
-        return [n for n in nodes if kind is None or n.kind == kind]
+    def _shell(self, node_name: str, command: str) -> str: ...
 
-    def _exec_redis_cli(self, service: str, port: int, command: str) -> str:
-        return self.compose("exec", "-T", service, "sh", "-c", _REDIS_CLI.format(port=port, command=command))
+    def _redis_cli(self, node_name: str, port: int, command: str) -> str:
+        return self._shell(node_name, _REDIS_CLI.format(port=port, command=command))
 
     def master_node(self) -> Node | None:
+        """The Redis node the first answering Sentinel names (its hostname's first label is the node)."""
         for sentinel in self.nodes("sentinel"):
             try:
-                out = self._exec_redis_cli(
+                out = self._redis_cli(
                     sentinel.name, SENTINEL_PORT, f"SENTINEL get-master-addr-by-name {self.master_name}"
                 )
             except ContainerError:
                 continue
-            host = out.split()[0] if out.split() else ""
-            return next((n for n in self.nodes("redis") if n.name == host.split(".")[0]), None)
+            host = out.split()[0].split(".")[0] if out.split() else ""
+            return next((n for n in self.nodes("redis") if n.name == host), None)
         return None
 
     def redis_roles(self) -> dict[str, str]:
         roles = {}
         for node in self.nodes("redis"):
             try:
-                out = self._exec_redis_cli(node.name, REDIS_PORT, "ROLE")
-                roles[node.name] = {"slave": "replica"}.get(out.split()[0], out.split()[0])
+                role = self._redis_cli(node.name, REDIS_PORT, "ROLE").split()[0]
+                roles[node.name] = {"slave": "replica"}.get(role, role)
             except (ContainerError, IndexError):
                 roles[node.name] = "down"
         return roles
+
+
+class ComposeRuntime(_SentinelQueries):
+    name = "compose"
+
+    def compose(self, *args: str) -> str:
+        return self.run(["docker", "compose", "-f", str(COMPOSE_FILE), *args])
+
+    # ------------------------------------------------------------- topology
+    def nodes(self, kind: str | None = None) -> list[Node]:
+        nodes = [Node(n.name, n.kind, _PORTS[n.kind]) for n in self.config.nodes]
+        return [n for n in nodes if kind is None or n.kind == kind]
+
+    def _shell(self, node_name: str, command: str) -> str:
+        return self.compose("exec", "-T", node_name, "sh", "-c", command)
 
     def _states(self) -> dict[str, dict]:
         out = self.compose("ps", "--all", "--format", "json")
@@ -177,16 +191,13 @@ class ComposeRuntime:
         )
 
 
-class K8sRuntime:
+class K8sRuntime(_SentinelQueries):
     name = "k8s"
 
     def __init__(self, config: StackConfig, runner: Runner = run_command, sleep=time.sleep):
-        self.config = config
-        self.run = runner
-        self.sleep = sleep
+        super().__init__(config, runner, sleep)
         self.namespace = settings.get_str("K8S_NAMESPACE", config.env)
         self.overlay = REPO_ROOT / "k8s" / "overlays" / settings.get_str("K8S_OVERLAY", config.env)
-        self.master_name = settings.get_str("REDIS_MASTER_NAME", config.env)
 
     def kubectl(self, *args: str) -> str:
         return self.run(["kubectl", "--namespace", self.namespace, *args])
@@ -197,41 +208,15 @@ class K8sRuntime:
         return {p["metadata"]["name"]: p for p in pods["items"]}
 
     def nodes(self, kind: str | None = None) -> list[Node]:
-        ports = {"redis": REDIS_PORT, "sentinel": SENTINEL_PORT, "app": 8000, "nginx": NGINX_PORT}
         nodes = []
         for name, pod in sorted(self._pods().items()):
             component = pod["metadata"]["labels"].get("app.kubernetes.io/component")
-            if component in ports and pod["metadata"].get("deletionTimestamp") is None:
-                nodes.append(Node(name, component, ports[component]))
+            if component in _PORTS and pod["metadata"].get("deletionTimestamp") is None:
+                nodes.append(Node(name, component, _PORTS[component]))
         return [n for n in nodes if kind is None or n.kind == kind]
 
-    def _exec(self, pod: str, command: str) -> str:
-        return self.kubectl("exec", pod, "--", "sh", "-c", command)
-
-    def master_node(self) -> Node | None:
-        for sentinel in self.nodes("sentinel"):
-            try:
-                out = self._exec(
-                    sentinel.name,
-                    _REDIS_CLI.format(
-                        port=SENTINEL_PORT, command=f"SENTINEL get-master-addr-by-name {self.master_name}"
-                    ),
-                )
-            except ContainerError:
-                continue
-            pod = out.split()[0].split(".")[0] if out.split() else ""
-            return next((n for n in self.nodes("redis") if n.name == pod), None)
-        return None
-
-    def redis_roles(self) -> dict[str, str]:
-        roles = {}
-        for node in self.nodes("redis"):
-            try:
-                out = self._exec(node.name, _REDIS_CLI.format(port=REDIS_PORT, command="ROLE"))
-                roles[node.name] = {"slave": "replica"}.get(out.split()[0], out.split()[0])
-            except (ContainerError, IndexError):
-                roles[node.name] = "down"
-        return roles
+    def _shell(self, node_name: str, command: str) -> str:
+        return self.kubectl("exec", node_name, "--", "sh", "-c", command)
 
     @staticmethod
     def _ready(pod: dict) -> bool:
@@ -266,10 +251,10 @@ class K8sRuntime:
         return 0
 
     def pause(self, node_name: str) -> None:
-        self._exec(node_name, "kill -STOP -1")
+        self._shell(node_name, "kill -STOP -1")
 
     def resume(self, node_name: str) -> None:
-        self._exec(node_name, "kill -CONT -1")
+        self._shell(node_name, "kill -CONT -1")
 
     def start(self, node_name: str) -> None:
         # Controllers recreate killed pods (StatefulSet pods under the same name); a paused one is resumed.

@@ -35,15 +35,16 @@ def _read_object(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def matrix_row(run_dir: Path, out_dir: Path) -> dict:
-    """One run's figures, flat; {"fault", "note", "report"} when its summary.json is missing or damaged."""
+def _layer(meta: dict) -> str:
+    return (meta.get("config") or {}).get("SESSION_LAYER", "stock")  # runs before the setting were stock
+
+
+def matrix_row(run_dir: Path, out_dir: Path, summary: dict | None, meta: dict) -> dict:
+    """One fault run's figures, flat; {"fault", "note", "report"} when its summary.json is missing or damaged."""
     link = os.path.relpath(run_dir / "report.md", out_dir)
-    summary_path = run_dir / "summary.json"
-    summary = _read_object(summary_path)
     if summary is None:
-        note = "summary unreadable (damaged)" if summary_path.exists() else "no summary (run failed)"
+        note = "summary unreadable (damaged)" if (run_dir / "summary.json").exists() else "no summary (run failed)"
         return {"fault": run_dir.name, "note": note, "report": link}
-    meta = _read_object(run_dir / "meta.json") or {}
     figures = summary.get("failover") or {}
     errors = figures.get("client_errors") or {}
     latency = figures.get("latency") or {}
@@ -52,7 +53,7 @@ def matrix_row(run_dir: Path, out_dir: Path) -> dict:
     return {
         "fault": faults[0].get("fault") if faults else summary.get("scenario"),
         "scenario": summary.get("scenario"),
-        "layer": (meta.get("config") or {}).get("SESSION_LAYER", "stock"),
+        "layer": _layer(meta),
         "client_errors": errors,
         # A run without a fault has no failover figures: n/a, not a claim of zero errors.
         "client_errors_total": sum(errors.values()) if figures else None,
@@ -80,18 +81,14 @@ LOAD_COLUMNS = (
 READ_ENDPOINT = "GET /cart"
 
 
-def load_row(run_dir: Path, out_dir: Path) -> dict | None:
-    """Figures of a run without faults (latency, concurrency); None for a run with faults or no summary."""
-    summary = _read_object(run_dir / "summary.json")
-    if summary is None or summary.get("faults"):
-        return None
-    meta = _read_object(run_dir / "meta.json") or {}
+def load_row(run_dir: Path, out_dir: Path, summary: dict, meta: dict) -> dict:
+    """Figures of a run without faults (latency, concurrency)."""
     latency = summary.get("latency_us") or {}
     post = next((v for k, v in latency.items() if k.startswith("POST /cart/")), {})
     requests = summary.get("requests") or {}
     return {
         "scenario": summary.get("scenario"),
-        "layer": (meta.get("config") or {}).get("SESSION_LAYER", "stock"),
+        "layer": _layer(meta),
         "requests": requests.get("total"),
         "failed": requests.get("failed"),
         "read_p50_us": (latency.get(READ_ENDPOINT) or {}).get("p50"),
@@ -177,11 +174,12 @@ def build_matrix(out_dir: Path, run_dirs: list[Path], title: str = DEFAULT_TITLE
     out_dir.mkdir(parents=True, exist_ok=True)
     load_rows, rows = [], []
     for run_dir in map(Path, run_dirs):
-        loaded = load_row(run_dir, out_dir)
-        if loaded is not None:
-            load_rows.append(loaded)
+        summary = _read_object(run_dir / "summary.json")
+        meta = _read_object(run_dir / "meta.json") or {}
+        if summary is not None and not summary.get("faults"):
+            load_rows.append(load_row(run_dir, out_dir, summary, meta))
         else:
-            rows.append(matrix_row(run_dir, out_dir))
+            rows.append(matrix_row(run_dir, out_dir, summary, meta))
     first_seen: dict[str, int] = {}
     for row in rows:
         first_seen.setdefault(row["fault"], len(first_seen))

@@ -24,7 +24,7 @@ import yaml
 from sessionproof_app import settings
 
 from . import REPO_ROOT
-from .deploy import APP_PORT, NGINX_PORT, drift
+from .deploy import APP_PORT, NGINX_PORT, RUNTIME_SET_SETTINGS, drift
 from .local import LocalRuntime
 from .topology import StackConfig
 
@@ -102,7 +102,7 @@ def _runtime_configs(root: Path) -> dict[str, dict[str, str]]:
 def _env_pairs(text: str) -> dict[str, str]:
     pairs = dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
     # Per runtime by nature: the replica's name, where Sentinels and the password are.
-    for name in ("INSTANCE_ID", "SENTINELS", "REDIS_PASSWORD", "REDIS_PASSWORD_FILE", "PYTHONUNBUFFERED"):
+    for name in RUNTIME_SET_SETTINGS:
         pairs.pop(name, None)
     return pairs
 

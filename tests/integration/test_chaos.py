@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from sessionproof.chaos import FAULTS, EventLog, heal, inject
-from sessionproof.waiting import wait_until
+from support import wait_for_new_master
 
 pytestmark = pytest.mark.stack
 
@@ -28,9 +28,7 @@ def fault_is_visible(stack, fault: str, targets: list[str], master_before) -> No
         assert {row.node.name: row.state for row in stack.status()}[targets[0]] == "PAUSED"
     elif fault == "kill-redis-master":
         assert not stack.is_running(targets[0])
-        new_master = wait_until(
-            lambda: (m := stack.master_node()) is not None and m != master_before and m, 30, "Sentinel to fail over"
-        )
+        new_master = wait_for_new_master(stack, master_before)
         assert new_master.name != targets[0]
     elif fault == "restart-apps":
         assert all(stack.is_running(t) for t in targets)  # rolled, each ready again

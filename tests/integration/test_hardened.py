@@ -12,7 +12,7 @@ import requests
 
 from sessionproof import probes
 from sessionproof.waiting import wait_until
-from support import observe
+from support import observe, wait_for_new_master
 
 pytestmark = pytest.mark.stack
 COOKIE = "sp_session"
@@ -137,11 +137,7 @@ def test_a_redis_master_sigkill_during_writes_yields_no_error_and_loses_no_ackno
         wait_until(lambda: all(len(a) >= 3 for a in acknowledged.values()), 20, "writes to flow before the fault")
         killed_at = time.monotonic()
         healthy_stack.kill(old_master.name)
-        new_master = wait_until(
-            lambda: (m := healthy_stack.master_node()) is not None and m != old_master and m,
-            30,
-            "Sentinel to promote a replica",
-        )
+        new_master = wait_for_new_master(healthy_stack, old_master)
         promoted_after_s = time.monotonic() - killed_at
         before = sum(map(len, acknowledged.values()))
         wait_until(lambda: sum(map(len, acknowledged.values())) >= before + 12, 20, "writes to go on after promotion")

@@ -10,7 +10,7 @@ import pytest
 
 from sessionproof import probes
 from sessionproof.waiting import wait_until
-from support import observe
+from support import observe, wait_for_new_master
 
 pytestmark = pytest.mark.stack
 
@@ -103,11 +103,7 @@ def test_a_killed_redis_master_is_replaced_by_sentinel_and_replicated_sessions_s
         time.sleep(0.5)  # a baseline of successful reads before the fault
         killed_at = time.monotonic()
         healthy_stack.kill(old_master.name)
-        new_master = wait_until(
-            lambda: (m := healthy_stack.master_node()) is not None and m != old_master and m,
-            30,
-            "Sentinel to promote a replica",
-        )
+        new_master = wait_for_new_master(healthy_stack, old_master)
         promoted_at = time.monotonic()
         wait_until(
             lambda: outcomes and outcomes[-1][1] == 200 and outcomes[-1][0] > promoted_at, 20, "reads to succeed"

@@ -11,14 +11,6 @@ pytestmark = pytest.mark.redis
 NAMESPACE = "t"
 
 
-@pytest.fixture
-def redis_client(redis_server):
-    client = redis.Redis(port=redis_server["port"], socket_timeout=1)
-    client.flushall()
-    yield client
-    client.close()
-
-
 class FakeClock:
     def __init__(self, now: float = 1_000_000.0):
         self.now = now

@@ -11,21 +11,12 @@ import signal
 import threading
 
 import pytest
-import redis
 from flask import jsonify, session
 
 from unit.test_app import NAMESPACE, make_app, session_keys
 
 pytestmark = pytest.mark.redis
 COOKIE = "sp_session"
-
-
-@pytest.fixture
-def redis_client(redis_server):
-    client = redis.Redis(port=redis_server["port"], socket_timeout=1)
-    client.flushall()
-    yield client
-    client.close()
 
 
 class GatedAdd:
