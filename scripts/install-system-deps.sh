@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the system programs the local runtime runs: redis-server, redis-sentinel, nginx.
+# Install the system programs the local runtime runs: redis-server, redis-sentinel, nginx, and
+# iproute2 and iptables for NETWORK=netns.
 # Debian/Ubuntu: apt-get (with sudo when not root). Elsewhere: says what to install.
 set -euo pipefail
 
@@ -8,6 +9,12 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+# NETWORK=netns (network faults, root only): namespaces and veths (iproute2), link cuts (iptables), rate
+# limits (tc). Without root the stack runs on loopback and needs neither.
+if [ "$(id -u)" -eq 0 ]; then
+  command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || missing+=(iproute2)
+  command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || missing+=(iptables)
+fi
 
 # kubectl renders the k8s overlays for `make validate`; optional: not every apt source has it.
 want_kubectl=""

@@ -4,8 +4,10 @@
     python -m sessionproof.chaos pause-app --hold-s 5 --target app-2
     python -m sessionproof.chaos kill-app --inject-only       # and later: --heal-only
 
-Faults use SIGKILL and SIGSTOP, never SIGTERM: Redis 7 waits for its replicas on
-SIGTERM, which would hide the losses the harness is there to show. Each inject
+Process faults use SIGKILL and SIGSTOP, never SIGTERM: Redis 7 waits for its replicas
+on SIGTERM, which would hide the losses the harness is there to show. Network faults
+(partition-*, isolate-sentinel, congest-redis-master) cut or slow chosen links between
+nodes and need a stack with NETWORK=netns; on any other they fail at once, saying why. Each inject
 and heal is written, with timestamps, to the events.jsonl of the load run in
 progress (results/.current-run), or to the stack's logs when no run is going.
 """
@@ -30,6 +32,10 @@ from .waiting import DeadlineExceeded, wait_until
 
 HEAL_TIMEOUT_S = 60.0
 ROTATION_TIMEOUT_S = 30.0
+# congest-redis-master: tbf lets a burst through, queues what exceeds the rate for up to
+# CONGEST_LATENCY_MS and drops the rest (the kernel here has no netem to add plain delay).
+CONGEST_BURST_KBIT = 32
+CONGEST_LATENCY_MS = 200
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,43 @@ def heal_stack(runtime: Runtime, targets: list[str]) -> None:
     runtime.up(timeout_s=HEAL_TIMEOUT_S, progress=lambda *_: None)
 
 
+# ------------------------------------------------------------------ network faults
+def _names(runtime: Runtime, *kinds: str) -> list[str]:
+    return [n.name for n in runtime.nodes() if n.kind in kinds]
+
+
+def _partition_from(peer_kinds: tuple[str, ...]) -> Callable[[Runtime, list[str]], None]:
+    """Cut each target from every node of peer_kinds (but itself)."""
+
+    def cut(runtime: Runtime, targets: list[str]) -> None:
+        runtime.cut_links([(t, peer) for t in targets for peer in _names(runtime, *peer_kinds) if peer != t])
+
+    return cut
+
+
+def _minority_sides(runtime: Runtime) -> list[str]:
+    """Side A: the master and the first Sentinel; side B (the rest of Redis and Sentinel) is the majority."""
+    return [*_redis_master(runtime), runtime.nodes("sentinel")[0].name]
+
+
+def _cut_sides(runtime: Runtime, side_a: list[str]) -> None:
+    side_b = [n for n in _names(runtime, "redis", "sentinel") if n not in side_a]
+    runtime.cut_links([(a, b) for a in side_a for b in side_b])
+
+
+def _congest(runtime: Runtime, targets: list[str]) -> None:
+    rate_kbit = settings.get_int("CONGEST_RATE_KBIT", runtime.config.env, minimum=8)
+    for target in targets:
+        runtime.congest(target, rate_kbit, CONGEST_BURST_KBIT, CONGEST_LATENCY_MS)
+
+
+def heal_network(runtime: Runtime, targets: list[str]) -> None:
+    """Idempotent: every link restored, then what heal_stack waits for. After a partition of the master that
+    means Sentinel has demoted the old master and it has resynced from the new one: one settled master."""
+    runtime.heal_network()
+    heal_stack(runtime, targets)
+
+
 FAULTS: dict[str, Fault] = {
     f.name: f
     for f in (
@@ -154,8 +197,59 @@ FAULTS: dict[str, Fault] = {
             _kill_each,
             heal_stack,
         ),
+        Fault(
+            "partition-redis-master",
+            "cut the master off from every Sentinel and replica (the apps still reach it) until Sentinel has promoted "
+            "a replica; heal: the old master is demoted and resyncs",
+            10,
+            _redis_master,
+            _partition_from(("redis", "sentinel")),
+            heal_network,
+        ),
+        Fault(
+            "partition-app",
+            "cut one app replica off from every Redis and Sentinel (nginx still reaches it)",
+            10,
+            _first("app"),
+            _partition_from(("redis", "sentinel")),
+            heal_network,
+        ),
+        Fault(
+            "isolate-sentinel",
+            "cut one Sentinel off from every other node (Redis, Sentinels, apps)",
+            10,
+            _first("sentinel"),
+            _partition_from(("redis", "sentinel", "app")),
+            heal_network,
+        ),
+        Fault(
+            "partition-sentinels-minority",
+            "the master and one Sentinel on one side, two Sentinels and both replicas on the other; "
+            "the apps reach both",
+            10,
+            _minority_sides,
+            _cut_sides,
+            heal_network,
+        ),
+        Fault(
+            "congest-redis-master",
+            "slow the master's link both ways to CONGEST_RATE_KBIT with a tbf queue (what exceeds it waits, then drops)",
+            10,
+            _redis_master,
+            _congest,
+            heal_network,
+        ),
     )
 }
+NETWORK_FAULTS = frozenset(name for name, fault in FAULTS.items() if fault.heal is heal_network)
+
+
+def refusal(fault_name: str, runtime: Runtime) -> str | None:
+    """Why runtime cannot run this fault (a network fault on a stack without per-node addresses), or None."""
+    if fault_name in NETWORK_FAULTS:
+        reason = runtime.network_refusal()
+        return None if reason is None else f"{fault_name}: {reason}"
+    return None
 
 
 class EventLog:
@@ -180,6 +274,9 @@ def default_event_log(runtime: Runtime) -> EventLog:
 
 
 def inject(fault: Fault, runtime: Runtime, log: EventLog, targets: list[str] | None = None) -> list[str]:
+    reason = refusal(fault.name, runtime)
+    if reason is not None:
+        raise RuntimeError(reason)  # at once: before any event says the fault started
     targets = targets or fault.choose_target(runtime)
     log.write("fault_start", fault=fault.name, target=",".join(targets))
     fault.inject(runtime, targets)

@@ -8,6 +8,7 @@ addresses, folders and how a node announces itself.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 
 from sessionproof_app import settings
@@ -56,12 +57,15 @@ def sentinel_conf(
     master: tuple[str, int],
     announce_host: str | None = None,
 ) -> str:
-    announce = (
+    announce = ""
+    if announce_host and _is_ip(announce_host):
+        # A node in its own network namespace: the others reach it at exactly this address.
+        announce = f"sentinel announce-ip {announce_host}"
+    elif announce_host:
         # Hostnames, not IPs: a container's IP changes when it restarts, its name does not.
-        f"sentinel resolve-hostnames yes\nsentinel announce-hostnames yes\nsentinel announce-ip {announce_host}"
-        if announce_host
-        else ""
-    )
+        announce = (
+            f"sentinel resolve-hostnames yes\nsentinel announce-hostnames yes\nsentinel announce-ip {announce_host}"
+        )
     return render_template(
         "redis/sentinel.conf.tmpl",
         {
@@ -79,6 +83,14 @@ def sentinel_conf(
             "failover_timeout_ms": settings.get_int("SENTINEL_FAILOVER_TIMEOUT_MS", env, minimum=1000),
         },
     )
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def nginx_conf(
@@ -102,7 +114,7 @@ def nginx_conf(
             "proxy_read_timeout_s": settings.get_int("NGINX_PROXY_READ_TIMEOUT_S", env, minimum=1),
             "next_upstream_tries": max(len(upstreams), 2),
             # Re-sending a POST to another replica is safe only where the app deduplicates it (Idempotency-Key).
-            "next_upstream": "error timeout non_idempotent"
+            "next_upstream": "error timeout http_503 non_idempotent"
             if settings.get_choice("SESSION_LAYER", LAYERS, env) == "hardened"
             else "error timeout",
             "request_max_bytes": settings.get_int("REQUEST_MAX_BYTES", env, minimum=64),

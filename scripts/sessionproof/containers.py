@@ -104,6 +104,22 @@ class _SentinelQueries:
             return next((n for n in self.nodes("redis") if n.name == host), None)
         return None
 
+    # Network faults cut links between nodes with their own addresses: the local runtime's NETWORK=netns.
+    def network_refusal(self) -> str | None:
+        return (
+            f"network faults run on the local runtime with NETWORK=netns, not on STACK={self.name}: "
+            "`make down && STACK=local NETWORK=netns make up` (as root)"
+        )
+
+    def cut_links(self, pairs: list[tuple[str, str]]) -> None:
+        raise ContainerError(self.network_refusal())
+
+    def congest(self, node_name: str, rate_kbit: int, burst_kbit: int, latency_ms: int) -> None:
+        raise ContainerError(self.network_refusal())
+
+    def heal_network(self) -> None:
+        return None  # nothing was cut
+
     def redis_roles(self) -> dict[str, str]:
         roles = {}
         for node in self.nodes("redis"):

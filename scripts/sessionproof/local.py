@@ -1,4 +1,5 @@
-"""The local runtime: every node a real process under supervisord, on loopback.
+"""The local runtime: every node a real process under supervisord, on loopback or, with
+NETWORK=netns, each Redis, Sentinel and app node in a network namespace of its own (netns.py).
 
 Layout of STATE_DIR (git-ignored):
   supervisord.conf, supervisor.sock, stack.json (resolved ports)
@@ -26,6 +27,7 @@ from supervisor.xmlrpc import SupervisorTransport
 from sessionproof_app import settings
 
 from . import REPO_ROOT, SERVICES_DIR, configs, probes
+from .netns import NetworkError, NodeNetwork
 from .render import write_if_changed
 from .topology import Node, StackConfig
 from .waiting import wait_until
@@ -37,10 +39,11 @@ _APP_SETTING_NAMES = [s.name for s in settings.SETTINGS if s.scope == "app"] + [
     "GUNICORN_KEEPALIVE_S",
 ]
 _UP_STATES = ("RUNNING", "STARTING")
-_STATEFUL_KEYS = (
-    "bind_host", "redis_port_base", "sentinel_port_base", "master_name", "password", "min_replicas_to_write",
-    "min_replicas_max_lag_s",
-)  # fmt: skip
+# What Redis and Sentinel keep in the config files they rewrite: changing it needs a fresh state folder.
+_STATEFUL_KEYS = ("bind_host", "redis_port_base", "sentinel_port_base", "master_name", "password", "network", "subnet")
+
+# State folders made before a key existed were made with these values.
+_DEFAULTS_BEFORE = {"network": "loopback", "subnet": None}
 
 
 class StackError(RuntimeError):
@@ -73,6 +76,7 @@ class LocalRuntime:
         self.state_dir = config.state_dir
         self.password = config.get("REDIS_PASSWORD")
         self.master_name = config.get("REDIS_MASTER_NAME")
+        self.network = NodeNetwork(config) if config.netns else None
 
     # ----------------------------------------------------------------- paths
     @property
@@ -103,8 +107,8 @@ class LocalRuntime:
             "sentinel_port_base": self.config.sentinel_port_base,
             "master_name": self.master_name,
             "password": hashlib.sha256(self.password.encode()).hexdigest(),
-            "min_replicas_to_write": settings.get_int("REDIS_MIN_REPLICAS_TO_WRITE", self.config.env, minimum=0),
-            "min_replicas_max_lag_s": settings.get_int("REDIS_MIN_REPLICAS_MAX_LAG_S", self.config.env, minimum=1),
+            "network": self.config.network,
+            "subnet": self.config.subnet if self.config.netns else None,
         }
 
     def render(self) -> bool:
@@ -117,7 +121,7 @@ class LocalRuntime:
         fingerprint = self._stateful_fingerprint()
         if fingerprint_file.exists():
             previous = json.loads(fingerprint_file.read_text())
-            changed = [k for k in _STATEFUL_KEYS if previous.get(k) != fingerprint[k]]
+            changed = [k for k in _STATEFUL_KEYS if previous.get(k, _DEFAULTS_BEFORE.get(k)) != fingerprint[k]]
             if changed:
                 raise StackError(
                     f"{self.state_dir} holds a Redis/Sentinel topology made with other settings "
@@ -139,11 +143,12 @@ class LocalRuntime:
             text = configs.redis_conf(
                 self.config.env,
                 name=node.name,
-                bind_host=self.config.bind_host,
+                bind_host=node.host,
                 port=node.port,
                 data_dir=conf.parent,
                 password=self.password,
-                replica_of=None if node == master else (self.config.bind_host, master.port),
+                replica_of=None if node == master else (master.host, master.port),
+                announce_host=node.host if self.config.netns else None,
             )
             write_if_changed(conf, text, mode=0o600)
 
@@ -156,11 +161,12 @@ class LocalRuntime:
             text = configs.sentinel_conf(
                 self.config.env,
                 name=node.name,
-                bind_host=self.config.bind_host,
+                bind_host=node.host,
                 port=node.port,
                 data_dir=conf.parent,
                 password=self.password,
-                master=(self.config.bind_host, master.port),
+                master=(master.host, master.port),
+                announce_host=node.host if self.config.netns else None,
             )
             write_if_changed(conf, text, mode=0o600)
 
@@ -170,7 +176,7 @@ class LocalRuntime:
             state_dir=self.state_dir,
             bind_host=self.config.bind_host,
             port=self.config.nginx_port,
-            upstreams=[(self.config.bind_host, n.port) for n in self.config.app_nodes],
+            upstreams=[(n.host, n.port) for n in self.config.app_nodes],
         )
 
     def _render_nginx(self) -> bool:
@@ -204,6 +210,8 @@ class LocalRuntime:
         return env
 
     def _program(self, node: Node, command: str, directory: Path, environment: dict[str, str] | None = None) -> str:
+        if self.network is not None:
+            command = " ".join(self.network.exec_argv(node, [command]))
         lines = [
             f"[program:{node.name}]",
             f"command={command}",
@@ -266,7 +274,7 @@ class LocalRuntime:
         for node in self.config.app_nodes:
             command = (
                 f"{gunicorn} -c {SERVICES_DIR / 'app' / 'gunicorn.conf.py'} "
-                f"--bind {self.config.bind_host}:{node.port} --pythonpath {SERVICES_DIR / 'app'}"
+                f"--bind {node.address} --pythonpath {SERVICES_DIR / 'app'}"
             )
             body += self._program(node, command, SERVICES_DIR / "app", self.app_environment(node))
         nginx_dir = self.state_dir / "nginx"
@@ -340,6 +348,9 @@ class LocalRuntime:
     def up(self, timeout_s: float | None = None, progress=print) -> None:
         timeout_s = timeout_s or settings.get_int("STACK_UP_TIMEOUT_S", self.config.env, minimum=1)
         nginx_changed = self.render()
+        if self.network is not None:
+            progress(f"network: a namespace per node on {self.config.subnet} (bridge {self.network.bridge})")
+            self._network_call(self.network.create)
         if self.supervisor_running():
             progress(f"supervisord already running (pid {self.supervisord_pid()}); bringing every node up")
             self._apply_supervisor_changes()
@@ -362,6 +373,8 @@ class LocalRuntime:
                     self.resume(name)  # a node left paused by a fault would never answer
             wait_until(check, timeout_s, what, interval_s=0.2, hint=f"logs: {self.state_dir / 'logs'}")
             progress(f"  ok: {what}")
+            if group is self.config.redis_nodes:
+                self._apply_min_replicas()
         if nginx_changed:
             # Only then: a reload closes idle client connections, which a client can see as an error.
             self._reload_nginx()
@@ -381,6 +394,26 @@ class LocalRuntime:
             hint=f"logs: {self.state_dir / 'logs'}",
         )
 
+    def _apply_min_replicas(self) -> None:
+        """REDIS_MIN_REPLICAS_* on every running node (and into its config file): they can change without
+        `make clean`, e.g. between the configurations of `make experiments`."""
+        to_write = settings.get_int("REDIS_MIN_REPLICAS_TO_WRITE", self.config.env, minimum=0)
+        max_lag_s = settings.get_int("REDIS_MIN_REPLICAS_MAX_LAG_S", self.config.env, minimum=1)
+        for node in self.config.redis_nodes:
+            with probes.redis_client(node.host, node.port, self.password) as client:
+                current = client.config_get("min-replicas-*")
+                if current == {"min-replicas-to-write": str(to_write), "min-replicas-max-lag": str(max_lag_s)}:
+                    continue
+                client.config_set("min-replicas-to-write", to_write)
+                client.config_set("min-replicas-max-lag", max_lag_s)
+                client.config_rewrite()
+
+    def _network_call(self, action, *args):
+        try:
+            return action(*args)
+        except NetworkError as error:
+            raise StackError(str(error)) from None
+
     def _topology_settled(self) -> bool:
         if not (self._redis_ready() and self._sentinels_ready()):
             return False
@@ -394,8 +427,41 @@ class LocalRuntime:
             os.kill(info["pid"], signal.SIGHUP)
 
     def down(self, progress=print) -> None:
+        self._stop_processes(progress)
+        self._remove_network(progress)
+
+    def _stop_orphaned_nginx(self, progress) -> None:
+        """nginx outlives a crashed supervisord (the nodes in namespaces go with them); stop it by its pid file."""
+        try:
+            proc = psutil.Process(int((self.state_dir / "run" / "nginx.pid").read_text().strip()))
+            ours = str(self.state_dir) in " ".join(proc.cmdline())
+        except (OSError, ValueError, psutil.Error):
+            return
+        if ours:
+            progress(f"stopping nginx (pid {proc.pid}) left by a crashed supervisord")
+            proc.kill()
+            psutil.wait_procs([proc], timeout=5)
+
+    def _remove_network(self, progress) -> None:
+        """Every namespace, veth and bridge of this stack, also those a crashed or loopback re-run left."""
+        network = self.network or NodeNetwork(self.config)
+        try:
+            left = network.leftovers()
+        except (NetworkError, OSError):
+            return  # no iproute2: nothing can have been made
+        if not (left["namespaces"] or left["links"]):
+            return
+        if os.geteuid() != 0:
+            raise StackError(
+                f"namespaces {left['namespaces']} and links {left['links']} remain; removing them needs root"
+            )
+        self._network_call(network.destroy, progress)
+        progress(f"removed {len(left['namespaces'])} namespaces and {len(left['links'])} links")
+
+    def _stop_processes(self, progress) -> None:
         pid = self.supervisord_pid()
         if pid is None:
+            self._stop_orphaned_nginx(progress)
             progress("nothing is running")
             return
         tree = _process_tree(pid)
@@ -463,12 +529,10 @@ class LocalRuntime:
     def wait_node_ready(self, node_name: str, timeout_s: float = 30) -> None:
         node = self.config.node(node_name)
         checks = {
-            "app": lambda: probes.http_ok(f"http://{self.config.bind_host}:{node.port}/readyz"),
+            "app": lambda: probes.http_ok(f"http://{node.address}/readyz"),
             "nginx": self._nginx_ready,
-            "redis": lambda: probes.redis_replication(self.config.bind_host, node.port, self.password) is not None,
-            "sentinel": lambda: (
-                probes.sentinel_view(self.config.bind_host, node.port, self.password, self.master_name) is not None
-            ),
+            "redis": lambda: probes.redis_replication(node.host, node.port, self.password) is not None,
+            "sentinel": lambda: probes.sentinel_view(node.host, node.port, self.password, self.master_name) is not None,
         }
         wait_until(checks[node.kind], timeout_s, f"{node_name} to be ready")
 
@@ -482,12 +546,55 @@ class LocalRuntime:
         """Each Redis node's own view of its role: master, replica or down."""
         roles = {}
         for node in self.config.redis_nodes:
-            info = probes.redis_replication(self.config.bind_host, node.port, self.password)
+            info = probes.redis_replication(node.host, node.port, self.password)
             roles[node.name] = {"master": "master", "slave": "replica"}.get((info or {}).get("role"), "down")
         return roles
 
     def nodes(self, kind: str | None = None) -> list[Node]:
         return [n for n in self.config.nodes if kind is None or n.kind == kind]
+
+    # ------------------------------------------------------- network faults
+    def network_refusal(self) -> str | None:
+        """Why this stack cannot take network faults, or None when it can."""
+        if self.network is not None:
+            return None
+        root = os.geteuid() == 0
+        how = "`make down && make clean && NETWORK=netns make up`" if root else "run as root with NETWORK=netns"
+        return (
+            f"this stack runs NETWORK={self.config.network} (every node on {self.config.bind_host}); network faults "
+            f"need NETWORK=netns, each node its own address in a network namespace, which needs root: {how}"
+        )
+
+    def _require_network(self) -> NodeNetwork:
+        refusal = self.network_refusal()
+        if refusal is not None:
+            raise StackError(refusal)
+        return self.network
+
+    def cut_links(self, pairs: list[tuple[str, str]]) -> None:
+        """Cut each (node, node) link both ways; every other link keeps working."""
+        network = self._require_network()
+        for a, b in pairs:
+            self._network_call(network.cut, self.config.node(a), self.config.node(b))
+
+    def congest(self, node_name: str, rate_kbit: int, burst_kbit: int, latency_ms: int) -> None:
+        self._network_call(
+            self._require_network().congest, self.config.node(node_name), rate_kbit, burst_kbit, latency_ms
+        )
+
+    def heal_network(self) -> None:
+        if self.network is not None:
+            self._network_call(self.network.heal)
+
+    def network_faults(self) -> dict[str, list[str]]:
+        """The cuts and rate limits in place, per node ({} on a healthy or loopback network)."""
+        return {} if self.network is None else self._network_call(self.network.rules)
+
+    def run_on(self, node_name: str, argv: list[str], timeout_s: float = 10) -> subprocess.CompletedProcess:
+        """Run argv from node's network position (its namespace), e.g. redis-cli, to check which links work."""
+        node = self.config.node(node_name)
+        command = self.network.exec_argv(node, argv) if self.network is not None else argv
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False)
 
     def _signal_tree(self, node_name: str, signum: int) -> None:
         pid = self.pid(node_name)
@@ -500,7 +607,7 @@ class LocalRuntime:
     # --------------------------------------------------------------- status
     def sentinel_view(self) -> probes.SentinelView | None:
         for node in self.config.sentinel_nodes:
-            view = probes.sentinel_view(self.config.bind_host, node.port, self.password, self.master_name)
+            view = probes.sentinel_view(node.host, node.port, self.password, self.master_name)
             if view is not None:
                 return view
         return None
@@ -511,7 +618,7 @@ class LocalRuntime:
         if view is None or view.master is None:
             return None
         for node in self.config.redis_nodes:
-            if node.port == view.master[1]:
+            if (node.host, node.port) == view.master:
                 return node
         return None
 
@@ -530,7 +637,7 @@ class LocalRuntime:
         return rows
 
     def _role(self, node: Node, view: probes.SentinelView | None, state: str) -> tuple[str, str]:
-        host = self.config.bind_host
+        host = node.host
         if node.kind == "redis":
             own = probes.redis_replication(host, node.port, self.password) if state in _UP_STATES else None
             own_role = {"master": "master", "slave": "replica"}.get((own or {}).get("role"), "down")
@@ -548,7 +655,8 @@ class LocalRuntime:
             )
             if mine is None:
                 return "sentinel", "not answering"
-            return "sentinel", f"master {mine.master[1]}, {mine.other_sentinels} peers, {len(mine.replicas)} replicas"
+            master = f"{mine.master[0]}:{mine.master[1]}" if self.config.netns else str(mine.master[1])
+            return "sentinel", f"master {master}, {mine.other_sentinels} peers, {len(mine.replicas)} replicas"
         if node.kind == "app":
             code, _ = probes.http_get_json(f"http://{host}:{node.port}/readyz") if state in _UP_STATES else (0, None)
             return "app", {200: "ready", 503: "store unreachable", 0: "not answering"}.get(code, f"HTTP {code}")
@@ -557,8 +665,7 @@ class LocalRuntime:
 
     # ------------------------------------------------------------ readiness
     def _redis_ready(self) -> bool:
-        host = self.config.bind_host
-        infos = [probes.redis_replication(host, n.port, self.password) for n in self.config.redis_nodes]
+        infos = [probes.redis_replication(n.host, n.port, self.password) for n in self.config.redis_nodes]
         if any(i is None for i in infos):
             return False
         masters = [i for i in infos if i["role"] == "master"]
@@ -570,12 +677,11 @@ class LocalRuntime:
         )
 
     def _sentinels_ready(self) -> bool:
-        host = self.config.bind_host
         expected_peers = len(self.config.sentinel_nodes) - 1
         expected_replicas = len(self.config.redis_nodes) - 1
         masters = set()
         for node in self.config.sentinel_nodes:
-            view = probes.sentinel_view(host, node.port, self.password, self.master_name)
+            view = probes.sentinel_view(node.host, node.port, self.password, self.master_name)
             # Flags other than plain "master" (s_down, o_down, failover_in_progress, ...) mean not settled.
             if view is None or view.master_flags != "master" or view.other_sentinels < expected_peers:
                 return False
@@ -586,8 +692,7 @@ class LocalRuntime:
         return len(masters) == 1
 
     def _apps_ready(self) -> bool:
-        host = self.config.bind_host
-        return all(probes.http_ok(f"http://{host}:{n.port}/readyz") for n in self.config.app_nodes)
+        return all(probes.http_ok(f"http://{n.address}/readyz") for n in self.config.app_nodes)
 
     def _nginx_ready(self) -> bool:
         return probes.http_ok(f"{self.config.entry_url}/ping")

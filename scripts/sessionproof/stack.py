@@ -16,8 +16,10 @@ from .waiting import DeadlineExceeded
 
 def print_status(runtime: LocalRuntime) -> bool:
     rows = runtime.status()
-    header = ("node", "role", "state", "pid", "port", "detail")
-    table = [header] + [(r.node.name, r.role, r.state, str(r.pid or "-"), str(r.node.port), r.detail) for r in rows]
+    header = ("node", "role", "state", "pid", "address", "detail")
+    table = [header] + [
+        (r.node.name, r.role, r.state, str(r.pid or "-"), _address(runtime, r.node), r.detail) for r in rows
+    ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
     for row in table:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
@@ -25,7 +27,20 @@ def print_status(runtime: LocalRuntime) -> bool:
     replicas = sum(r.role == "replica" and r.state == "RUNNING" for r in rows)
     running = sum(r.state == "RUNNING" for r in rows)
     print(f"\n{running}/{len(rows)} nodes running; Sentinel sees {masters} master, {replicas} replicas running")
+    if runtime.network is not None:
+        print(
+            f"network: netns on {runtime.config.subnet}, bridge {runtime.network.bridge}; entry {runtime.config.entry_url}"
+        )
+        for node_name, rules in runtime.network_faults().items():
+            print(f"  fault on {node_name}: " + "; ".join(rules))
     return running == len(rows)
+
+
+def _address(runtime: LocalRuntime, node) -> str:
+    if node.kind == "nginx" and runtime.network is not None:
+        # Clients enter on BIND_HOST; the apps see nginx at the bridge's address.
+        return f"{runtime.config.bind_host}:{node.port} (to apps from {node.host})"
+    return node.address
 
 
 def cmd_up(runtime: LocalRuntime, args) -> int:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +15,11 @@ from . import REPO_ROOT
 
 REDIS_NODES = 3
 SENTINEL_NODES = 3
+NETWORKS = ("auto", "loopback", "netns")
+# Host numbers inside NETNS_SUBNET: .1 is the bridge (the host side, where nginx and the harness
+# live); each data node and app replica gets a fixed address, so configs and reports can name it.
+_HOST_NUMBER_BASE = {"redis": 10, "sentinel": 20, "app": 100}
+MAX_APPS_NETNS = 150
 
 
 @dataclass(frozen=True)
@@ -20,6 +27,11 @@ class Node:
     name: str  # redis-1, sentinel-2, app-3, nginx
     kind: str  # redis | sentinel | app | nginx
     port: int
+    host: str = "127.0.0.1"  # the address other nodes reach it on (its own address with NETWORK=netns)
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -32,6 +44,8 @@ class StackConfig:
     redis_port_base: int
     sentinel_port_base: int
     state_dir: Path
+    network: str = "loopback"  # resolved: loopback or netns
+    subnet: str = "10.199.0.0/24"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StackConfig:
@@ -42,6 +56,10 @@ class StackConfig:
         state_dir = Path(settings.get_str("STATE_DIR", env))
         if not state_dir.is_absolute():
             state_dir = REPO_ROOT / state_dir
+        network = resolve_network(settings.get_choice("NETWORK", NETWORKS, env))
+        subnet = settings.get_str("NETNS_SUBNET", env)
+        if network == "netns":
+            _check_subnet(subnet, apps)
         config = cls(
             env=env,
             apps=apps,
@@ -51,6 +69,8 @@ class StackConfig:
             redis_port_base=settings.get_int("REDIS_PORT_BASE", env, minimum=1),
             sentinel_port_base=settings.get_int("SENTINEL_PORT_BASE", env, minimum=1),
             state_dir=state_dir,
+            network=network,
+            subnet=subnet,
         )
         config.check_ports()
         return config
@@ -59,22 +79,44 @@ class StackConfig:
         return settings.get_str(name, self.env)
 
     @property
+    def netns(self) -> bool:
+        return self.network == "netns"
+
+    @property
+    def gateway_host(self) -> str:
+        """The bridge's address: the host side of the node network (nginx's upstream side, the harness)."""
+        return str(ipaddress.ip_network(self.subnet)[1])
+
+    def _host(self, kind: str, index: int) -> str:
+        if not self.netns:
+            return self.bind_host
+        return str(ipaddress.ip_network(self.subnet)[_HOST_NUMBER_BASE[kind] + index])
+
+    @property
     def redis_nodes(self) -> list[Node]:
-        return [Node(f"redis-{i}", "redis", self.redis_port_base + i - 1) for i in range(1, REDIS_NODES + 1)]
+        return [
+            Node(f"redis-{i}", "redis", self.redis_port_base + i - 1, self._host("redis", i))
+            for i in range(1, REDIS_NODES + 1)
+        ]
 
     @property
     def sentinel_nodes(self) -> list[Node]:
         return [
-            Node(f"sentinel-{i}", "sentinel", self.sentinel_port_base + i - 1) for i in range(1, SENTINEL_NODES + 1)
+            Node(f"sentinel-{i}", "sentinel", self.sentinel_port_base + i - 1, self._host("sentinel", i))
+            for i in range(1, SENTINEL_NODES + 1)
         ]
 
     @property
     def app_nodes(self) -> list[Node]:
-        return [Node(f"app-{i}", "app", self.app_port_base + i - 1) for i in range(1, self.apps + 1)]
+        return [
+            Node(f"app-{i}", "app", self.app_port_base + i - 1, self._host("app", i)) for i in range(1, self.apps + 1)
+        ]
 
     @property
     def nginx_node(self) -> Node:
-        return Node("nginx", "nginx", self.nginx_port)
+        # nginx stays in the host's namespace, so the entry point is BIND_HOST:NGINX_PORT in every mode;
+        # towards the apps it speaks from the bridge's address.
+        return Node("nginx", "nginx", self.nginx_port, self.gateway_host if self.netns else self.bind_host)
 
     @property
     def nodes(self) -> list[Node]:
@@ -89,7 +131,7 @@ class StackConfig:
 
     @property
     def sentinels_setting(self) -> str:
-        return ",".join(f"{self.bind_host}:{n.port}" for n in self.sentinel_nodes)
+        return ",".join(n.address for n in self.sentinel_nodes)
 
     @property
     def entry_url(self) -> str:
@@ -104,3 +146,33 @@ class StackConfig:
                     "change APP_PORT_BASE, REDIS_PORT_BASE, SENTINEL_PORT_BASE or NGINX_PORT"
                 )
             ports[node.port] = node.name
+
+
+def resolve_network(choice: str) -> str:
+    """auto: namespaces when this user can make them (root, iproute2, iptables), loopback otherwise."""
+    can = os.geteuid() == 0 and all(which_tool(tool) for tool in ("ip", "iptables", "tc"))
+    if choice == "auto":
+        return "netns" if can else "loopback"
+    if choice == "netns" and not can:
+        missing = [tool for tool in ("ip", "iptables", "tc") if not which_tool(tool)]
+        why = f"{', '.join(missing)} not installed (`make deps`)" if missing else "it needs root"
+        raise settings.ConfigError(
+            f"NETWORK=netns: {why}; network namespaces, veth links and iptables rules need root "
+            "(run as root, or use NETWORK=loopback, where network faults are not available)"
+        )
+    return choice
+
+
+def which_tool(tool: str) -> str | None:
+    return shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/usr/bin:/sbin:/bin")
+
+
+def _check_subnet(subnet: str, apps: int) -> None:
+    try:
+        network = ipaddress.ip_network(subnet)
+    except ValueError as error:
+        raise settings.ConfigError(f"NETNS_SUBNET={subnet!r} is not a network ({error}); e.g. 10.199.0.0/24") from None
+    if network.version != 4 or network.prefixlen > 24:
+        raise settings.ConfigError(f"NETNS_SUBNET={subnet}: use an IPv4 network of at least /24, e.g. 10.199.0.0/24")
+    if apps > MAX_APPS_NETNS:
+        raise settings.ConfigError(f"APPS={apps}: NETWORK=netns gives addresses to at most {MAX_APPS_NETNS} replicas")

@@ -22,7 +22,7 @@ class SentinelWatcher(threading.Thread):
 
     def run(self) -> None:
         threads = [
-            threading.Thread(target=self._watch, args=(node.name, node.port), daemon=True)
+            threading.Thread(target=self._watch, args=(node.name, node.host, node.port), daemon=True)
             for node in self.runtime.nodes("sentinel")
         ]
         for thread in threads:
@@ -30,10 +30,10 @@ class SentinelWatcher(threading.Thread):
         for thread in threads:
             thread.join()
 
-    def _watch(self, name: str, port: int) -> None:
+    def _watch(self, name: str, host: str, port: int) -> None:
         while not self.stop_event.is_set():
             client = redis.Redis(
-                host=self.runtime.config.bind_host,
+                host=host,
                 port=port,
                 password=self.runtime.config.get("REDIS_PASSWORD"),
                 socket_timeout=1.0,

@@ -21,6 +21,8 @@ def stack_env(state_dir, apps: int = 3) -> dict[str, str]:
         "APP_PORT_BASE": str(base + 6),
         "NGINX_PORT": str(base + 19),
         "GUNICORN_WORKERS": "1",
+        # Its own subnet, so a user's `make up` (10.199.0.0/24) can run beside the tests' stack.
+        "NETNS_SUBNET": f"10.198.{base % 250}.0/24",
     }
 
 
@@ -45,6 +47,8 @@ def stack(tmp_path_factory):
         runtime.down(progress=lambda *_: None)
         alive = [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
         assert not alive, f"processes left behind: {[p.pid for p in alive]}"
+        if runtime.network is not None:
+            assert runtime.network.leftovers() == {"namespaces": [], "links": []}
 
 
 @pytest.fixture

@@ -53,9 +53,9 @@ def test_concurrent_adds_on_one_session_keep_every_item(healthy_stack, new_user)
 def test_logout_racing_writes_of_the_same_session_always_stays_logged_out(healthy_stack, new_user):
     """Any interleaving of a logout with in-flight adds: the old session never comes back."""
     base = healthy_stack.config.entry_url
-    host, password = healthy_stack.config.bind_host, healthy_stack.password
+    password = healthy_stack.password
     master = healthy_stack.master_node()
-    with probes.redis_client(host, master.port, password) as redis_master, ThreadPoolExecutor(max_workers=6) as pool:
+    with probes.redis_client(master.host, master.port, password) as redis_master, ThreadPoolExecutor(max_workers=6) as pool:
         for round_ in range(15):
             user = new_user()
             user.post("/login", json={"user": f"frank{round_}"})

@@ -79,7 +79,7 @@ def test_a_killed_redis_master_is_replaced_by_sentinel_and_replicated_sessions_s
             user.post(f"/cart/{item}")
         expected[i] = user.get("/cart").json()
     old_master = healthy_stack.master_node()
-    host = healthy_stack.config.bind_host
+    host = old_master.host
     with probes.redis_client(host, old_master.port, healthy_stack.password) as master:
         assert master.execute_command("WAIT", 2, 2000) == 2, "writes not confirmed on both replicas"
 

@@ -13,7 +13,7 @@ import re
 import pytest
 
 from sessionproof import chaos
-from sessionproof.chaos import FAULTS, EventLog, heal, inject
+from sessionproof.chaos import FAULTS, NETWORK_FAULTS, EventLog, heal, inject
 from sessionproof.containers import COMPOSE_FILE, ComposeRuntime, ContainerError, K8sRuntime, run_command
 from sessionproof.runtime import get_runtime
 from sessionproof.topology import StackConfig
@@ -123,7 +123,10 @@ COMPOSE_EXPECTED = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(FAULTS))
+PROCESS_FAULTS = sorted(set(FAULTS) - NETWORK_FAULTS)
+
+
+@pytest.mark.parametrize("name", PROCESS_FAULTS)
 def test_every_fault_on_compose(name, tmp_path):
     fake = FakeCompose()
     run_fault(compose_runtime(fake), name, tmp_path)
@@ -149,7 +152,7 @@ K8S_EXPECTED = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("name", sorted(FAULTS))
+@pytest.mark.parametrize("name", PROCESS_FAULTS)
 def test_every_fault_on_k8s(name, tmp_path):
     fake = FakeCluster()
     run_fault(k8s_runtime(fake), name, tmp_path)
@@ -157,6 +160,16 @@ def test_every_fault_on_k8s(name, tmp_path):
         assert fake.sent(*command), (command, fake.calls)
     assert ["kubectl", "apply", "-k", str(k8s_runtime(fake).overlay)] in fake.calls  # heal re-applies and waits
     assert fake.sent("rollout", "status", "statefulset/redis", "--timeout=60s")
+
+
+@pytest.mark.parametrize("name", sorted(NETWORK_FAULTS))
+def test_network_faults_are_refused_on_containers_before_anything_is_done(name, tmp_path):
+    for make, fake in ((compose_runtime, FakeCompose()), (k8s_runtime, FakeCluster())):
+        log = EventLog(tmp_path / "events.jsonl")
+        with pytest.raises(RuntimeError, match="NETWORK=netns"):
+            inject(FAULTS[name], make(fake), log)
+        assert not fake.calls, fake.calls
+        assert not log.path.exists()  # no fault_start for a fault that never began
 
 
 def test_the_master_is_the_node_sentinel_names():

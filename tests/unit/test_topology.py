@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from sessionproof.local import LocalRuntime, StackError
@@ -38,7 +40,7 @@ def test_render_refuses_a_template_value_that_is_missing():
 
 @pytest.fixture
 def rendered(tmp_path):
-    runtime = LocalRuntime(StackConfig.from_env({"STATE_DIR": str(tmp_path), "APPS": "4"}))
+    runtime = LocalRuntime(StackConfig.from_env({"STATE_DIR": str(tmp_path), "APPS": "4", "NETWORK": "loopback"}))
     runtime.render()
     return runtime
 
@@ -77,7 +79,7 @@ def test_nginx_round_robins_over_every_replica_without_stickiness(rendered):
         "zone app 64k;",
         "keepalive 32;",
         "keepalive_timeout 60s;",
-        "proxy_next_upstream error timeout non_idempotent;",
+        "proxy_next_upstream error timeout http_503 non_idempotent;",
         "proxy_set_header Idempotency-Key $idempotency_key;",
     ):
         assert directive in text
@@ -125,3 +127,66 @@ def test_a_rerender_keeps_the_topology_redis_and_sentinel_rewrote(rendered):
     conf.write_text(conf.read_text() + "# rewritten by sentinel\n")
     rendered.render()
     assert conf.read_text().endswith("# rewritten by sentinel\n")
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="NETWORK=netns needs root")
+
+
+@needs_root
+def test_netns_gives_every_node_its_own_address_and_keeps_the_entry_point(tmp_path):
+    config = StackConfig.from_env({"STATE_DIR": str(tmp_path), "NETWORK": "netns", "NETNS_SUBNET": "10.199.7.0/24"})
+    hosts = {n.name: n.host for n in config.nodes}
+    assert (
+        hosts["redis-1"] == "10.199.7.11" and hosts["sentinel-3"] == "10.199.7.23" and hosts["app-2"] == "10.199.7.102"
+    )
+    assert hosts["nginx"] == "10.199.7.1"  # the bridge: nginx's side towards the apps
+    assert len(set(hosts.values())) == len(hosts)
+    assert config.entry_url == "http://127.0.0.1:8080"
+    assert config.sentinels_setting == "10.199.7.21:26380,10.199.7.22:26381,10.199.7.23:26382"
+
+
+@needs_root
+def test_netns_configs_bind_and_announce_each_nodes_own_address(tmp_path):
+    runtime = LocalRuntime(StackConfig.from_env({"STATE_DIR": str(tmp_path), "NETWORK": "netns"}))
+    runtime.render()
+    replica = (tmp_path / "redis-2" / "redis.conf").read_text()
+    assert "bind 10.199.0.12" in replica and "replica-announce-ip 10.199.0.12" in replica
+    assert "replicaof 10.199.0.11 6380" in replica
+    sentinel = (tmp_path / "sentinel-1" / "sentinel.conf").read_text()
+    assert "sentinel announce-ip 10.199.0.21" in sentinel and "announce-hostnames" not in sentinel
+    assert "sentinel monitor sessionproof 10.199.0.11 6380 2" in sentinel
+    nginx = (tmp_path / "nginx" / "nginx.conf").read_text()
+    assert "listen 127.0.0.1:8080;" in nginx and "server 10.199.0.101:8101" in nginx
+    supervisor = runtime.supervisor_conf.read_text()
+    prefix = runtime.network.prefix
+    assert f"netns exec {prefix}-redis-1 " in supervisor and f"netns exec {prefix}-app-3 " in supervisor
+    assert "netns exec" not in supervisor.split("[program:nginx]")[1]  # the entry point stays in the host's
+
+
+def test_netns_for_a_user_without_root_is_refused_naming_the_privilege(monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert StackConfig.from_env({"NETWORK": "auto"}).network == "loopback"
+    with pytest.raises(settings.ConfigError, match="needs root.*NETWORK=loopback"):
+        StackConfig.from_env({"NETWORK": "netns"})
+
+
+def test_network_faults_on_a_loopback_stack_fail_at_once_with_the_setting_and_privilege(tmp_path):
+    from sessionproof.chaos import FAULTS, NETWORK_FAULTS, EventLog, inject
+
+    runtime = LocalRuntime(StackConfig.from_env({"STATE_DIR": str(tmp_path), "NETWORK": "loopback"}))
+    assert NETWORK_FAULTS == {
+        "partition-redis-master", "partition-app", "isolate-sentinel", "partition-sentinels-minority",
+        "congest-redis-master",
+    }  # fmt: skip
+    log = EventLog(tmp_path / "events.jsonl")
+    for name in NETWORK_FAULTS:
+        with pytest.raises(RuntimeError, match=r"NETWORK=netns.*needs root"):
+            inject(FAULTS[name], runtime, log)
+    assert not log.path.exists()
+
+
+def test_a_bad_subnet_is_refused_with_an_example():
+    if os.geteuid() != 0:
+        pytest.skip("NETWORK=netns needs root")
+    with pytest.raises(settings.ConfigError, match="10.199.0.0/24"):
+        StackConfig.from_env({"NETWORK": "netns", "NETNS_SUBNET": "10.1.2.0/28"})

@@ -117,7 +117,27 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("K8S_OVERLAY", "dev", "With STACK=k8s: the kustomize overlay under k8s/overlays/ to apply.", "stack"),
     Setting("K8S_NAMESPACE", "sessionproof-dev", "With STACK=k8s: the namespace that overlay deploys to.", "stack"),
     Setting("APPS", "3", "Number of app replicas behind nginx (at least 2).", "stack"),
-    Setting("BIND_HOST", "127.0.0.1", "Address every local process listens on (loopback only).", "stack"),
+    Setting(
+        "NETWORK",
+        "auto",
+        "Local runtime's network: `netns` gives every Redis, Sentinel and app node its own address in its own "
+        "network namespace (links between chosen nodes can be cut: the network faults; needs root), `loopback` "
+        "runs everything on BIND_HOST, `auto` picks netns for root and loopback otherwise.",
+        "stack",
+    ),
+    Setting(
+        "NETNS_SUBNET",
+        "10.199.0.0/24",
+        "With NETWORK=netns: the private network of the stack's namespaces (.1 is the host's bridge, "
+        "redis-N .1N, sentinel-N .2N, app-N .(100+N)). Two stacks at once need different subnets.",
+        "stack",
+    ),
+    Setting(
+        "BIND_HOST",
+        "127.0.0.1",
+        "Address of the entry point (nginx) and, with NETWORK=loopback, of every node (loopback only).",
+        "stack",
+    ),
     Setting("NGINX_PORT", "8080", "Port of the nginx entry point.", "stack"),
     Setting("APP_PORT_BASE", "8101", "Port of app-1; app-N listens on APP_PORT_BASE+N-1.", "stack"),
     Setting("REDIS_PORT_BASE", "6380", "Port of redis-1; redis-2 and redis-3 follow (6379 stays free).", "stack"),
@@ -157,6 +177,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NGINX_PROXY_CONNECT_TIMEOUT_S", "1", "nginx timeout to connect to a replica.", "stack"),
     Setting("NGINX_PROXY_READ_TIMEOUT_S", "10", "nginx timeout waiting for a replica's response.", "stack"),
     Setting("STACK_UP_TIMEOUT_S", "60", "Deadline for `make up` to see every node healthy.", "stack"),
+    Setting(
+        "CONGEST_RATE_KBIT",
+        "256",
+        "congest-redis-master: the rate (kbit/s, each way) the master's link is limited to; the session traffic "
+        "of the failover scenarios needs about 1 Mbit/s there.",
+        "stack",
+    ),
     # --- load tests -------------------------------------------------------
     Setting(
         "SCENARIO", "mixed", "Load scenario (loadtests/scenarios/<name>.yaml) when locust gets no --scenario.", "load"
@@ -164,7 +191,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "LAYERS",
         "hardened",
-        'Session layers `make experiments` runs the matrix for, in turn: `LAYERS="stock hardened"` compares them.',
+        "Configurations `make experiments` runs the matrix for, in turn: `hardened`, `stock`, and "
+        "`stock-min-replicas-0` (stock with REDIS_MIN_REPLICAS_TO_WRITE=0, as the documentation's setups); "
+        '`LAYERS="hardened stock stock-min-replicas-0"` puts all three side by side.',
         "load",
     ),
     Setting("SCENARIO_DIR", "loadtests/scenarios", "Folder of the scenario files (<name>.yaml).", "load"),
