@@ -300,7 +300,11 @@ class LocalRuntime:
             pid = int(self.supervisor_pidfile.read_text().strip())
         except (OSError, ValueError):
             return None
-        return pid if psutil.pid_exists(pid) else None
+        try:
+            # A SIGKILLed supervisord can linger as a zombie where nothing reaps orphans (containers).
+            return pid if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE else None
+        except psutil.NoSuchProcess:
+            return None
 
     def supervisor_running(self) -> bool:
         if self.supervisord_pid() is None:
@@ -479,6 +483,7 @@ class LocalRuntime:
             progress(f"killing leftover pid {proc.pid} ({' '.join(proc.cmdline()[:2])})")
             proc.kill()
         psutil.wait_procs(leftovers + alive, timeout=5)
+        self._stop_orphaned_nginx(progress)
         progress("stopped")
 
     # --------------------------------------------------------------- faults

@@ -210,7 +210,8 @@ def test_down_removes_every_namespace_and_link_also_after_a_crash(tmp_path):
         assert orphans, "the stack's processes should outlive supervisord"
         runtime.down(progress=lambda *_: None)
         psutil.wait_procs(orphans, timeout=10)
-        assert not [p.pid for p in orphans if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        alive = [p for p in orphans if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        assert not alive, [(p.pid, p.cmdline()) for p in alive]
     finally:
         runtime.down(progress=lambda *_: None)
     assert network.leftovers() == {"namespaces": [], "links": []}
