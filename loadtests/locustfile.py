@@ -12,7 +12,9 @@ intended start (coordinated omission corrected).
 from __future__ import annotations
 
 import random
+import time
 import uuid
+from typing import NamedTuple
 
 import gevent
 from gevent.pool import Pool
@@ -26,6 +28,12 @@ from sessionproof_app import settings
 REQUEST_TIMEOUT_S = 10.0
 COOKIE_NAME = settings.get_str("SESSION_COOKIE_NAME")
 CART_RESET_AT = 40  # below the app's CART_MAX_ITEMS (50): start a fresh session before the cart is full
+
+
+class Reply(NamedTuple):
+    body: dict | None  # the JSON body of a 200, else None
+    at_s: float  # when the response ended (Unix time), as in the timeline
+    store: str | None  # X-Store-Node: "<host>:<port>" of the Redis node that acknowledged the session write
 
 
 def failure_kind(response) -> str:
@@ -51,16 +59,23 @@ class SessionUser(HttpUser):
 
     def call(self, method: str, path: str, name: str, slot_s: float | None = None, **kwargs) -> dict | None:
         """One paced request; its JSON body when it succeeded (200), else None."""
+        return self.call_noted(method, path, name, slot_s, **kwargs).body
+
+    def call_noted(self, method: str, path: str, name: str, slot_s: float | None = None, **kwargs) -> Reply:
+        """One paced request: its JSON body (None unless 200), when it ended and which Redis node stored it."""
         (response, body), timing = paced(
             self.pacer, lambda: self._send(method, path, name, **kwargs), sleep=gevent.sleep, slot_s=slot_s
         )
+        at_s = time.time()  # one time for the timeline and the ledger, so the two can be matched
         ok = body is not None
         kind = "ok" if ok else (failure_kind(response) if response.status_code != 200 else "bad_body")
-        recorder.record(name, timing.service_us, timing.intended_us, ok, kind=kind)
+        # The app names the Redis node that acknowledged the session write; absent when none did.
+        store = response.headers.get("X-Store-Node") if response.status_code else None
+        recorder.record(name, timing.service_us, timing.intended_us, ok, at_s=at_s, kind=kind, store=store)
         if not ok:
             recorder.failure(kind)
         recorder.served(response.headers.get("X-Served-By") if response.status_code else None)
-        return body
+        return Reply(body, at_s, store)
 
     def _send(self, method: str, path: str, name: str, **kwargs):
         body = None
@@ -87,12 +102,12 @@ class SessionUser(HttpUser):
     def add_item(self) -> tuple[str, dict | None]:
         """POST one new item and note its outcome in the ledger (acknowledged or indeterminate)."""
         item = self.model.next_item()
-        body = self.call("POST", f"/cart/{item}", "POST /cart/[item]")
-        if body is None:
+        reply = self.call_noted("POST", f"/cart/{item}", "POST /cart/[item]")
+        if reply.body is None:
             self.ledger_uncertain(item)
         else:
-            self.ledger_acked(item, body)
-        return item, body
+            self.ledger_acked(item, reply)
+        return item, reply.body
 
     def on_stop(self) -> None:
         self.close_ledger_entry("running at the end")
@@ -108,16 +123,20 @@ class SessionUser(HttpUser):
         if body is not None:
             self.model.logged_in(body)
             sid = self.client.cookies.get(COOKIE_NAME)
-            self.entry = {"user": body.get("user"), "sid": sid, "acked": [], "uncertain": []} if sid else None
+            self.entry = (
+                {"user": body.get("user"), "sid": sid, "acked": [], "acked_meta": [], "uncertain": []} if sid else None
+            )
         else:
             self.model.user = None
 
     # The ledger: every session and the writes acknowledged in it, read back after the run.
     entry: dict | None = None
 
-    def ledger_acked(self, item: str, body: dict) -> None:
-        if self.entry is not None and item in body.get("cart", []):
+    def ledger_acked(self, item: str, reply: Reply) -> None:
+        if self.entry is not None and item in reply.body.get("cart", []):
             self.entry["acked"].append(item)
+            # When and where it was acknowledged: a loss can then be pinned on a master and a moment.
+            self.entry["acked_meta"].append([item, round(reply.at_s, 4), reply.store])
 
     def ledger_uncertain(self, item: str) -> None:
         if self.entry is not None:

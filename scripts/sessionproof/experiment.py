@@ -1,7 +1,8 @@
 """Failover experiments: steady state, load, a scheduled fault, heal, read back, steady state again.
 
     python -m sessionproof.experiment failover-redis-kill      (make experiment SCENARIO=...)
-    python -m sessionproof.experiment --all --layers "stock hardened"   (make experiments LAYERS="stock hardened")
+    python -m sessionproof.experiment --all --layers "hardened stock stock-min-replicas-0"
+                                                (make experiments LAYERS="hardened stock stock-min-replicas-0")
 
 The scenario file (loadtests/scenarios/<name>.yaml) holds the load and a
 `faults:` schedule ({fault, at_s, hold_s}). Heal always runs, also when the
@@ -11,10 +12,12 @@ write that failed or timed out is indeterminate, and the read tells whether it
 took effect. Each experiment writes one results folder; --all also writes
 results/<UTC-time>-matrix/report.md.
 
---all runs, for each session layer in turn (the stack is brought up again with
-SESSION_LAYER set to it), every fault experiment and then the load scenarios
-without faults (latency, concurrency), so one report holds both layers side by
-side, measured on the same machine in the same run.
+--all runs, for each configuration in turn (the stack is brought up again with
+its settings: see CONFIGURATIONS), every fault experiment and then the load
+scenarios without faults (latency, concurrency), so one report holds them side
+by side, measured on the same machine in the same run. An experiment whose
+fault this runtime cannot inject (a network fault on a loopback stack) is
+skipped, and the matrix says why.
 """
 
 from __future__ import annotations
@@ -31,9 +34,8 @@ from pathlib import Path
 import requests
 
 from sessionproof_app import settings
-from sessionproof_app.session_layer import LAYERS
 
-from . import REPO_ROOT, report, runs, scenarios
+from . import REPO_ROOT, chaos, report, runs, scenarios
 from .chaos import FAULTS, EventLog, heal, inject
 from .runtime import Runtime, get_runtime
 from .waiting import DeadlineExceeded, wait_until
@@ -47,7 +49,21 @@ EXPERIMENTS = (
     "failover-redis-pause",
     "sentinel-kill",
     "redis-full-restart",
+    # Network faults: they need a runtime that can cut links (NETWORK=netns); others skip them.
+    "partition-redis-master",
+    "partition-app",
+    "isolate-sentinel",
+    "partition-sentinels-minority",
+    "congest-redis-master",
 )
+# What `make experiments LAYERS=...` can compare: each name's settings on top of the user's. The one home of
+# this mapping (matrix.py labels runs by it); REDIS_MIN_REPLICAS_TO_WRITE is the user's own (default 1) unless
+# named here. stock-min-replicas-0 is the setup most deployments copy from the docs.
+CONFIGURATIONS: dict[str, dict[str, str]] = {
+    "hardened": {"SESSION_LAYER": "hardened"},
+    "stock": {"SESSION_LAYER": "stock"},
+    "stock-min-replicas-0": {"SESSION_LAYER": "stock", "REDIS_MIN_REPLICAS_TO_WRITE": "0"},
+}
 # Run after the faults, per layer: the session tax and read p50 at low load, and lost updates.
 LOAD_SCENARIOS = ("latency", "concurrency")
 FINAL_READ_TIMEOUT_S = 30.0
@@ -59,12 +75,15 @@ def judge_final_read(ledger: list[dict], read_session: Callable[[str], dict | No
 
     `read_session(sid)` returns the session's JSON state, or None when it could not be read at all.
     A session that comes back anonymous (user None) lost every acknowledged write in it.
+    lost_items lists every lost write with when (t, Unix time) and where (store, "host:port") it was
+    acknowledged, from the ledger's acked_meta; both None for a ledger written before it existed.
     """
     result = {
         "sessions": 0,
         "acknowledged_writes": 0,
         "lost_acknowledged_writes": 0,
         "lost_examples": [],
+        "lost_items": [],
         "indeterminate_writes": 0,
         "indeterminate_took_effect": 0,
         "unreadable_sessions": 0,
@@ -83,6 +102,10 @@ def judge_final_read(ledger: list[dict], read_session: Callable[[str], dict | No
         result["lost_acknowledged_writes"] += len(lost)
         room = MAX_LOST_EXAMPLES - len(result["lost_examples"])
         result["lost_examples"] += [{"user": entry.get("user"), "item": item} for item in lost[:room]]
+        acked_at = {meta[0]: meta[1:3] for meta in entry.get("acked_meta", [])}
+        for item in lost:
+            t, store = acked_at.get(item, (None, None))
+            result["lost_items"].append({"user": entry.get("user"), "item": item, "t": t, "store": store})
         result["indeterminate_took_effect"] += sum(item in cart for item in uncertain)
     return result
 
@@ -117,7 +140,12 @@ def _locust_command(scenario: scenarios.Scenario, host: str) -> list[str]:
     ]  # fmt: skip
 
 
-def run_experiment(name: str, runtime: Runtime, progress=print) -> tuple[Path, int]:
+def say(line: str) -> None:
+    """A progress line, flushed: `make experiments` runs for many minutes, often piped through tee."""
+    print(line, flush=True)
+
+
+def run_experiment(name: str, runtime: Runtime, progress=say) -> tuple[Path, int]:
     """One experiment; returns its run folder and exit code (0 ok, 3 SLO breached).
 
     A scenario without a faults: schedule runs the same way, minus the faults."""
@@ -126,6 +154,9 @@ def run_experiment(name: str, runtime: Runtime, progress=print) -> tuple[Path, i
     unknown = [f.get("fault") for f in schedule if f.get("fault") not in FAULTS]
     if unknown:
         raise scenarios.ScenarioError(f"{name}: unknown faults {unknown}; known: {', '.join(FAULTS)}")
+    reason = refusal(name, runtime)
+    if reason:
+        raise RuntimeError(f"{name} cannot run on this stack: {reason}")
 
     progress(f"[{name}] steady state before: bringing every node up")
     runtime.up(progress=lambda *_: None)
@@ -216,34 +247,71 @@ def _duration_s(text: str) -> float:
     return total + (float(number) if number else 0.0)
 
 
+def check_configurations(names: list[str]) -> None:
+    if not names:
+        raise settings.ConfigError(f"LAYERS is empty; name one or more of: {', '.join(CONFIGURATIONS)}")
+    for name in names:
+        if name not in CONFIGURATIONS:
+            raise settings.ConfigError(f"LAYERS: {name!r} is not one of: {', '.join(CONFIGURATIONS)}")
+
+
+def _schedule(name: str) -> list[dict]:
+    """The scenario's faults: schedule; [] when it cannot be read (run_experiment then fails, saying why)."""
+    try:
+        return scenarios.load(name).raw.get("faults") or []
+    except scenarios.ScenarioError:
+        return []
+
+
+def refusal(name: str, runtime: Runtime) -> str | None:
+    """Why this runtime cannot run experiment `name` (a fault it cannot inject), or None."""
+    reasons = [reason for step in _schedule(name) if (reason := chaos.refusal(str(step.get("fault")), runtime))]
+    return "; ".join(dict.fromkeys(reasons)) or None
+
+
 def run_all(
     names: list[str],
     runtime: Runtime,
-    progress=print,
-    layers: list[str] | None = None,
+    progress=say,
+    configurations: list[str] | None = None,
     load_scenarios: tuple[str, ...] = LOAD_SCENARIOS,
 ) -> Path:
-    """Every named experiment, then the load scenarios, for each layer; then the matrix report."""
-    from .matrix import build_matrix
+    """Every named experiment, then the load scenarios, for each configuration; then the matrix report."""
+    from .matrix import Skipped, build_matrix
 
-    layers = layers or [runtime.config.get("SESSION_LAYER")]
-    run_dirs = []
-    for layer in layers:
-        layer_runtime = get_runtime({**runtime.config.env, "SESSION_LAYER": layer})
-        progress(f"== session layer {layer}: restarting the apps with SESSION_LAYER={layer}")
-        layer_runtime.up(progress=lambda *_: None)
-        for name in [*names, *load_scenarios]:
+    configurations = configurations or [runtime.config.get("SESSION_LAYER")]
+    check_configurations(configurations)
+    experiments = [*names, *load_scenarios]
+    total, done = len(configurations) * len(experiments), 0
+    entries: list[Path | Skipped] = []
+    for configuration in configurations:
+        overrides = CONFIGURATIONS[configuration]
+        config_runtime = get_runtime({**runtime.config.env, **overrides})
+        settings_text = " ".join(f"{k}={v}" for k, v in overrides.items())
+        progress(f"== configuration {configuration}: bringing the stack up with {settings_text}")
+        config_runtime.up(progress=lambda *_: None)
+        for name in experiments:
+            done += 1
+            progress(f"[{done}/{total}] {configuration}: {name}")
+            reason = refusal(name, config_runtime)
+            if reason:
+                progress(f"[{configuration}] [{name}] skipped: {reason}")
+                schedule = _schedule(name)  # the row is filed with that fault's runs of other configurations
+                entries.append(Skipped(name, configuration, reason, schedule[0].get("fault") if schedule else name))
+                continue
             try:
                 run_dir, _ = run_experiment(
-                    name, layer_runtime, lambda line, layer=layer: progress(f"[{layer}] {line}")
+                    name, config_runtime, lambda line, c=configuration: progress(f"[{c}] {line}")
                 )
-                run_dirs.append(run_dir)
+                entries.append(run_dir)
             except Exception as error:  # one failed experiment must not stop the matrix
-                progress(f"[{layer}] [{name}] FAILED: {error}")
-                layer_runtime.up(progress=lambda *_: None)
+                progress(f"[{configuration}] [{name}] FAILED: {error}")
+                config_runtime.up(progress=lambda *_: None)
     out_dir = runs.reserve_run_dir("matrix")
-    title = "Failover matrix" + (f": {' against '.join(layers)}" if len(layers) > 1 else f" ({layers[0]} layer)")
-    build_matrix(out_dir, run_dirs, title)
+    title = "Failover matrix" + (
+        f": {' against '.join(configurations)}" if len(configurations) > 1 else f" ({configurations[0]})"
+    )
+    build_matrix(out_dir, entries, title)
     runs.point_latest(out_dir)
     progress(f"matrix: {out_dir / 'report.md'}")
     return out_dir
@@ -260,21 +328,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--layers",
         default=None,
-        help='session layers to run --all for, space-separated (default: the LAYERS setting, e.g. "stock hardened")',
+        help=f"configurations to run --all for, space-separated, of: {', '.join(CONFIGURATIONS)} "
+        '(default: the LAYERS setting, e.g. "hardened stock")',
     )
     args = parser.parse_args(argv)
     if not args.all and not args.scenario:
         parser.error("name a scenario or pass --all")
     try:
-        runtime = get_runtime()
         if args.all:
-            layers = (args.layers or settings.get_str("LAYERS")).split()
-            for layer in layers:
-                if layer not in LAYERS:
-                    raise settings.ConfigError(f"LAYERS: {layer!r} is not one of: {', '.join(LAYERS)}")
-            run_all(list(EXPERIMENTS), runtime, layers=layers)
+            configurations = (args.layers or settings.get_str("LAYERS")).split()
+            check_configurations(configurations)  # before the runtime: a typo is reported at once
+            run_all(list(EXPERIMENTS), get_runtime(), configurations=configurations)
             return 0
-        _, code = run_experiment(args.scenario, runtime)
+        _, code = run_experiment(args.scenario, get_runtime())
         return code
     except (scenarios.ScenarioError, settings.ConfigError, DeadlineExceeded, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)

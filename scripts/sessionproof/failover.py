@@ -51,7 +51,7 @@ def read_jsonl(path: Path, required: tuple[str, ...] = ("t",)) -> list[dict]:
     return [record for _, record in iter_jsonl(path, required)]
 
 
-def _read_json_object(path: Path) -> dict:
+def read_json_object(path: Path) -> dict:
     if not path.is_file():
         return {}
     try:
@@ -63,7 +63,7 @@ def _read_json_object(path: Path) -> dict:
     return data
 
 
-def _iso(t: float | None) -> str | None:
+def iso_utc(t: float | None) -> str | None:
     return None if t is None else datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
 
 
@@ -80,8 +80,8 @@ def fault_periods(events: list[dict]) -> list[dict]:
         elif event.get("type") == "fault_end" and key in open_periods:
             open_periods.pop(key)["end_t"] = event["t"]
     for period in periods:
-        period["started_at"] = _iso(period["start_t"])
-        period["ended_at"] = _iso(period["end_t"])
+        period["started_at"] = iso_utc(period["start_t"])
+        period["ended_at"] = iso_utc(period["end_t"])
         period["duration_s"] = None if period["end_t"] is None else round(period["end_t"] - period["start_t"], 3)
     return periods
 
@@ -167,7 +167,7 @@ def _latency_around(path: Path, first_fault_s: int, last_fault_s: int) -> dict:
 
 
 def _write_figures(final_read_path: Path) -> dict:
-    final = _read_json_object(final_read_path)  # {} without a read-back: every figure is then None
+    final = read_json_object(final_read_path)  # {} without a read-back: every figure is then None
     return {
         "acknowledged_writes": final.get("acknowledged_writes"),
         "lost_acknowledged_writes": final.get("lost_acknowledged_writes"),
@@ -186,7 +186,7 @@ def _client_errors(timeline: list[dict], counters_path: Path) -> dict[str, int]:
         errors.update(_error_class(r["kind"]) for r in timeline if not r["ok"])
         return dict(errors)
     # Runs recorded before timeline.jsonl existed still have the totals, only not their times.
-    for kind, count in (_read_json_object(counters_path).get("failures_by_kind") or {}).items():
+    for kind, count in (read_json_object(counters_path).get("failures_by_kind") or {}).items():
         errors[_error_class(kind)] += int(count)
     return dict(errors)
 

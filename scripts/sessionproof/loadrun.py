@@ -144,10 +144,14 @@ def _meta(environment) -> dict:
     options = environment.parsed_options
     try:
         config = StackConfig.from_env()
+        # Each node's host and port: the report maps a response's X-Store-Node ("host:port") to a node name.
         topology = {
             "runtime": "local",
+            "network": getattr(config, "network", None),
             "apps": config.apps,
-            "nodes": [{"name": n.name, "kind": n.kind, "port": n.port} for n in config.nodes],
+            "nodes": [
+                {"name": n.name, "kind": n.kind, "host": getattr(n, "host", None), "port": n.port} for n in config.nodes
+            ],
         }
     except ValueError as error:
         topology = {"error": str(error)}

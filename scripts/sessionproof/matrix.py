@@ -1,8 +1,10 @@
-"""The fault matrix: one row per experiment run (and session layer), from each run's summary.json.
+"""The fault matrix: one row per experiment run (and configuration), from each run's summary.json.
 
 `python -m sessionproof.matrix OUT_DIR RUN_DIR [RUN_DIR ...]` writes OUT_DIR/matrix.json and
-OUT_DIR/report.md. A run folder without a readable summary.json gets a row saying so. Exit
-status: 0, or 2 on bad arguments.
+OUT_DIR/report.md. A run folder without a readable summary.json gets a row saying so, and so does an
+experiment the runtime refused (skipped). Rows of one fault sit together, its configurations in the
+order they ran; the figures fill two tables keyed by fault and configuration, availability and
+correctness, each narrow enough to read. Exit status: 0, or 2 on bad arguments.
 """
 
 from __future__ import annotations
@@ -11,19 +13,35 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+from .experiment import CONFIGURATIONS
+from .partition import HEAL_WINDOW_S
 from .report import ms_short, or_na
 
 BAD_ARGUMENTS_EXIT_CODE = 2
 DEFAULT_TITLE = "Failover matrix"
 TIMES = "\N{MULTIPLICATION SIGN}"  # spelled out: ruff flags the literal sign as a look-alike of x
 
-COLUMNS = (
-    "fault", "layer", "client errors", "error window s", "longest gap s", "p99 before ms", "p99 during ms",
-    "max during ms", "acknowledged writes", "lost acknowledged writes", "indeterminate (took effect)",
-    "time to recover s", "split brain", "valid", "SLOs", "report",
+AVAILABILITY_COLUMNS = (
+    "fault", "configuration", "client errors", "error window s", "longest gap s", "p99 before ms",
+    "p99 during ms", "max during ms", "time to recover s", "valid", "SLOs", "report",
 )  # fmt: skip
+CORRECTNESS_COLUMNS = (
+    "fault", "configuration", "acknowledged writes", "lost acknowledged writes", "indeterminate (took effect)",
+    "stale reads in fault (run)", "two masters s", "acknowledged/lost per master in fault",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An experiment the runtime refused to run (e.g. a network fault on a loopback stack)."""
+
+    scenario: str
+    configuration: str
+    reason: str
+    fault: str  # the fault it would have injected: its row sits with that fault's other runs
 
 
 def _read_object(path: Path) -> dict | None:
@@ -39,20 +57,42 @@ def _layer(meta: dict) -> str:
     return (meta.get("config") or {}).get("SESSION_LAYER", "stock")  # runs before the setting were stock
 
 
+def configuration_of(meta: dict) -> str | None:
+    """The configuration a run measured, from the settings in its meta.json: the most specific of
+    CONFIGURATIONS that they satisfy (stock with REDIS_MIN_REPLICAS_TO_WRITE=0 is stock-min-replicas-0);
+    runs recorded before the setting existed match by layer alone. None without a meta.json."""
+    if not meta:
+        return None
+    config = {**(meta.get("config") or {}), "SESSION_LAYER": _layer(meta)}
+    matches = [name for name, overrides in CONFIGURATIONS.items() if overrides.items() <= config.items()]
+    return max(matches, key=lambda name: len(CONFIGURATIONS[name]), default=config["SESSION_LAYER"])
+
+
+def _note_row(fault: str, note: str, link: str | None, configuration: str | None, scenario: str | None) -> dict:
+    return {"fault": fault, "scenario": scenario, "configuration": configuration, "note": note, "report": link}
+
+
+def skipped_row(skipped: Skipped) -> dict:
+    return _note_row(skipped.fault, f"skipped: {skipped.reason}", None, skipped.configuration, skipped.scenario)
+
+
 def matrix_row(run_dir: Path, out_dir: Path, summary: dict | None, meta: dict) -> dict:
-    """One fault run's figures, flat; {"fault", "note", "report"} when its summary.json is missing or damaged."""
+    """One fault run's figures, flat; a row with a "note" when its summary.json is missing or damaged."""
     link = os.path.relpath(run_dir / "report.md", out_dir)
     if summary is None:
         note = "summary unreadable (damaged)" if (run_dir / "summary.json").exists() else "no summary (run failed)"
-        return {"fault": run_dir.name, "note": note, "report": link}
+        return _note_row(run_dir.name, note, link, configuration_of(meta), meta.get("scenario"))
     figures = summary.get("failover") or {}
     errors = figures.get("client_errors") or {}
     latency = figures.get("latency") or {}
     indeterminate = figures.get("indeterminate_writes") or {}
     faults = summary.get("faults") or []
+    split = summary.get("partition") or {}  # absent in runs recorded before it existed: n/a cells
+    stale = split.get("stale_reads") or {}
     return {
         "fault": faults[0].get("fault") if faults else summary.get("scenario"),
         "scenario": summary.get("scenario"),
+        "configuration": configuration_of(meta),
         "layer": _layer(meta),
         "client_errors": errors,
         # A run without a fault has no failover figures: n/a, not a claim of zero errors.
@@ -68,6 +108,13 @@ def matrix_row(run_dir: Path, out_dir: Path, summary: dict | None, meta: dict) -
         "indeterminate_took_effect": indeterminate.get("took_effect"),
         "time_to_recover_s": figures.get("time_to_recover_s"),
         "split_brain": len(summary.get("split_brain") or []),
+        "stale_reads_in_fault": stale.get("during_fault"),
+        "stale_reads": (summary.get("correctness") or {}).get("stale_reads", stale.get("run")),
+        "two_masters_s": split.get("two_masters_s"),
+        "old_master": split.get("old_master"),
+        # Per Redis node: {"acked": n, "lost": m}, over the whole fault and while two masters coexisted.
+        "writes_during_fault": split.get("writes_during_fault"),
+        "writes_while_two_masters": split.get("writes_while_two_masters"),
         "valid": summary.get("valid"),
         "slo_passed": (summary.get("slo") or {}).get("passed"),
         "report": link,
@@ -75,8 +122,8 @@ def matrix_row(run_dir: Path, out_dir: Path, summary: dict | None, meta: dict) -
 
 
 LOAD_COLUMNS = (
-    "scenario", "layer", "requests", "failed", "GET /cart p50 µs", "GET /cart p99 µs", "POST p50 µs", "POST p99 µs",
-    "lost updates", "valid", "SLOs", "report",
+    "scenario", "configuration", "requests", "failed", "GET /cart p50 µs", "GET /cart p99 µs", "POST p50 µs",
+    "POST p99 µs", "lost updates", "valid", "SLOs", "report",
 )  # fmt: skip
 READ_ENDPOINT = "GET /cart"
 
@@ -88,6 +135,7 @@ def load_row(run_dir: Path, out_dir: Path, summary: dict, meta: dict) -> dict:
     requests = summary.get("requests") or {}
     return {
         "scenario": summary.get("scenario"),
+        "configuration": configuration_of(meta),
         "layer": _layer(meta),
         "requests": requests.get("total"),
         "failed": requests.get("failed"),
@@ -103,21 +151,23 @@ def load_row(run_dir: Path, out_dir: Path, summary: dict, meta: dict) -> dict:
 
 
 def read_p50_comparison(load_rows: list[dict]) -> str | None:
-    """'hardened p50 X µs against stock Y µs (+Z%)' for the latency scenario, when both layers ran it."""
-    by_layer = {r["layer"]: r["read_p50_us"] for r in load_rows if r["scenario"] == "latency" and r["read_p50_us"]}
-    if not {"stock", "hardened"} <= by_layer.keys():
+    """'hardened p50 X µs against stock Y µs (+Z%)' for the latency scenario, when both configurations ran it."""
+    by_config = {
+        r["configuration"]: r["read_p50_us"] for r in load_rows if r["scenario"] == "latency" and r["read_p50_us"]
+    }
+    if not {"stock", "hardened"} <= by_config.keys():
         return None
-    change = by_layer["hardened"] / by_layer["stock"] - 1
+    change = by_config["hardened"] / by_config["stock"] - 1
     return (
-        f"Session read ({READ_ENDPOINT}) p50 at low load, same run: hardened {by_layer['hardened']} µs against "
-        f"stock {by_layer['stock']} µs ({change:+.1%})."
+        f"Session read ({READ_ENDPOINT}) p50 at low load, same run: hardened {by_config['hardened']} µs against "
+        f"stock {by_config['stock']} µs ({change:+.1%})."
     )
 
 
 def _load_cells(row: dict) -> list[str]:
     return [
         or_na(row["scenario"]),
-        or_na(row["layer"]),
+        or_na(row["configuration"]),
         or_na(row["requests"]),
         or_na(row["failed"]),
         or_na(row["read_p50_us"]),
@@ -144,36 +194,77 @@ def _recover_cell(row: dict) -> str:
     return or_na(row["time_to_recover_s"])
 
 
-def _cells(row: dict) -> list[str]:
+def _per_master_cell(row: dict) -> str:
+    """'redis-1 (old): 120/118, redis-2: 40/0': writes each master acknowledged during the fault / lost of them."""
+    writes = row["writes_during_fault"]
+    if not writes:
+        return "n/a"  # no partition block, or no response named its Redis node (X-Store-Node)
+    return ", ".join(
+        f"{name}{' (old)' if name == row['old_master'] else ''}: {w['acked']}/{w['lost']}" for name, w in writes.items()
+    )
+
+
+def _key_cells(row: dict) -> list[str]:
+    return [or_na(row["fault"]), or_na(row["configuration"], "")]
+
+
+def _report_cell(row: dict) -> str:
+    return f"[report]({row['report']})" if row["report"] else ""
+
+
+def _availability_cells(row: dict) -> list[str]:
     if "note" in row:
-        return [row["fault"], "", row["note"], *[""] * (len(COLUMNS) - 4), f"[report]({row['report']})"]
+        return [*_key_cells(row), row["note"], *[""] * (len(AVAILABILITY_COLUMNS) - 4), _report_cell(row)]
     return [
-        or_na(row["fault"]),
-        or_na(row["layer"]),
+        *_key_cells(row),
         _client_errors_cell(row),
         or_na(row["error_window_s"]),
         or_na(row["longest_gap_s"]),
         ms_short(row["p99_before_us"]),
         ms_short(row["p99_during_us"]),
         ms_short(row["max_during_us"]),
-        or_na(row["acknowledged_writes"]),
-        f"**{or_na(row['lost_acknowledged_writes'])}**",
-        f"{or_na(row['indeterminate_writes'])} ({or_na(row['indeterminate_took_effect'])})",
         _recover_cell(row),
-        str(row["split_brain"]),
         "yes" if row["valid"] else "**no**",
         "pass" if row["slo_passed"] else "FAIL",
-        f"[report]({row['report']})",
+        _report_cell(row),
     ]
 
 
-def build_matrix(out_dir: Path, run_dirs: list[Path], title: str = DEFAULT_TITLE) -> dict:
-    """Write OUT_DIR/matrix.json and OUT_DIR/report.md: a row per fault run (faults side by side by layer)
-    and a row per run without faults; return {"rows": [...], "load_rows": [...]}."""
+def _correctness_cells(row: dict) -> list[str]:
+    if "note" in row:
+        return [*_key_cells(row), row["note"], *[""] * (len(CORRECTNESS_COLUMNS) - 3)]
+    return [
+        *_key_cells(row),
+        or_na(row["acknowledged_writes"]),
+        f"**{or_na(row['lost_acknowledged_writes'])}**",
+        f"{or_na(row['indeterminate_writes'])} ({or_na(row['indeterminate_took_effect'])})",
+        f"{or_na(row['stale_reads_in_fault'])} ({or_na(row['stale_reads'])})",
+        or_na(row["two_masters_s"]),
+        _per_master_cell(row),
+    ]
+
+
+def _table(columns: tuple[str, ...], cells: list[list[str]]) -> list[str]:
+    return [
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+        *("| " + " | ".join(row) + " |" for row in cells),
+        "",
+    ]
+
+
+def build_matrix(out_dir: Path, run_dirs: list[Path | Skipped], title: str = DEFAULT_TITLE) -> dict:
+    """Write OUT_DIR/matrix.json and OUT_DIR/report.md: a row per fault run or skipped experiment (a fault's
+    configurations side by side, in run order) and a row per run without faults; return
+    {"rows": [...], "load_rows": [...]}."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     load_rows, rows = [], []
-    for run_dir in map(Path, run_dirs):
+    for entry in run_dirs:
+        if isinstance(entry, Skipped):
+            rows.append(skipped_row(entry))
+            continue
+        run_dir = Path(entry)
         summary = _read_object(run_dir / "summary.json")
         meta = _read_object(run_dir / "meta.json") or {}
         if summary is not None and not summary.get("faults"):
@@ -183,19 +274,28 @@ def build_matrix(out_dir: Path, run_dirs: list[Path], title: str = DEFAULT_TITLE
     first_seen: dict[str, int] = {}
     for row in rows:
         first_seen.setdefault(row["fault"], len(first_seen))
-    rows.sort(key=lambda r: first_seen[r["fault"]])  # stable: each fault's layers stay in run order
+    rows.sort(key=lambda r: first_seen[r["fault"]])  # stable: each fault's configurations stay in run order
     (out_dir / "matrix.json").write_text(json.dumps({"rows": rows, "load_rows": load_rows}, indent=2) + "\n")
     lines = [
         f"# {title}",
         "",
-        "One row per experiment and session layer. Client errors are responses other than 200 seen by the load "
-        "generator; lost acknowledged writes were acknowledged (200) yet absent when every session was read back "
-        "after heal; latency is from the intended start (coordinated omission corrected).",
+        "One row per experiment and configuration, in two tables. Latency is from the intended start "
+        "(coordinated omission corrected).",
         "",
-        "| " + " | ".join(COLUMNS) + " |",
-        "|" + "---|" * len(COLUMNS),
-        *("| " + " | ".join(_cells(row)) + " |" for row in rows),
+        "## Availability",
         "",
+        "Client errors are responses other than 200 seen by the load generator.",
+        "",
+        *_table(AVAILABILITY_COLUMNS, [_availability_cells(row) for row in rows]),
+        "## Correctness",
+        "",
+        "Lost acknowledged writes were acknowledged (200) yet absent when every session was read back after "
+        f"heal. Stale reads: during the fault and the {HEAL_WINDOW_S:g} s after its heal (in the whole run). "
+        "Two masters: how "
+        "long two Redis nodes both claimed role:master. Per master: writes it acknowledged during the fault / "
+        "how many of those were lost; (old) is the master the fault hit.",
+        "",
+        *_table(CORRECTNESS_COLUMNS, [_correctness_cells(row) for row in rows]),
     ]
     if load_rows:
         lines += [
@@ -204,10 +304,7 @@ def build_matrix(out_dir: Path, run_dirs: list[Path], title: str = DEFAULT_TITLE
             "Service time of the session read and write; lost updates are acknowledged adds missing from the cart "
             "when several requests of one session ran at once (the concurrency scenario).",
             "",
-            "| " + " | ".join(LOAD_COLUMNS) + " |",
-            "|" + "---|" * len(LOAD_COLUMNS),
-            *("| " + " | ".join(_load_cells(row)) + " |" for row in load_rows),
-            "",
+            *_table(LOAD_COLUMNS, [_load_cells(row) for row in load_rows]),
         ]
         comparison = read_p50_comparison(load_rows)
         if comparison:

@@ -38,16 +38,25 @@ class Recorder:
         self.cpu_max_percent = 0.0
         self.cpu_samples = 0
         self.events: list[dict] = []
-        self.timeline: list[list] = []  # [t, endpoint, ok, kind] per request, for error windows and gaps
+        # [t, endpoint, ok, kind, store] per request, for error windows, gaps and which Redis node acknowledged
+        # a write (store: the X-Store-Node header, None when absent).
+        self.timeline: list[list] = []
         self.ledger: list[dict] = []  # sessions and the writes acknowledged in them, for the final read
 
     # ---------------------------------------------------------------- record
     def record(
-        self, endpoint: str, service_us: int, intended_us: int, ok: bool, at_s: float | None = None, kind: str = "ok"
+        self,
+        endpoint: str,
+        service_us: int,
+        intended_us: int,
+        ok: bool,
+        at_s: float | None = None,
+        kind: str = "ok",
+        store: str | None = None,
     ) -> None:
         at_s = at_s if at_s is not None else time.time()
         if len(self.timeline) < MAX_TIMELINE_ENTRIES:
-            self.timeline.append([round(at_s, 4), endpoint, ok, kind])
+            self.timeline.append([round(at_s, 4), endpoint, ok, kind, store])
         second = int(at_s)
         for kind, value in (("service", service_us), ("intended", intended_us)):
             key = (second, endpoint, kind)
@@ -128,8 +137,14 @@ class Recorder:
         }
         (raw_dir / "counters.json").write_text(json.dumps(counters, indent=2) + "\n")
         with (raw_dir / "timeline.jsonl").open("w") as out:
-            for t, endpoint, ok, kind in sorted(self.timeline):
-                out.write(json.dumps({"t": t, "endpoint": endpoint, "ok": ok, "kind": kind}) + "\n")
+            # Sorted by time only: rows of one time may mix a store of None and a string, which do not compare.
+            for row in sorted(self.timeline, key=lambda row: row[0]):
+                t, endpoint, ok, kind = row[:4]
+                line = {"t": t, "endpoint": endpoint, "ok": ok, "kind": kind}
+                store = row[4] if len(row) > 4 else None  # a worker of an older version ships 4 fields
+                if store is not None:
+                    line["store"] = store
+                out.write(json.dumps(line) + "\n")
         with (raw_dir / "ledger.jsonl").open("w") as out:
             for entry in self.ledger:
                 out.write(json.dumps(entry) + "\n")

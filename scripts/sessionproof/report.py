@@ -27,7 +27,7 @@ from hdrh.codec import HdrCookieException, HdrHistogramSettingsException, HdrLen
 from hdrh.histogram import HdrHistogram
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-from . import failover
+from . import failover, partition
 from .recorder import new_histogram
 from .unloaded import MIN_SAMPLES_FOR_P999, percentiles_us
 
@@ -323,9 +323,10 @@ def summarize(run: RunData) -> dict[str, Any]:
 
 
 def _failover_keys(run: RunData) -> dict[str, Any]:
-    """faults, failover, sentinel_timeline and split_brain: empty or null for a plain load run."""
+    """faults, failover, sentinel_timeline, split_brain and partition: empty or null for a plain load run."""
     try:
         figures = failover.failover_figures(run.run_dir)
+        split = partition.partition_for_run(run)
     except failover.FailoverInputError as error:
         raise ReportInputError(str(error)) from error
     periods = failover.fault_periods(run.events)
@@ -334,6 +335,7 @@ def _failover_keys(run: RunData) -> dict[str, Any]:
         "failover": figures,
         "sentinel_timeline": failover.sentinel_timeline(run.events, run.started_unix_s),
         "split_brain": failover.split_brain_moments(run.events, run.started_unix_s),
+        "partition": split,
     }
 
 
@@ -626,27 +628,19 @@ def or_na(value: Any, none_text: str = "n/a") -> str:
 def _failover_figure_lines(figures: dict[str, Any]) -> list[str]:
     errors = figures["client_errors"]
     by_class = ", ".join(f"{name}: {count}" for name, count in errors.items())
-    before, during = figures["latency"]["before"], figures["latency"]["during"]
+    p99_max = {when: f"{ms_short(p['p99_us'])} / {ms_short(p['max_us'])} ms" for when, p in figures["latency"].items()}
     indeterminate = figures["indeterminate_writes"]
     no_read_back = "n/a (no read-back)"
+    took_effect = f"{or_na(indeterminate['count'], no_read_back)} ({or_na(indeterminate['took_effect'])})"
     rows = [
         ("client errors", f"{sum(errors.values())} ({by_class})"),
         ("error window (first to last error)", f"{figures['error_window_s']} s"),
         ("longest time without a successful response", f"{figures['longest_gap_s']} s"),
-        (
-            "p99 / max before the fault (intended start)",
-            f"{ms_short(before['p99_us'])} / {ms_short(before['max_us'])} ms",
-        ),
-        (
-            "p99 / max during the fault (intended start)",
-            f"{ms_short(during['p99_us'])} / {ms_short(during['max_us'])} ms",
-        ),
+        ("p99 / max before the fault (intended start)", p99_max["before"]),
+        ("p99 / max during the fault (intended start)", p99_max["during"]),
         ("acknowledged writes", or_na(figures["acknowledged_writes"], no_read_back)),
         ("**lost acknowledged writes**", f"**{or_na(figures['lost_acknowledged_writes'], no_read_back)}**"),
-        (
-            "indeterminate writes (took effect)",
-            f"{or_na(indeterminate['count'], no_read_back)} ({or_na(indeterminate['took_effect'])})",
-        ),
+        ("indeterminate writes (took effect)", took_effect),
         ("sessions that could not be read back", or_na(figures["unreadable_sessions"], no_read_back)),
         ("time to recover", or_na(figures["time_to_recover_s"], "not within the run") + " s"),
     ]
@@ -717,6 +711,7 @@ def render_markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         "![failed requests over time](plots/errors.png)",
         "",
         *_failover_lines(summary),
+        *partition.markdown_lines(summary.get("partition")),
         *_replica_lines(summary["served_by"]),
         *_slo_lines(summary["slo"]),
         *_events_lines(summary["events"]),

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from sessionproof import scenarios
-from sessionproof.experiment import EXPERIMENTS, _duration_s, judge_final_read
+from sessionproof.experiment import CONFIGURATIONS, EXPERIMENTS, MAX_LOST_EXAMPLES, _duration_s, judge_final_read
 
 
 def reader(states: dict):
     return lambda sid: states.get(sid)
 
 
-def entry(sid, acked, uncertain=(), user="u1"):
-    return {"sid": sid, "user": user, "acked": list(acked), "uncertain": list(uncertain), "ended": "running at the end"}
+def entry(sid, acked, uncertain=(), user="u1", acked_meta=None):
+    record = {
+        "sid": sid,
+        "user": user,
+        "acked": list(acked),
+        "uncertain": list(uncertain),
+        "ended": "running at the end",
+    }
+    return record if acked_meta is None else record | {"acked_meta": acked_meta}
 
 
 def test_every_acknowledged_write_found_means_none_lost():
@@ -25,6 +34,26 @@ def test_an_acknowledged_write_absent_at_the_final_read_is_lost():
     result = judge_final_read([entry("s1", ["a", "b", "c"])], reader({"s1": {"user": "u1", "cart": ["a"]}}))
     assert result["lost_acknowledged_writes"] == 2
     assert result["lost_examples"] == [{"user": "u1", "item": "b"}, {"user": "u1", "item": "c"}]
+
+
+def test_lost_items_say_when_and_where_each_lost_write_was_acknowledged():
+    meta = [["a", 100.5, "127.0.0.1:6380"], ["b", 101.25, "127.0.0.1:6380"], ["c", 102.0, "127.0.0.1:6381"]]
+    ledger = [entry("s1", ["a", "b", "c"], acked_meta=meta), entry("s2", ["x"], user="u2")]  # s2: an old ledger
+    states = {"s1": {"user": "u1", "cart": ["b"]}, "s2": {"user": "u2", "cart": []}}
+    result = judge_final_read(ledger, reader(states))
+    assert result["lost_items"] == [
+        {"user": "u1", "item": "a", "t": 100.5, "store": "127.0.0.1:6380"},
+        {"user": "u1", "item": "c", "t": 102.0, "store": "127.0.0.1:6381"},
+        {"user": "u2", "item": "x", "t": None, "store": None},
+    ]
+    assert result["lost_examples"] == [{"user": e["user"], "item": e["item"]} for e in result["lost_items"]]
+
+
+def test_lost_items_are_all_listed_where_the_examples_stop():
+    items = [f"i{n}" for n in range(MAX_LOST_EXAMPLES + 5)]
+    result = judge_final_read([entry("s1", items)], reader({"s1": {"user": "u1", "cart": []}}))
+    assert len(result["lost_examples"]) == MAX_LOST_EXAMPLES
+    assert len(result["lost_items"]) == result["lost_acknowledged_writes"] == MAX_LOST_EXAMPLES + 5
 
 
 def test_a_session_gone_loses_every_acknowledged_write_in_it():
@@ -70,10 +99,11 @@ class FakeRuntime:
         self.ups += 1
 
 
-def test_all_runs_every_experiment_and_load_scenario_once_per_layer(tmp_path, monkeypatch):
+def fake_stack(tmp_path, monkeypatch, refused: dict[str, str] | None = None):
+    """run_all with fake runtimes and experiments: what ran (configuration's env, name) and what it printed."""
     from sessionproof import experiment
 
-    ran: list[tuple[str, str]] = []
+    ran: list[tuple[dict, str]] = []
     runtimes: list[FakeRuntime] = []
 
     def fake_get_runtime(env):
@@ -81,27 +111,101 @@ def test_all_runs_every_experiment_and_load_scenario_once_per_layer(tmp_path, mo
         return runtimes[-1]
 
     def fake_run(name, runtime, progress):
-        ran.append((runtime.config.env["SESSION_LAYER"], name))
-        run_dir = tmp_path / f"{runtime.config.env['SESSION_LAYER']}-{name}"
-        run_dir.mkdir()
+        ran.append((runtime.config.env, name))
+        layer = runtime.config.env["SESSION_LAYER"]
+        run_dir = tmp_path / "runs" / f"{layer}-{runtime.config.env.get('REDIS_MIN_REPLICAS_TO_WRITE', '')}-{name}"
+        run_dir.mkdir(parents=True)
         return run_dir, 0
 
     monkeypatch.setenv("RESULTS_DIR", str(tmp_path / "results"))
     monkeypatch.setattr(experiment, "get_runtime", fake_get_runtime)
     monkeypatch.setattr(experiment, "run_experiment", fake_run)
-    out_dir = experiment.run_all(
-        ["failover-redis-kill"], FakeRuntime({"STATE_DIR": "x"}), lambda *_: None, layers=["stock", "hardened"]
-    )
-    assert ran == [
-        ("stock", "failover-redis-kill"), ("stock", "latency"), ("stock", "concurrency"),
-        ("hardened", "failover-redis-kill"), ("hardened", "latency"), ("hardened", "concurrency"),
-    ]  # fmt: skip
-    assert [r.config.env["STATE_DIR"] for r in runtimes] == ["x", "x"] and all(r.ups == 1 for r in runtimes)
-    assert (out_dir / "report.md").read_text().startswith("# Failover matrix: stock against hardened")
+    # The runtime's refusals are the chaos module's business; here a fixed answer per experiment.
+    monkeypatch.setattr(experiment, "refusal", lambda name, runtime: (refused or {}).get(name))
+    return ran, runtimes
 
 
-def test_all_refuses_an_unknown_layer(capsys):
+def test_all_runs_every_experiment_and_load_scenario_once_per_configuration(tmp_path, monkeypatch):
     from sessionproof import experiment
 
+    ran, runtimes = fake_stack(tmp_path, monkeypatch)
+    lines: list[str] = []
+    out_dir = experiment.run_all(
+        ["failover-redis-kill"],
+        FakeRuntime({"STATE_DIR": "x", "REDIS_MIN_REPLICAS_TO_WRITE": "2"}),
+        lines.append,
+        configurations=["stock", "hardened", "stock-min-replicas-0"],
+    )
+    assert [(env["SESSION_LAYER"], env["REDIS_MIN_REPLICAS_TO_WRITE"], name) for env, name in ran] == [
+        ("stock", "2", "failover-redis-kill"), ("stock", "2", "latency"), ("stock", "2", "concurrency"),
+        ("hardened", "2", "failover-redis-kill"), ("hardened", "2", "latency"), ("hardened", "2", "concurrency"),
+        ("stock", "0", "failover-redis-kill"), ("stock", "0", "latency"), ("stock", "0", "concurrency"),
+    ]  # fmt: skip
+    assert [r.config.env["STATE_DIR"] for r in runtimes] == ["x"] * 3 and all(r.ups == 1 for r in runtimes)
+    progress = [line for line in lines if line.startswith("[") and "/9]" in line]
+    assert progress[0] == "[1/9] stock: failover-redis-kill"
+    assert progress[-1] == "[9/9] stock-min-replicas-0: concurrency"
+    report = (out_dir / "report.md").read_text()
+    assert report.startswith("# Failover matrix: stock against hardened against stock-min-replicas-0")
+
+
+def test_all_skips_what_the_runtime_refuses_and_the_matrix_says_why(tmp_path, monkeypatch):
+    from sessionproof import experiment
+
+    reason = "network faults need NETWORK=netns (this stack runs on loopback)"
+    ran, _ = fake_stack(tmp_path, monkeypatch, refused={"partition-redis-master": reason})
+    lines: list[str] = []
+    out_dir = experiment.run_all(
+        ["partition-redis-master", "failover-redis-kill"],
+        FakeRuntime({}),
+        lines.append,
+        configurations=["hardened"],
+        load_scenarios=(),
+    )
+    assert [name for _, name in ran] == ["failover-redis-kill"]
+    assert f"[hardened] [partition-redis-master] skipped: {reason}" in lines
+    rows = json.loads((out_dir / "matrix.json").read_text())["rows"]
+    skipped = next(row for row in rows if row["scenario"] == "partition-redis-master")
+    assert (skipped["configuration"], skipped["note"], skipped["report"]) == ("hardened", f"skipped: {reason}", None)
+
+
+def test_configurations_set_the_layer_and_only_the_third_sets_min_replicas():
+    assert CONFIGURATIONS == {
+        "hardened": {"SESSION_LAYER": "hardened"},
+        "stock": {"SESSION_LAYER": "stock"},
+        "stock-min-replicas-0": {"SESSION_LAYER": "stock", "REDIS_MIN_REPLICAS_TO_WRITE": "0"},
+    }
+
+
+def test_all_refuses_an_unknown_configuration(capsys, monkeypatch):
+    from sessionproof import experiment
+
+    monkeypatch.setattr(experiment, "get_runtime", lambda *_: pytest.fail("checked before any runtime"))
     assert experiment.main(["--all", "--layers", "stock turbo"]) == 2
-    assert "'turbo' is not one of: hardened, stock" in capsys.readouterr().err
+    assert "LAYERS: 'turbo' is not one of: hardened, stock, stock-min-replicas-0" in capsys.readouterr().err
+    assert experiment.main(["--all", "--layers", " "]) == 2
+    assert "LAYERS is empty" in capsys.readouterr().err
+
+
+def test_new_experiments_follow_the_process_faults():
+    assert EXPERIMENTS[-5:] == (
+        "partition-redis-master", "partition-app", "isolate-sentinel", "partition-sentinels-minority",
+        "congest-redis-master",
+    )  # fmt: skip
+    assert EXPERIMENTS.index("redis-full-restart") == len(EXPERIMENTS) - 6
+
+
+class LoopbackRuntime(FakeRuntime):
+    def network_refusal(self) -> str | None:
+        return "this stack runs NETWORK=loopback"
+
+
+def test_a_network_fault_is_refused_on_a_stack_that_cannot_cut_links():
+    from sessionproof import experiment
+
+    runtime = LoopbackRuntime({})
+    assert "NETWORK=loopback" in experiment.refusal("partition-redis-master", runtime)
+    assert experiment.refusal("failover-redis-kill", runtime) is None
+    with pytest.raises(RuntimeError, match="partition-app cannot run on this stack"):
+        experiment.run_experiment("partition-app", runtime, lambda *_: None)
+    assert runtime.ups == 0  # refused before touching the stack

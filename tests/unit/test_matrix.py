@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sessionproof.matrix import build_matrix, main
+from sessionproof.matrix import Skipped, build_matrix, configuration_of, main
 
 
 def figures(errors: dict, lost: int, recover_s: float | None) -> dict:
@@ -25,11 +25,22 @@ def figures(errors: dict, lost: int, recover_s: float | None) -> dict:
     }
 
 
-def write_run(run_dir, failover: dict | None, layer: str | None, slo_passed: bool, split_brain: int = 0):
+def write_run(
+    run_dir,
+    failover: dict | None,
+    layer: str | None,
+    slo_passed: bool,
+    split_brain: int = 0,
+    *,
+    fault: str = "kill-redis-master",
+    min_replicas: str | None = None,
+    partition: dict | None = None,
+    stale_reads: int | None = None,
+):
     run_dir.mkdir(parents=True)
-    faults = [{"fault": "kill-redis-master", "target": "redis-1"}] if failover else []
+    faults = [{"fault": fault, "target": "redis-1"}] if failover else []
     summary = {
-        "scenario": "failover-redis-kill",
+        "scenario": fault,
         "valid": True,
         "faults": faults,
         "failover": failover,
@@ -37,9 +48,15 @@ def write_run(run_dir, failover: dict | None, layer: str | None, slo_passed: boo
         "split_brain": [{"t_rel_s": 20.0, "masters": ["redis-1", "redis-2"]}] * split_brain,
         "slo": {"passed": slo_passed, "checks": []},
     }
+    if partition is not None:  # runs recorded before the partition block have none
+        summary["partition"] = partition
+    if stale_reads is not None:
+        summary["correctness"] = {"stale_reads": stale_reads}
     (run_dir / "summary.json").write_text(json.dumps(summary))
     config = {} if layer is None else {"SESSION_LAYER": layer}  # stock runs predate the setting
-    (run_dir / "meta.json").write_text(json.dumps({"scenario": "failover-redis-kill", "config": config}))
+    if min_replicas is not None:
+        config["REDIS_MIN_REPLICAS_TO_WRITE"] = min_replicas
+    (run_dir / "meta.json").write_text(json.dumps({"scenario": fault, "config": config}))
     return run_dir
 
 
@@ -56,32 +73,136 @@ def test_one_row_per_run_in_matrix_json(tmp_path):
     rows = build_matrix(out_dir, three_runs(tmp_path))["rows"]
     assert json.loads((out_dir / "matrix.json").read_text()) == {"rows": rows, "load_rows": []}
     stock, hardened, failed = rows
-    assert (stock["fault"], stock["layer"], stock["client_errors_total"]) == ("kill-redis-master", "stock", 96)
+    assert (stock["fault"], stock["configuration"], stock["client_errors_total"]) == ("kill-redis-master", "stock", 96)
+    assert stock["layer"] == "stock"
     assert (stock["p99_before_us"], stock["p99_during_us"], stock["max_during_us"]) == (9600, 862_200, 1_537_000)
     assert (stock["acknowledged_writes"], stock["lost_acknowledged_writes"]) == (541, 3)
     assert (stock["indeterminate_writes"], stock["indeterminate_took_effect"]) == (7, 2)
     assert (stock["split_brain"], stock["valid"], stock["slo_passed"]) == (1, True, False)
     assert stock["report"] == "../runs/stock/report.md"
-    assert (hardened["layer"], hardened["client_errors_total"], hardened["slo_passed"]) == ("hardened", 0, True)
-    assert failed == {"fault": "failed", "note": "no summary (run failed)", "report": "../runs/failed/report.md"}
+    assert (hardened["configuration"], hardened["client_errors_total"], hardened["slo_passed"]) == (
+        "hardened",
+        0,
+        True,
+    )
+    # Runs recorded before the partition block: its figures are absent, not zero.
+    assert (stock["two_masters_s"], stock["writes_during_fault"], stock["stale_reads_in_fault"]) == (None, None, None)
+    assert failed == {
+        "fault": "failed",
+        "scenario": None,
+        "configuration": None,
+        "note": "no summary (run failed)",
+        "report": "../runs/failed/report.md",
+    }
 
 
-def test_the_report_table(tmp_path):
+def tables(report_md: str) -> dict[str, list[str]]:
+    """The report's table lines under each '## ' heading."""
+    found: dict[str, list[str]] = {}
+    heading = ""
+    for line in report_md.splitlines():
+        if line.startswith("## "):
+            heading = line[3:]
+        elif line.startswith("| "):
+            found.setdefault(heading, []).append(line)
+    return found
+
+
+def test_the_report_tables(tmp_path):
     out_dir = tmp_path / "matrix"
     build_matrix(out_dir, three_runs(tmp_path), title="Stock against hardened")
-    lines = (out_dir / "report.md").read_text().splitlines()
-    assert lines[0] == "# Stock against hardened"
-    table = [line for line in lines if line.startswith("| ")]
-    assert table[0].startswith("| fault | layer | client errors | error window s | longest gap s |")
-    assert table[1] == (
-        "| kill-redis-master | stock | 96 (503\N{MULTIPLICATION SIGN}84, 502\N{MULTIPLICATION SIGN}12) "
-        "| 1.935 | 2.289 | 9.6 | 862.2 | 1537.0 | 541 | **3** | 7 (2) | 2.289 | 1 | yes | FAIL "
-        "| [report](../runs/stock/report.md) |"
+    report_md = (out_dir / "report.md").read_text()
+    assert report_md.splitlines()[0] == "# Stock against hardened"
+    availability, correctness = tables(report_md)["Availability"], tables(report_md)["Correctness"]
+    assert availability[0] == (
+        "| fault | configuration | client errors | error window s | longest gap s | p99 before ms | p99 during ms "
+        "| max during ms | time to recover s | valid | SLOs | report |"
     )
-    assert table[2].startswith("| kill-redis-master | hardened | 0 | ")
-    assert "| not recovered | 0 | yes | pass |" in table[2]
-    assert table[3].startswith("| failed |  | no summary (run failed) |")
-    assert all(line.count("|") == table[0].count("|") for line in table)
+    assert availability[1] == (
+        "| kill-redis-master | stock | 96 (503\N{MULTIPLICATION SIGN}84, 502\N{MULTIPLICATION SIGN}12) "
+        "| 1.935 | 2.289 | 9.6 | 862.2 | 1537.0 | 2.289 | yes | FAIL | [report](../runs/stock/report.md) |"
+    )
+    assert availability[2].startswith("| kill-redis-master | hardened | 0 | ")
+    assert "| not recovered | yes | pass |" in availability[2]
+    assert availability[3].startswith("| failed |  | no summary (run failed) |")
+    assert correctness[0] == (
+        "| fault | configuration | acknowledged writes | lost acknowledged writes | indeterminate (took effect) "
+        "| stale reads in fault (run) | two masters s | acknowledged/lost per master in fault |"
+    )
+    assert correctness[1] == "| kill-redis-master | stock | 541 | **3** | 7 (2) | n/a (n/a) | n/a | n/a |"
+    assert correctness[3] == "| failed |  | no summary (run failed) |  |  |  |  |  |"
+    for table in (availability, correctness):
+        assert len(table) == 4 and all(line.count("|") == table[0].count("|") for line in table)
+
+
+def partition_block(stale_in_fault: int, two_masters_s: float, writes: dict) -> dict:
+    return {
+        "old_master": "redis-1",
+        "two_masters_s": two_masters_s,
+        "writes_during_fault": writes,
+        "writes_while_two_masters": {},
+        "stale_reads": {"run": 9, "during_fault": stale_in_fault, "heal_window_s": 10.0},
+    }
+
+
+def test_three_configurations_per_fault_sit_together_in_run_order_with_partition_columns(tmp_path):
+    split = partition_block(3, 7.5, {"redis-1": {"acked": 120, "lost": 118}, "redis-2": {"acked": 40, "lost": 0}})
+    runs = []
+    for config, layer, min_replicas in (("h", "hardened", "1"), ("s", "stock", "1"), ("s0", "stock", "0")):
+        runs.append(
+            write_run(
+                tmp_path / f"{config}-partition",
+                figures({}, 118 if config == "s0" else 0, 0.0),
+                layer,
+                True,
+                fault="partition-redis-master",
+                min_replicas=min_replicas,
+                partition=split if config == "s0" else partition_block(0, 0.0, {}),
+                stale_reads=9,
+            )
+        )
+        runs.append(write_run(tmp_path / f"{config}-kill", figures({}, 0, 0.0), layer, True, min_replicas=min_replicas))
+    runs.insert(3, Skipped("isolate-sentinel", "stock", "isolate-sentinel: needs NETWORK=netns", "isolate-sentinel"))
+    result = build_matrix(tmp_path / "matrix", runs)
+    assert [(r["fault"], r["configuration"]) for r in result["rows"]] == [
+        ("partition-redis-master", "hardened"),
+        ("partition-redis-master", "stock"),
+        ("partition-redis-master", "stock-min-replicas-0"),
+        ("kill-redis-master", "hardened"),
+        ("kill-redis-master", "stock"),
+        ("kill-redis-master", "stock-min-replicas-0"),
+        ("isolate-sentinel", "stock"),
+    ]
+    s0 = result["rows"][2]
+    assert (s0["stale_reads_in_fault"], s0["stale_reads"], s0["two_masters_s"], s0["old_master"]) == (
+        3,
+        9,
+        7.5,
+        "redis-1",
+    )
+    assert s0["writes_during_fault"] == {"redis-1": {"acked": 120, "lost": 118}, "redis-2": {"acked": 40, "lost": 0}}
+    correctness = tables((tmp_path / "matrix" / "report.md").read_text())["Correctness"]
+    assert correctness[3] == (
+        "| partition-redis-master | stock-min-replicas-0 | 541 | **118** | 7 (2) | 3 (9) | 7.5 "
+        "| redis-1 (old): 120/118, redis-2: 40/0 |"
+    )
+    assert correctness[1].endswith("| 0 (9) | 0.0 | n/a |")  # a partition block, but no write named its node
+    skipped = "| isolate-sentinel | stock | skipped: isolate-sentinel: needs NETWORK=netns |"
+    assert correctness[7].startswith(skipped)
+    assert tables((tmp_path / "matrix" / "report.md").read_text())["Availability"][7] == skipped + "  |" * 9
+
+
+def test_the_configuration_comes_from_the_run_settings():
+    assert configuration_of({"config": {"SESSION_LAYER": "hardened", "REDIS_MIN_REPLICAS_TO_WRITE": "1"}}) == "hardened"
+    assert configuration_of({"config": {"SESSION_LAYER": "stock", "REDIS_MIN_REPLICAS_TO_WRITE": "1"}}) == "stock"
+    assert configuration_of({"config": {"SESSION_LAYER": "stock", "REDIS_MIN_REPLICAS_TO_WRITE": "0"}}) == (
+        "stock-min-replicas-0"
+    )
+    # Hardened with no replica required is still the hardened layer: no configuration names that setup.
+    assert configuration_of({"config": {"SESSION_LAYER": "hardened", "REDIS_MIN_REPLICAS_TO_WRITE": "0"}}) == "hardened"
+    assert configuration_of({"config": {"SESSION_LAYER": "hardened"}}) == "hardened"  # before the setting existed
+    assert configuration_of({"config": {}}) == "stock"  # before SESSION_LAYER existed: stock
+    assert configuration_of({}) is None  # no meta.json at all
 
 
 def write_load_run(run_dir, scenario: str, layer: str, read_p50_us: int, lost_updates: int):
@@ -99,7 +220,8 @@ def write_load_run(run_dir, scenario: str, layer: str, read_p50_us: int, lost_up
         "slo": {"passed": lost_updates == 0},
     }
     (run_dir / "summary.json").write_text(json.dumps(summary))
-    (run_dir / "meta.json").write_text(json.dumps({"scenario": scenario, "config": {"SESSION_LAYER": layer}}))
+    config = {"SESSION_LAYER": layer.split("-")[0]} | ({"REDIS_MIN_REPLICAS_TO_WRITE": "0"} if "-" in layer else {})
+    (run_dir / "meta.json").write_text(json.dumps({"scenario": scenario, "config": config}))
     return run_dir
 
 
@@ -108,11 +230,13 @@ def test_runs_without_faults_get_their_own_table_and_the_read_p50_comparison(tmp
         write_load_run(tmp_path / "a", "latency", "stock", 4000, 0),
         write_load_run(tmp_path / "b", "concurrency", "stock", 5000, 1566),
         write_load_run(tmp_path / "c", "latency", "hardened", 3000, 0),
+        write_load_run(tmp_path / "d", "latency", "stock-min-replicas-0", 9000, 0),  # not the stock of the comparison
     ]
     result = build_matrix(tmp_path / "matrix", runs)
     assert result["rows"] == []
-    stock_latency, stock_concurrency, _ = result["load_rows"]
-    assert (stock_latency["layer"], stock_latency["read_p50_us"], stock_latency["read_p99_us"]) == (
+    stock_latency, stock_concurrency, _, stock_min0 = result["load_rows"]
+    assert stock_min0["configuration"] == "stock-min-replicas-0"
+    assert (stock_latency["configuration"], stock_latency["read_p50_us"], stock_latency["read_p99_us"]) == (
         "stock",
         4000,
         12000,
@@ -131,7 +255,7 @@ def test_fault_rows_of_both_layers_sit_side_by_side(tmp_path):
     (stock_other / "summary.json").write_text(json.dumps(summary))
     hardened_kill = write_run(tmp_path / "3", figures({}, 0, 0.0), "hardened", True)
     rows = build_matrix(tmp_path / "matrix", [stock_kill, stock_other, hardened_kill])["rows"]
-    assert [(r["fault"], r["layer"]) for r in rows] == [
+    assert [(r["fault"], r["configuration"]) for r in rows] == [
         ("kill-redis-master", "stock"),
         ("kill-redis-master", "hardened"),
         ("kill-app", "stock"),

@@ -50,3 +50,29 @@ def test_raw_files_hold_every_bucket(tmp_path):
     outcomes = [json.loads(line) for line in (tmp_path / "outcomes.jsonl").read_text().splitlines()]
     assert sum(o["failed"] for o in outcomes) == 5
     assert json.loads((tmp_path / "events.jsonl").read_text())["type"] == "mismatch"
+
+
+def test_the_timeline_keeps_which_node_acknowledged_each_request(tmp_path):
+    worker, master = Recorder(), Recorder()
+    # Same time, one row with a store and one without: sorting must not compare None with a string.
+    worker.record("POST /cart/[item]", 900, 1000, ok=True, at_s=1000.5, store="127.0.0.1:6380")
+    worker.record("POST /cart/[item]", 900, 1000, ok=False, at_s=1000.5, kind="503")
+    worker.record("GET /cart", 900, 1000, ok=True, at_s=1000.25)
+    master.merge(json.loads(json.dumps(worker.drain())))
+    master.timeline.append([1000.75, "GET /ping", True, "ok"])  # a row of a worker from before the store field
+    master.write_raw(tmp_path)
+    lines = [json.loads(line) for line in (tmp_path / "timeline.jsonl").read_text().splitlines()]
+    assert lines == [
+        {"t": 1000.25, "endpoint": "GET /cart", "ok": True, "kind": "ok"},
+        {"t": 1000.5, "endpoint": "POST /cart/[item]", "ok": True, "kind": "ok", "store": "127.0.0.1:6380"},
+        {"t": 1000.5, "endpoint": "POST /cart/[item]", "ok": False, "kind": "503"},
+        {"t": 1000.75, "endpoint": "GET /ping", "ok": True, "kind": "ok"},
+    ]
+
+
+def test_the_ledger_keeps_acked_meta_as_written(tmp_path):
+    recorder = Recorder()
+    entry = {"user": "u", "sid": "s", "acked": ["a"], "acked_meta": [["a", 1000.5, "127.0.0.1:6380"]], "uncertain": []}
+    recorder.ledger.append(entry)
+    recorder.write_raw(tmp_path)
+    assert json.loads((tmp_path / "ledger.jsonl").read_text()) == entry

@@ -311,8 +311,10 @@ def test_a_plain_run_has_empty_failover_keys(tmp_path):
         [],
         [],
     )
+    assert summary["partition"] is None
     markdown = render_markdown(summary, {})
     assert "## Failover" not in markdown
+    assert "## Partition" not in markdown
     assert "Split brain" not in markdown
 
 
@@ -324,7 +326,7 @@ def test_a_failover_run_reports_its_figures_faults_and_slos(tmp_path):
     run_dir = make_failover_run(tmp_path / "run", slo=slo)
     assert main([str(run_dir)]) == SLO_BREACH_EXIT_CODE
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert list(summary)[-5:] == ["faults", "failover", "sentinel_timeline", "split_brain", "slo"]
+    assert list(summary)[-6:] == ["faults", "failover", "sentinel_timeline", "split_brain", "partition", "slo"]
     assert summary["faults"] == [
         {
             "fault": "kill-redis-master",
@@ -348,6 +350,15 @@ def test_a_failover_run_reports_its_figures_faults_and_slos(tmp_path):
         }
     ]
     assert summary["split_brain"] == [{"t_rel_s": 13.0, "masters": ["redis-1", "redis-2"]}]
+    split = summary["partition"]
+    # No split_brain_end: the window lasts until the heal. No topology in meta.json: addresses stay raw.
+    assert (split["two_masters_s"], split["promotion"]["t_rel_s"], split["promotion"]["from"]) == (
+        7,
+        12,
+        "127.0.0.1:6380",
+    )
+    assert split["stale_reads"] == {"run": 0, "during_fault": 0, "heal_window_s": 10.0}
+    assert split["lost_without_time"] == 2  # this read-back predates lost_items
     lost, recover = summary["slo"]["checks"]
     assert (lost["actual"], lost["passed"], lost["reason"]) == (2, False, "2 > max 0")
     assert (recover["actual"], recover["passed"]) == (4, True)
@@ -362,6 +373,8 @@ def test_a_failover_run_reports_its_figures_faults_and_slos(tmp_path):
     assert "| 12.0 | `+switch-master` | sessionproof 127.0.0.1 6380 127.0.0.1 6381 | 3 |" in markdown
     assert "Split brain (two Redis nodes claiming role:master): 13.0 s: redis-1, redis-2." in markdown
     assert "Lost, for example: plum-3 (user-7)." in markdown
+    assert "## Partition" in markdown
+    assert "Two masters coexisted for 7 s in all: 13.0 to 20.0 s (redis-1, redis-2, no end observed)." in markdown
     assert "| failover → lost_acknowledged_writes | ≤ 0 | 2 | **FAIL** (2 > max 0) |" in markdown
     for name in ("latency.png", "errors.png"):
         assert (run_dir / "plots" / name).read_bytes().startswith(PNG_MAGIC), name
