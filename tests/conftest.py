@@ -69,3 +69,67 @@ def redis_client(redis_server):
     client.flushall()
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def sentinel_binary() -> str:
+    path = shutil.which("redis-sentinel")
+    if not path:
+        pytest.fail("redis-sentinel is not installed: run `make deps`")
+    return path
+
+
+@pytest.fixture(scope="module")
+def split_brain_sentinels(redis_binary, sentinel_binary, tmp_path_factory):
+    """Two redis-servers, both masters, and two redis-sentinels that monitor them under ONE master name:
+    "old" names the first at config-epoch 1, "new" the second at config-epoch 5 (a split brain as clients
+    see it). Everything requires `password`."""
+    name, password = "sp-split", "sp-test-password"
+    base = free_port_block(4)  # old master, new master, old sentinel, new sentinel
+    sides = {
+        "old": {"master_port": base, "sentinel_port": base + 2, "epoch": 1},
+        "new": {"master_port": base + 1, "sentinel_port": base + 3, "epoch": 5},
+    }
+    procs = []
+    try:
+        for side, info in sides.items():
+            master_dir = tmp_path_factory.mktemp(f"{side}-master")
+            procs.append(_start_redis(redis_binary, info["master_port"], master_dir, "--requirepass", password))
+            sentinel_dir = tmp_path_factory.mktemp(f"{side}-sentinel")
+            conf = sentinel_dir / "sentinel.conf"  # Sentinel rewrites its config file: one per Sentinel
+            conf.write_text(
+                f"port {info['sentinel_port']}\n"
+                "bind 127.0.0.1\n"
+                f'dir "{sentinel_dir}"\n'
+                f"requirepass {password}\n"
+                f"sentinel monitor {name} 127.0.0.1 {info['master_port']} 1\n"
+                f"sentinel auth-pass {name} {password}\n"
+                f"sentinel config-epoch {name} {info['epoch']}\n"
+            )
+            procs.append(
+                subprocess.Popen([sentinel_binary, str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+            )
+            info["sentinel"] = ("127.0.0.1", info["sentinel_port"])
+            info["sentinel_process"] = procs[-1]
+
+        def healthy(info) -> bool:
+            client = redis.Redis(*info["sentinel"], password=password, socket_timeout=1)
+            try:
+                state = client.sentinel_masters().get(name)
+            finally:
+                client.close()
+            # Measured: flags are "master,disconnected" until Sentinel's links to the master are up (for good if
+            # auth-pass is wrong), then "master"; s_down/o_down would follow only after down-after-milliseconds.
+            # redis-py's check_master_state does not look at "disconnected", so wait for plain "master" here.
+            return bool(state) and state["flags"] == "master" and int(state["config-epoch"]) == info["epoch"]
+
+        wait_until(
+            lambda: all(p.poll() is None for p in procs) and all(healthy(info) for info in sides.values()),
+            15,
+            "both Sentinels to report their master healthy at their config-epoch",
+        )
+        yield {"name": name, "password": password, **sides}
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait(timeout=10)

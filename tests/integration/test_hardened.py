@@ -55,7 +55,10 @@ def test_logout_racing_writes_of_the_same_session_always_stays_logged_out(health
     base = healthy_stack.config.entry_url
     password = healthy_stack.password
     master = healthy_stack.master_node()
-    with probes.redis_client(master.host, master.port, password) as redis_master, ThreadPoolExecutor(max_workers=6) as pool:
+    with (
+        probes.redis_client(master.host, master.port, password) as redis_master,
+        ThreadPoolExecutor(max_workers=6) as pool,
+    ):
         for round_ in range(15):
             user = new_user()
             user.post("/login", json={"user": f"frank{round_}"})

@@ -6,6 +6,7 @@ import pytest
 import redis
 
 from sessionproof_app import create_app
+from sessionproof_app.session_layer import STORE_NODE_HEADER
 
 pytestmark = pytest.mark.redis
 NAMESPACE = "t"
@@ -82,6 +83,25 @@ def test_every_response_names_the_replica(client):
     for response in (client.get("/ping"), client.get("/cart"), client.post("/cart/no%20spaces"), client.get("/nope")):
         assert response.headers["X-Served-By"] == "test-app"
         assert response.get_json()["servedBy"] == "test-app"
+
+
+def test_a_response_names_the_node_that_acknowledged_its_session_write(redis_client, redis_server, layer):
+    by_ip = redis.Redis(host="127.0.0.1", port=redis_server["port"], socket_timeout=1)
+    try:
+        client = make_app(by_ip, layer=layer).test_client()
+        # Without a session nothing is written: neither a read nor a refused (400) write.
+        assert STORE_NODE_HEADER not in client.get("/cart").headers
+        assert STORE_NODE_HEADER not in client.post("/cart/no%20spaces").headers
+        written = client.post("/cart/apple")
+        assert written.status_code == 200
+        assert written.headers[STORE_NODE_HEADER] == f"127.0.0.1:{redis_server['port']}"
+        assert STORE_NODE_HEADER not in client.get("/ping").headers
+        read = client.get("/cart")
+        # Hardened does not rewrite an unchanged session; stock sets it again on every request.
+        assert (STORE_NODE_HEADER in read.headers) is (layer == "stock")
+        assert client.post("/logout").headers[STORE_NODE_HEADER] == f"127.0.0.1:{redis_server['port']}"
+    finally:
+        by_ip.close()
 
 
 def test_login_rotates_the_session_id_and_keeps_the_anonymous_cart(client, redis_client):
@@ -236,6 +256,7 @@ def test_an_unreachable_store_gets_503_json_with_retry_after(unreachable_store, 
     body = response.get_json()
     assert body["error"] == "store_unavailable"
     assert "Traceback" not in response.get_data(as_text=True)
+    assert STORE_NODE_HEADER not in response.headers
 
 
 def test_an_unreachable_store_fails_a_login_with_503(unreachable_store, layer):

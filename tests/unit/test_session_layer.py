@@ -6,13 +6,18 @@ until the test lets it write, so the interleaving is the same on every run.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
+import time
 
 import pytest
 from flask import jsonify, session
 
+from sessionproof_app import create_app
+from sessionproof_app.session_layer import STORE_NODE_HEADER
+from support import free_port_block
 from unit.test_app import NAMESPACE, make_app, session_keys
 
 pytestmark = pytest.mark.redis
@@ -198,7 +203,93 @@ def test_a_write_no_replica_confirms_is_not_acknowledged_and_its_retry_applies_o
         os.kill(replica_pid, signal.SIGCONT)
     assert unconfirmed.status_code == 503 and unconfirmed.headers["Retry-After"] == "1"
     assert unconfirmed.get_json()["error"] == "store_unavailable"
+    assert STORE_NODE_HEADER not in unconfirmed.headers  # not acknowledged, so no node took it
     # The write did reach the master; the client's retry with the same key gets it once, now confirmed.
     retried = client.post("/cart/pear", headers={"Idempotency-Key": "key-1"})
     assert retried.status_code == 200 and retried.headers["Idempotent-Replayed"] == "true"
+    assert STORE_NODE_HEADER not in retried.headers  # a replay commits nothing
     assert client.get("/cart").get_json()["cart"] == ["apple", "pear"]
+
+
+def sentinel_app(sentinels, layer="hardened", **env):
+    """The app as the stack runs it: its client finds the master through these Sentinels (connect_master)."""
+    return create_app(
+        {"INSTANCE_ID": "test-app", "SESSION_NAMESPACE": NAMESPACE},
+        env={
+            "SENTINELS": ",".join(f"{host}:{port}" for host, port in sentinels),
+            "SESSION_LAYER": layer,
+            "SESSION_WAIT_REPLICAS": "0",  # the split-brain masters have no replicas
+            **env,
+        },
+    )
+
+
+def test_a_replica_that_reaches_no_sentinel_answers_503_at_once(split_brain_sentinels, caplog):
+    paused = split_brain_sentinels["old"]["sentinel_process"]
+    refused = ("127.0.0.1", free_port_block(1))  # nothing listens: connection refused
+    # A paused Sentinel accepts TCP (the kernel does) but never answers: a timeout, as behind a partition.
+    app = sentinel_app([refused, split_brain_sentinels["old"]["sentinel"]], STORE_RETRY_BUDGET_S="6")
+    os.kill(paused.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        with caplog.at_level(logging.WARNING, logger=app.logger.name):
+            response = app.test_client().post("/login", json={"user": "alice"})
+        elapsed_s = time.monotonic() - started
+    finally:
+        os.kill(paused.pid, signal.SIGCONT)
+    assert elapsed_s < 3, (
+        f"answered after {elapsed_s:.1f}s: a replica cut off from every Sentinel must answer 503 at once, so that "
+        "nginx re-sends the request to another replica, not after its 6 s STORE_RETRY_BUDGET_S"
+    )
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+    assert response.get_json()["error"] == "store_unreachable_from_replica"
+    assert STORE_NODE_HEADER not in response.headers
+    (record,) = [r for r in caplog.records if r.name == app.logger.name]
+    assert "unreachable from this replica" in record.getMessage() and record.exc_info is None
+
+
+@pytest.mark.parametrize(
+    ("layer", "master_name", "error"),
+    [
+        # Sentinel answers but names no master (as mid-failover): the budget is spent, as before.
+        ("hardened", "not-monitored", "store_unavailable"),
+        # Stock keeps its one answer for an unreachable store.
+        ("stock", None, "store_unavailable"),
+    ],
+)
+def test_other_store_outages_keep_their_503(split_brain_sentinels, layer, master_name, error):
+    brain = split_brain_sentinels
+    sentinels = [brain["new"]["sentinel"]] if master_name else [("127.0.0.1", free_port_block(1))]
+    app = sentinel_app(
+        sentinels,
+        layer,
+        REDIS_MASTER_NAME=master_name or brain["name"],
+        REDIS_PASSWORD=brain["password"],
+        STORE_RETRY_BUDGET_S="0.5",
+    )
+    started = time.monotonic()
+    response = app.test_client().post("/cart/apple")
+    elapsed_s = time.monotonic() - started
+    assert response.status_code == 503 and response.get_json()["error"] == error
+    if layer == "hardened":
+        assert elapsed_s >= 0.5, f"answered after {elapsed_s:.2f}s, before its retry budget was spent"
+
+
+@pytest.mark.parametrize("layer", ["hardened", "stock"])
+def test_an_acknowledged_write_names_the_master_sentinel_sent_it_to(split_brain_sentinels, redis_client, layer):
+    brain = split_brain_sentinels
+    app = sentinel_app(
+        [brain["old"]["sentinel"], brain["new"]["sentinel"]],
+        layer,
+        REDIS_MASTER_NAME=brain["name"],
+        REDIS_PASSWORD=brain["password"],
+    )
+    client = app.test_client()
+    written = client.post("/cart/apple")
+    assert written.status_code == 200
+    # The newer configuration's master, although the Sentinel listed first names the other one.
+    assert written.headers[STORE_NODE_HEADER] == f"127.0.0.1:{brain['new']['master_port']}"
+    read = client.get("/cart")
+    assert read.get_json()["cart"] == ["apple"]
+    # Hardened does not rewrite an unchanged session; stock sets it again on every request.
+    assert read.headers.get(STORE_NODE_HEADER) == (None if layer == "hardened" else written.headers[STORE_NODE_HEADER])

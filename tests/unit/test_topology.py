@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -166,7 +167,7 @@ def test_netns_configs_bind_and_announce_each_nodes_own_address(tmp_path):
 def test_netns_for_a_user_without_root_is_refused_naming_the_privilege(monkeypatch):
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     assert StackConfig.from_env({"NETWORK": "auto"}).network == "loopback"
-    with pytest.raises(settings.ConfigError, match="needs root.*NETWORK=loopback"):
+    with pytest.raises(settings.ConfigError, match=r"needs root.*NETWORK=loopback"):
         StackConfig.from_env({"NETWORK": "netns"})
 
 
@@ -174,10 +175,11 @@ def test_network_faults_on_a_loopback_stack_fail_at_once_with_the_setting_and_pr
     from sessionproof.chaos import FAULTS, NETWORK_FAULTS, EventLog, inject
 
     runtime = LocalRuntime(StackConfig.from_env({"STATE_DIR": str(tmp_path), "NETWORK": "loopback"}))
-    assert NETWORK_FAULTS == {
+    expected = {
         "partition-redis-master", "partition-app", "isolate-sentinel", "partition-sentinels-minority",
         "congest-redis-master",
     }  # fmt: skip
+    assert expected == NETWORK_FAULTS
     log = EventLog(tmp_path / "events.jsonl")
     for name in NETWORK_FAULTS:
         with pytest.raises(RuntimeError, match=r"NETWORK=netns.*needs root"):
@@ -188,5 +190,5 @@ def test_network_faults_on_a_loopback_stack_fail_at_once_with_the_setting_and_pr
 def test_a_bad_subnet_is_refused_with_an_example():
     if os.geteuid() != 0:
         pytest.skip("NETWORK=netns needs root")
-    with pytest.raises(settings.ConfigError, match="10.199.0.0/24"):
+    with pytest.raises(settings.ConfigError, match=re.escape("10.199.0.0/24")):
         StackConfig.from_env({"NETWORK": "netns", "NETNS_SUBNET": "10.1.2.0/28"})

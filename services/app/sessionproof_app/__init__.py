@@ -38,7 +38,10 @@ class SessionproofFlask(Flask):
     def log_exception(self, exc_info) -> None:
         # An unreachable store is an expected, answered condition (503): one line, no traceback.
         if isinstance(exc_info[1], store.RedisError) and store.is_store_unavailable(exc_info[1]):
-            self.logger.warning("session store unavailable: %r", exc_info[1])
+            if store.sentinels_unreachable(exc_info[1]) is not None:
+                self.logger.warning("session store unreachable from this replica: %s", exc_info[1])
+            else:
+                self.logger.warning("session store unavailable: %r", exc_info[1])
             return
         super().log_exception(exc_info)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, current_app, jsonify
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from .store import RedisError, is_store_unavailable
+from .store import RedisError, is_store_unavailable, sentinels_unreachable
 
 
 def error_response(status: int, code: str, message: str, **extra):
@@ -19,6 +19,15 @@ def error_response(status: int, code: str, message: str, **extra):
 
 def _store_error_response(error: BaseException):
     if is_store_unavailable(error):
+        # The hardened layer stops at once when this replica reaches no Sentinel (see session_layer);
+        # nginx re-sends its 503s to another replica. Stock keeps its one answer.
+        if current_app.session_interface.layer == "hardened" and sentinels_unreachable(error) is not None:
+            return error_response(
+                503,
+                "store_unreachable_from_replica",
+                "This replica cannot reach any Sentinel, so it cannot reach the session store; the request "
+                "was not acknowledged. Send it to another replica (with the same Idempotency-Key), or retry shortly.",
+            )
         return error_response(503, "store_unavailable", "The session store is unreachable; retry shortly.")
     current_app.logger.error("unexpected Redis error: %r", error)
     return error_response(500, "store_error", "The session store answered with an error.")

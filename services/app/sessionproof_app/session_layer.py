@@ -1,13 +1,17 @@
 """The two session layers, both Flask-Session 0.8's Redis interface underneath; SESSION_LAYER picks one.
 
 `stock` is Flask-Session as documented (one msgpack blob per session, GET on
-open, SET EX on save), plus the two things the harness needs around it:
+open, SET EX on save), plus what the harness needs around it:
 
 - paths without a session (`/ping`, `/healthz`, `/readyz`) never touch Redis,
   so `/ping` is an honest no-session baseline and the probes work while the
   store is down;
 - a response that failed (5xx) does not write the session back: the request's
-  change was not accepted, so it must not be stored.
+  change was not accepted, so it must not be stored;
+- a response whose session write the store acknowledged names the Redis node
+  that took it in `X-Store-Node: host:port` (how the harness counts, in a split
+  brain, the writes each master acknowledged); a response that wrote nothing
+  has no such header.
 
 `hardened` keeps the same storage (one blob per session key, so the app's
 views and `flask.session` are unchanged) and adds, per request:
@@ -15,7 +19,10 @@ views and `flask.session` are unchanged) and adds, per request:
 - **one bounded retry budget** (STORE_RETRY_BUDGET_S): an unreachable store,
   a read-only or replica-less master, or a write no replica confirmed makes the
   whole request run again after a backoff, on a freshly discovered master.
-  Only a spent budget answers 503 with Retry-After.
+  Only a spent budget answers 503 with Retry-After, except on a replica that
+  reaches no Sentinel at all (cut off from the store): it answers 503 at once
+  (`store_unreachable_from_replica`), and nginx re-sends the request to another
+  replica, which can serve it now.
 - **compare-and-set commits**: the save is a Lua script that writes only if
   the session key still holds the bytes this request read. On a conflict the
   request is run again on the fresh session (the view re-applies its change),
@@ -53,6 +60,7 @@ from flask_session.redis import RedisSessionInterface
 from redis.backoff import ExponentialWithJitterBackoff
 from werkzeug.exceptions import ServiceUnavailable
 
+from . import store
 from .errors import error_response
 from .store import RedisError, WriteNotReplicated, is_store_unavailable
 
@@ -60,11 +68,13 @@ SESSIONLESS_PATHS = frozenset({"/ping", "/healthz", "/readyz"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
+STORE_NODE_HEADER = "X-Store-Node"
 LAYERS = ("hardened", "stock")
 
 # Printable ASCII without spaces, as in draft-ietf-httpapi-idempotency-key-header; a UUID fits.
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 _STATE = "sessionproof.hardened"
+_STORE_NODE = "sessionproof.store_node"
 # Headers a replayed response must repeat; the rest (X-Served-By, ...) belong to whoever replays it.
 _RECORDED_HEADERS = ("Content-Type", "Set-Cookie", "Vary")
 
@@ -75,6 +85,7 @@ class StockSessionInterface(RedisSessionInterface):
     layer = "stock"
 
     def open_session(self, app: Flask, request: Request):
+        store.forget_last_node()  # a new request: no node from this thread's previous one
         if request.path in SESSIONLESS_PATHS:
             return None  # Flask substitutes a NullSession and never saves it
         return super().open_session(app, request)
@@ -83,7 +94,21 @@ class StockSessionInterface(RedisSessionInterface):
         # session is None when open_session itself failed (store unreachable).
         if session is None or response.status_code >= 500:
             return
+        request.environ.pop(_STORE_NODE, None)
         super().save_session(app, session, response)
+        # Set by _upsert_session/_delete_session once Redis acknowledged the write (nothing written: absent).
+        set_store_node_header(response, request.environ.pop(_STORE_NODE, None))
+
+    # Flask-Session's save writes through these two; each returns only once Redis replied OK.
+    def _upsert_session(self, session_lifetime, session, store_id: str) -> None:
+        store.forget_last_node()
+        super()._upsert_session(session_lifetime, session, store_id)
+        request.environ[_STORE_NODE] = store.last_node(self.client)
+
+    def _delete_session(self, store_id: str) -> None:
+        store.forget_last_node()
+        super()._delete_session(store_id)
+        request.environ[_STORE_NODE] = store.last_node(self.client)
 
     def store_key(self, sid: str) -> str:
         return self._get_store_id(sid)
@@ -91,6 +116,11 @@ class StockSessionInterface(RedisSessionInterface):
     def run_request(self, app: Flask, dispatch):
         """Run the request once (`dispatch` is Flask's full_dispatch_request)."""
         return dispatch()
+
+
+def set_store_node_header(response: Response, node: tuple[str, int] | None) -> None:
+    if node is not None:
+        response.headers[STORE_NODE_HEADER] = f"{node[0]}:{node[1]}"
 
 
 class SessionConflict(Exception):
@@ -210,6 +240,14 @@ class HardenedSessionInterface(StockSessionInterface):
         """Back off, then make the next command ask Sentinel for the master; re-raise once the budget is spent."""
         if not is_store_unavailable(error):
             raise error
+        if store.sentinels_unreachable(error) is not None:
+            # Why stop now: this replica reaches no Sentinel (it is cut off, e.g. partitioned), while
+            # the other replicas may well reach the store. Its 503 (store_unreachable_from_replica)
+            # makes nginx re-send the request to another replica at once, instead of the client
+            # waiting out the budget here for the same 503. Nothing was acknowledged: this error is
+            # raised before a command is sent on a new connection, and a write that may have landed
+            # earlier in the request is found by its Idempotency-Key record when re-sent.
+            raise error
         remaining_s = self._state()["deadline"] - time.monotonic()
         if remaining_s <= 0:
             raise error
@@ -228,6 +266,7 @@ class HardenedSessionInterface(StockSessionInterface):
 
     # ------------------------------------------------------------------ open
     def open_session(self, app: Flask, request: Request):
+        store.forget_last_node()  # a new request (or attempt): no node from this thread's previous one
         if request.path in SESSIONLESS_PATHS:
             return None
         return self._within_budget(lambda: self._open(app, request))
@@ -363,9 +402,12 @@ class HardenedSessionInterface(StockSessionInterface):
         )
         if self.wait_replicas:
             pipe.wait(self.wait_replicas, self.wait_timeout_ms)
+        store.forget_last_node()
         replies = pipe.execute()
         outcome = replies[0].decode() if isinstance(replies[0], bytes) else replies[0]
         if outcome != "OK":
             raise SessionConflict(outcome)  # DUPLICATE too: the retry finds the record and replays it
         if self.wait_replicas:
             self._require_replicas(replies[1])
+        # Committed and acknowledged: name the node the script and WAIT went to (one connection).
+        set_store_node_header(response, store.last_node(self.client))

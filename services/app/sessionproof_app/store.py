@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from contextvars import ContextVar
 
 from redis import Redis
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.exceptions import (
     BusyLoadingError,
     ConnectionError,
@@ -16,13 +17,118 @@ from redis.exceptions import (
     TimeoutError,
 )
 from redis.retry import Retry
-from redis.sentinel import Sentinel
+from redis.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool, SentinelManagedConnection
 
 from . import settings
 
 
 class WriteNotReplicated(RedisError):
     """WAIT: fewer replicas than required confirmed a write in time, so it is not acknowledged."""
+
+
+class SentinelsUnreachable(MasterNotFoundError):
+    """No Sentinel answered at all: this process is cut off from every one of them (not: no master)."""
+
+
+def sentinels_unreachable(error: BaseException | None) -> SentinelsUnreachable | None:
+    """`error` itself or the SentinelsUnreachable it was raised from or during, if any."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, SentinelsUnreachable):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _config_epoch(state: dict) -> int:
+    # RESP2 parsing makes it an int; RESP3 (or an unparsable value) may leave a str.
+    try:
+        return int(state.get("config-epoch", -1))
+    except (TypeError, ValueError):
+        return -1
+
+
+class StoreSentinel(Sentinel):
+    """A Sentinel client whose master is the one named with the highest config-epoch.
+
+    Why: redis-py takes the master named by the first Sentinel that answers. In a
+    partition, a minority Sentinel still names the old master (now without replicas,
+    refusing writes with NOREPLICAS) while the majority has failed over under a higher
+    config-epoch; asking every Sentinel and taking the newest configuration sends the
+    app to the new master whichever Sentinel is listed first. Each Sentinel is asked
+    once per discovery: retrying is the caller's policy (the connection's Retry, or the
+    hardened layer's budget), so sentinel clients should be built without retries.
+    """
+
+    def discover_master(self, service_name):
+        errors: list[str] = []
+        answered = 0
+        best = None  # (config epoch, the Sentinel, its state)
+        for sentinel in list(self.sentinels):  # a copy: other threads may reorder the list meanwhile
+            try:
+                masters = sentinel.sentinel_masters()
+            except (ConnectionError, TimeoutError) as error:
+                errors.append(_describe(sentinel, error))
+                continue
+            except ResponseError as error:  # it answered, with an error: it names no master
+                answered += 1
+                errors.append(_describe(sentinel, error))
+                continue
+            answered += 1
+            state = masters.get(service_name)
+            if state and self.check_master_state(state, service_name):
+                epoch = _config_epoch(state)
+                if best is None or epoch > best[0]:  # a tie keeps the first that answered
+                    best = (epoch, sentinel, state)
+        if best is None:
+            detail = f": {'; '.join(errors)}" if errors else ""
+            if self.sentinels and not answered:
+                raise SentinelsUnreachable(f"No Sentinel answered for {service_name!r}{detail}")
+            raise MasterNotFoundError(f"No master found for {service_name!r}{detail}")
+        _, chosen, state = best
+        # As redis-py does: the Sentinel that named the master comes first next time (wins a tie).
+        if chosen in self.sentinels:
+            sentinel_no = self.sentinels.index(chosen)
+            self.sentinels[0], self.sentinels[sentinel_no] = chosen, self.sentinels[0]
+        ip = self._force_master_ip if self._force_master_ip is not None else state["ip"]
+        return ip, state["port"]
+
+
+def _describe(sentinel: Redis, error: RedisError) -> str:
+    # redis-py 8's repr of its errors drops the message ("network:ConnectionError").
+    kwargs = sentinel.connection_pool.connection_kwargs
+    return f"{kwargs.get('host')}:{kwargs.get('port')} {type(error).__name__}: {error}"
+
+
+# The Redis node (host, port) this thread's (gthread: each request's) last command was sent to.
+_last_node: ContextVar[tuple[str, int] | None] = ContextVar("sessionproof_last_node", default=None)
+
+
+class NodeRecordingConnection(SentinelManagedConnection):
+    """A Sentinel-managed connection that records which node each command goes to (for X-Store-Node)."""
+
+    def send_packed_command(self, command, check_health=True):
+        super().send_packed_command(command, check_health)
+        _last_node.set((self.host, self.port))
+
+
+def forget_last_node() -> None:
+    _last_node.set(None)
+
+
+def last_node(client: Redis) -> tuple[str, int] | None:
+    """The node the last command since forget_last_node() went to.
+
+    A Sentinel-managed client with NodeRecordingConnection records it; a plain client
+    (SESSION_REDIS under test) has one address, so that is it."""
+    node = _last_node.get()
+    pool = client.connection_pool
+    if node is None and not isinstance(pool, SentinelConnectionPool):
+        kwargs = pool.connection_kwargs
+        if "host" in kwargs and "port" in kwargs:
+            node = (kwargs["host"], kwargs["port"])
+    return node
 
 
 # Errors that mean "the store is (briefly) not there", as opposed to a bug.
@@ -66,12 +172,15 @@ def connect_master(env: Mapping[str, str] | None = None, retries: int | None = N
     password = settings.redis_password(env)
     socket_timeout = settings.get_float("REDIS_SOCKET_TIMEOUT_S", env)
     connect_timeout = settings.get_float("REDIS_CONNECT_TIMEOUT_S", env)
-    sentinel = Sentinel(
+    sentinel = StoreSentinel(
         settings.get_addresses("SENTINELS", env),
         sentinel_kwargs={
             "password": password,
             "socket_timeout": socket_timeout,
             "socket_connect_timeout": connect_timeout,
+            # One try per Sentinel and discovery (redis-py's default is 10 with backoff, seconds per
+            # Sentinel that is down): the master connection's Retry or the hardened budget re-discovers.
+            "retry": Retry(NoBackoff(), 0),
         },
         password=password,
         socket_timeout=socket_timeout,
@@ -83,7 +192,22 @@ def connect_master(env: Mapping[str, str] | None = None, retries: int | None = N
         socket_connect_timeout=connect_timeout,
         retry=make_retry(env, retries),
         health_check_interval=5,
+        connection_class=NodeRecordingConnection,
     )
 
 
-__all__ = ["RedisError", "WriteNotReplicated", "connect_master", "is_store_unavailable", "make_backoff", "make_retry"]
+__all__ = [
+    "MasterNotFoundError",
+    "NodeRecordingConnection",
+    "RedisError",
+    "SentinelsUnreachable",
+    "StoreSentinel",
+    "WriteNotReplicated",
+    "connect_master",
+    "forget_last_node",
+    "is_store_unavailable",
+    "last_node",
+    "make_backoff",
+    "make_retry",
+    "sentinels_unreachable",
+]
