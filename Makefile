@@ -87,7 +87,7 @@ report: venv ## Render a run's summary.json, report.md and plots again from its 
 	@if [ -z "$(RUN)" ]; then echo "usage: make report RUN=results/<folder>  (or RUN=results/latest)"; exit 2; fi
 	@$(PY) -m sessionproof.report $(RUN)
 
-chaos: venv ## Inject a fault and heal it: FAULT=kill-app|pause-app|restart-apps|kill-redis-master|pause-redis-master|kill-sentinel|restart-redis-all (HOLD_S=, TARGET=, INJECT_ONLY=1, HEAL=1)
+chaos: venv ## Inject a fault and heal it: FAULT=kill-app|pause-app|restart-apps|kill-redis-master|pause-redis-master|kill-sentinel|restart-redis-all, and with NETWORK=netns partition-redis-master|partition-app|isolate-sentinel|partition-sentinels-minority|congest-redis-master (HOLD_S=, TARGET=, INJECT_ONLY=1, HEAL=1)
 	@if [ -z "$(FAULT)" ]; then echo "usage: make chaos FAULT=<fault>   (faults: scripts/chaos.sh --help)"; exit 2; fi
 	@scripts/chaos.sh $(FAULT) $(if $(TARGET),--target $(TARGET)) $(if $(HOLD_S),--hold-s $(HOLD_S)) $(if $(INJECT_ONLY),--inject-only) $(if $(HEAL),--heal-only)
 
@@ -96,5 +96,5 @@ experiment: venv ## One failover experiment: SCENARIO=failover-redis-kill (load,
 	@$(PY) -m sessionproof.experiment $(SCENARIO) \
 	|| { rc=$$?; echo "experiment exited $$rc (3: an SLO was breached, see results/latest/report.md)"; exit $$rc; }
 
-experiments: venv ## Every failover experiment plus latency and concurrency, per layer (LAYERS="stock hardened"), then results/<UTC-time>-matrix/report.md (about 9 minutes per layer)
-	@$(PY) -m sessionproof.experiment --all
+experiments: venv ## Every fault experiment plus latency and concurrency, per configuration (LAYERS="hardened stock stock-min-replicas-0"; ONLY="partition-app ..." for a subset), then results/<UTC-time>-matrix/report.md (about 15 minutes per configuration)
+	@$(PY) -m sessionproof.experiment --all $(if $(ONLY),--only "$(ONLY)")

@@ -331,6 +331,12 @@ def main(argv: list[str] | None = None) -> int:
         help=f"configurations to run --all for, space-separated, of: {', '.join(CONFIGURATIONS)} "
         '(default: the LAYERS setting, e.g. "hardened stock")',
     )
+    parser.add_argument(
+        "--only",
+        default=None,
+        help="with --all: run only these scenarios (space-separated), e.g. the network faults; no load scenarios "
+        "unless named",
+    )
     args = parser.parse_args(argv)
     if not args.all and not args.scenario:
         parser.error("name a scenario or pass --all")
@@ -338,6 +344,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.all:
             configurations = (args.layers or settings.get_str("LAYERS")).split()
             check_configurations(configurations)  # before the runtime: a typo is reported at once
+            if args.only:
+                names = args.only.split()
+                known = (*EXPERIMENTS, *LOAD_SCENARIOS)
+                unknown = [n for n in names if n not in known]
+                if unknown:
+                    raise settings.ConfigError(f"--only: unknown {unknown}; known: {', '.join(known)}")
+                run_all(
+                    [n for n in names if n in EXPERIMENTS],
+                    get_runtime(),
+                    configurations=configurations,
+                    load_scenarios=tuple(n for n in names if n in LOAD_SCENARIOS),
+                )
+                return 0
             run_all(list(EXPERIMENTS), get_runtime(), configurations=configurations)
             return 0
         _, code = run_experiment(args.scenario, get_runtime())

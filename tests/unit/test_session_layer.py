@@ -137,6 +137,30 @@ def test_a_retried_post_with_the_same_idempotency_key_applies_once(redis_client)
     assert fresh.get_json()["cart"] == ["apple", "apple"]  # a new key is a new request
 
 
+def test_a_record_read_that_the_master_does_not_hold_is_never_replayed(redis_client):
+    """During a partition the record can be read from the old master over one connection while the next
+    command goes to the new master, which never got it. The replay must not be acknowledged there."""
+    app = make_app(redis_client)
+    client = app.test_client()
+    client.post("/login", json={"user": "alice"})
+    before = set(redis_client.keys(f"{NAMESPACE}:idempotency:*"))
+    assert client.post("/cart/apple", headers={"Idempotency-Key": "key-1"}).status_code == 200
+    records = list(set(redis_client.keys(f"{NAMESPACE}:idempotency:*")) - before)
+    assert len(records) == 1
+    vanished = []
+
+    def record_gone_from_the_master():  # runs after the session and record were read, before the replay
+        if not vanished:
+            vanished.append(redis_client.delete(*records))
+
+    app.before_request_funcs[None].insert(0, record_gone_from_the_master)
+    again = client.post("/cart/apple", headers={"Idempotency-Key": "key-1"})
+    assert vanished == [1]
+    assert again.status_code == 200 and "Idempotent-Replayed" not in again.headers  # run again, not replayed
+    assert again.get_json()["cart"] == ["apple", "apple"], (again.get_json(), dict(again.headers))
+    assert client.get("/cart").get_json()["cart"] == ["apple", "apple"]
+
+
 def test_a_retry_of_a_request_that_started_the_session_applies_once(redis_client):
     app = make_app(redis_client)
     lost_response = app.test_client()  # its first answer (and so the cookie) never arrived

@@ -133,6 +133,10 @@ class SessionContended(ServiceUnavailable):
     )
 
 
+class RecordNotOnMaster(WriteNotReplicated):
+    """A write's record was read from a node that is no longer (or not) the master: re-run on the master."""
+
+
 class IdempotencyKeyReused(Exception):
     pass
 
@@ -311,20 +315,31 @@ class HardenedSessionInterface(StockSessionInterface):
                 400, "invalid_idempotency_key", "Idempotency-Key must be 1-128 printable ASCII characters, e.g. a UUID."
             )
         record = state["record"]
+        # Decided afresh on every attempt: an attempt whose replay failed (record not on the master, no
+        # replica confirmed) must not leave this set, or the next attempt's view would answer 200 and
+        # skip the commit of its session: an acknowledged write stored nowhere.
+        state["replayed"] = False
         if record is None:
             return None
-        state["replayed"] = True
         if record["fingerprint"] != self._fingerprint():
+            state["replayed"] = True  # answered from the record: nothing of this request is stored
             return error_response(
                 422,
                 "idempotency_key_reused",
                 "This Idempotency-Key was already used for a different request; send a new key per request.",
             )
-        # The record is on the master; say so only once a replica has it too (EXPIRE gives WAIT an offset).
+        # Say so only once the record is on the current master AND a replica has it (EXPIRE gives WAIT an
+        # offset). The record was read on another connection, which during a partition can still point at
+        # the old master: there it may be a write no replica ever got. EXPIRE answers 0 where the record is
+        # absent, and then propagates nothing, so WAIT would confirm an older offset: never replay on that.
         pipe = self.client.pipeline(transaction=False)
         pipe.expire(self._record_key(state), self.idempotency_ttl_s)
         pipe.wait(self.wait_replicas, self.wait_timeout_ms)
-        self._require_replicas(pipe.execute()[-1])
+        extended, acknowledged = pipe.execute()
+        if not extended:
+            raise RecordNotOnMaster("the idempotency record read is not on the current master")
+        self._require_replicas(acknowledged)
+        state["replayed"] = True
         response = self.app.response_class(record["body"], status=record["status"])
         response.headers.remove("Content-Type")
         for name, value in record["headers"]:
