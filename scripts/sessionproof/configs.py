@@ -114,7 +114,7 @@ def nginx_conf(
             "proxy_read_timeout_s": settings.get_int("NGINX_PROXY_READ_TIMEOUT_S", env, minimum=1),
             "next_upstream_tries": max(len(upstreams), 2),
             # Re-sending a POST to another replica is safe only where the app deduplicates it (Idempotency-Key).
-            "next_upstream": "error timeout http_503 non_idempotent"
+            "next_upstream": "error timeout http_502 non_idempotent"
             if settings.get_choice("SESSION_LAYER", LAYERS, env) == "hardened"
             else "error timeout",
             "request_max_bytes": settings.get_int("REQUEST_MAX_BYTES", env, minimum=64),

@@ -377,7 +377,7 @@ class LocalRuntime:
                     self.resume(name)  # a node left paused by a fault would never answer
             wait_until(check, timeout_s, what, interval_s=0.2, hint=f"logs: {self.state_dir / 'logs'}")
             progress(f"  ok: {what}")
-            if group is self.config.redis_nodes:
+            if group[0].kind == "redis":
                 self._apply_min_replicas()
         if nginx_changed:
             # Only then: a reload closes idle client connections, which a client can see as an error.

@@ -9,6 +9,8 @@ import time
 import pytest
 
 from sessionproof import probes
+from sessionproof.local import LocalRuntime
+from sessionproof.topology import StackConfig
 from sessionproof.waiting import wait_until
 from support import observe, wait_for_new_master
 
@@ -174,3 +176,23 @@ def test_the_unloaded_probe_measures_both_endpoints(healthy_stack):
     histograms = measure(healthy_stack.config.entry_url, requests_per_endpoint=20, warmup=2)
     assert {name: h.get_total_count() for name, h in histograms.items()} == {"GET /ping": 20, "GET /cart": 20}
     assert all(0 < h.get_value_at_percentile(50) <= h.get_max_value() for h in histograms.values())
+
+
+def test_up_applies_min_replicas_to_the_running_redis_nodes(healthy_stack):
+    """make experiments switches REDIS_MIN_REPLICAS_TO_WRITE between configurations without `make clean`."""
+
+    def settings_on_nodes() -> set[str]:
+        values = set()
+        for node in healthy_stack.nodes("redis"):
+            with probes.redis_client(node.host, node.port, healthy_stack.password) as client:
+                values.add(client.config_get("min-replicas-to-write")["min-replicas-to-write"])
+        return values
+
+    assert settings_on_nodes() == {"1"}
+    unguarded = LocalRuntime(StackConfig.from_env({**healthy_stack.config.env, "REDIS_MIN_REPLICAS_TO_WRITE": "0"}))
+    try:
+        unguarded.up(progress=lambda *_: None)
+        assert settings_on_nodes() == {"0"}
+    finally:
+        healthy_stack.up(progress=lambda *_: None)
+    assert settings_on_nodes() == {"1"}

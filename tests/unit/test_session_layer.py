@@ -248,7 +248,7 @@ def sentinel_app(sentinels, layer="hardened", **env):
     )
 
 
-def test_a_replica_that_reaches_no_sentinel_answers_503_at_once(split_brain_sentinels, caplog):
+def test_a_replica_that_reaches_no_sentinel_answers_502_at_once(split_brain_sentinels, caplog):
     paused = split_brain_sentinels["old"]["sentinel_process"]
     refused = ("127.0.0.1", free_port_block(1))  # nothing listens: connection refused
     # A paused Sentinel accepts TCP (the kernel does) but never answers: a timeout, as behind a partition.
@@ -262,10 +262,10 @@ def test_a_replica_that_reaches_no_sentinel_answers_503_at_once(split_brain_sent
     finally:
         os.kill(paused.pid, signal.SIGCONT)
     assert elapsed_s < 3, (
-        f"answered after {elapsed_s:.1f}s: a replica cut off from every Sentinel must answer 503 at once, so that "
+        f"answered after {elapsed_s:.1f}s: a replica cut off from every Sentinel must answer 502 at once, so that "
         "nginx re-sends the request to another replica, not after its 6 s STORE_RETRY_BUDGET_S"
     )
-    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+    assert response.status_code == 502 and response.headers["Retry-After"] == "1"
     assert response.get_json()["error"] == "store_unreachable_from_replica"
     assert STORE_NODE_HEADER not in response.headers
     (record,) = [r for r in caplog.records if r.name == app.logger.name]
@@ -317,3 +317,17 @@ def test_an_acknowledged_write_names_the_master_sentinel_sent_it_to(split_brain_
     assert read.get_json()["cart"] == ["apple"]
     # Hardened does not rewrite an unchanged session; stock sets it again on every request.
     assert read.headers.get(STORE_NODE_HEADER) == (None if layer == "hardened" else written.headers[STORE_NODE_HEADER])
+
+
+def test_wait_all_asks_for_every_online_replica_and_a_missing_one_blocks_the_acknowledgement(redis_client):
+    """With `all` the master's one online replica must confirm; asking for two (one missing) acknowledges nothing."""
+    everyone = make_app(redis_client, env={"SESSION_WAIT_REPLICAS": "all"})
+    assert everyone.session_interface._replicas_to_wait() == 1  # the fixture's master has one replica
+    client = everyone.test_client()
+    assert client.post("/login", json={"user": "alice"}).status_code == 200
+    two = make_app(redis_client, env={"SESSION_WAIT_REPLICAS": "2"}).test_client()
+    two.set_cookie(COOKIE, client.get_cookie(COOKIE).value)
+    refused = two.post("/cart/apple")
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+    # Unacknowledged, not undone: the master holds it (an indeterminate write, as after a timeout).
+    assert client.get("/cart").get_json()["cart"] == ["apple"]

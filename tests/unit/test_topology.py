@@ -80,7 +80,7 @@ def test_nginx_round_robins_over_every_replica_without_stickiness(rendered):
         "zone app 64k;",
         "keepalive 32;",
         "keepalive_timeout 60s;",
-        "proxy_next_upstream error timeout http_503 non_idempotent;",
+        "proxy_next_upstream error timeout http_502 non_idempotent;",
         "proxy_set_header Idempotency-Key $idempotency_key;",
     ):
         assert directive in text

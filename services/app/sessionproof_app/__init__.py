@@ -46,6 +46,13 @@ class SessionproofFlask(Flask):
         super().log_exception(exc_info)
 
 
+def _wait_replicas(env: Mapping[str, str] | None) -> int | None:
+    """SESSION_WAIT_REPLICAS: None for `all` (every online replica), else the number."""
+    if settings.get_str("SESSION_WAIT_REPLICAS", env).lower() == "all":
+        return None
+    return settings.get_int("SESSION_WAIT_REPLICAS", env, minimum=0)
+
+
 def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Flask:
     """Defaults, then the environment, then `test_config` (which may pass SESSION_REDIS)."""
     app = SessionproofFlask(__name__)
@@ -77,7 +84,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
             app,
             retry_budget_s=settings.get_float("STORE_RETRY_BUDGET_S", env),
             backoff=store.make_backoff(env),
-            wait_replicas=settings.get_int("SESSION_WAIT_REPLICAS", env, minimum=0),
+            wait_replicas=_wait_replicas(env),
             wait_timeout_ms=settings.get_int("SESSION_WAIT_TIMEOUT_MS", env, minimum=1),
             idempotency_ttl_s=settings.get_int("IDEMPOTENCY_TTL_S", env, minimum=1),
             max_conflict_retries=settings.get_int("SESSION_CONFLICT_RETRIES", env, minimum=0),

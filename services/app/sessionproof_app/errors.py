@@ -12,18 +12,21 @@ def error_response(status: int, code: str, message: str, **extra):
     body = {"error": code, "message": message, "servedBy": current_app.config["INSTANCE_ID"], **extra}
     response = jsonify(body)
     response.status_code = status
-    if status == 503:
+    if status in (502, 503):
         response.headers["Retry-After"] = str(current_app.config["RETRY_AFTER_S"])
     return response
 
 
 def _store_error_response(error: BaseException):
     if is_store_unavailable(error):
-        # The hardened layer stops at once when this replica reaches no Sentinel (see session_layer);
-        # nginx re-sends its 503s to another replica. Stock keeps its one answer.
+        # The hardened layer stops at once when this replica reaches no Sentinel (see session_layer).
+        # 502, not 503: nginx re-sends a 502 to another replica and counts it against this one
+        # (max_fails), which is what a cut-off replica deserves; a 503 (a store outage every replica
+        # sees) is passed to the client as it is, so it cannot take every replica out of rotation.
+        # Stock keeps its one answer.
         if current_app.session_interface.layer == "hardened" and sentinels_unreachable(error) is not None:
             return error_response(
-                503,
+                502,
                 "store_unreachable_from_replica",
                 "This replica cannot reach any Sentinel, so it cannot reach the session store; the request "
                 "was not acknowledged. Send it to another replica (with the same Idempotency-Key), or retry shortly.",

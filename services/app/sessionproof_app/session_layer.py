@@ -20,7 +20,7 @@ views and `flask.session` are unchanged) and adds, per request:
   a read-only or replica-less master, or a write no replica confirmed makes the
   whole request run again after a backoff, on a freshly discovered master.
   Only a spent budget answers 503 with Retry-After, except on a replica that
-  reaches no Sentinel at all (cut off from the store): it answers 503 at once
+  reaches no Sentinel at all (cut off from the store): it answers 502 at once
   (`store_unreachable_from_replica`), and nginx re-sends the request to another
   replica, which can serve it now.
 - **compare-and-set commits**: the save is a Lua script that writes only if
@@ -74,6 +74,7 @@ LAYERS = ("hardened", "stock")
 # Printable ASCII without spaces, as in draft-ietf-httpapi-idempotency-key-header; a UUID fits.
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 _STATE = "sessionproof.hardened"
+ONLINE_REPLICAS_TTL_S = 1.0  # how old the count of online replicas (SESSION_WAIT_REPLICAS=all) may be
 _STORE_NODE = "sessionproof.store_node"
 # Headers a replayed response must repeat; the rest (X-Served-By, ...) belong to whoever replays it.
 _RECORDED_HEADERS = ("Content-Type", "Set-Cookie", "Vary")
@@ -172,7 +173,7 @@ class HardenedSessionInterface(StockSessionInterface):
         *,
         retry_budget_s: float,
         backoff: ExponentialWithJitterBackoff,
-        wait_replicas: int,
+        wait_replicas: int | None,
         wait_timeout_ms: int,
         idempotency_ttl_s: int,
         max_conflict_retries: int,
@@ -183,7 +184,12 @@ class HardenedSessionInterface(StockSessionInterface):
         self.namespace = namespace
         self.retry_budget_s = retry_budget_s
         self.backoff = backoff
-        self.wait_replicas = wait_replicas
+        # None: every replica the master has online. WAIT 1 with two replicas is not enough: the
+        # replica that confirmed may not be the one Sentinel promotes (its view of the offsets can be a
+        # second old), and then an acknowledged write is gone. A congested master showed exactly that.
+        self.wait_all = wait_replicas is None
+        self.wait_replicas = 1 if wait_replicas is None else wait_replicas
+        self._online_replicas: tuple[int, float] | None = None  # (count, when read)
         self.wait_timeout_ms = wait_timeout_ms
         self.idempotency_ttl_s = idempotency_ttl_s
         self.max_conflict_retries = max_conflict_retries
@@ -246,7 +252,7 @@ class HardenedSessionInterface(StockSessionInterface):
             raise error
         if store.sentinels_unreachable(error) is not None:
             # Why stop now: this replica reaches no Sentinel (it is cut off, e.g. partitioned), while
-            # the other replicas may well reach the store. Its 503 (store_unreachable_from_replica)
+            # the other replicas may well reach the store. Its 502 (store_unreachable_from_replica)
             # makes nginx re-send the request to another replica at once, instead of the client
             # waiting out the budget here for the same 503. Nothing was acknowledged: this error is
             # raised before a command is sent on a new connection, and a write that may have landed
@@ -332,13 +338,14 @@ class HardenedSessionInterface(StockSessionInterface):
         # offset). The record was read on another connection, which during a partition can still point at
         # the old master: there it may be a write no replica ever got. EXPIRE answers 0 where the record is
         # absent, and then propagates nothing, so WAIT would confirm an older offset: never replay on that.
+        needed = self._replicas_to_wait()
         pipe = self.client.pipeline(transaction=False)
         pipe.expire(self._record_key(state), self.idempotency_ttl_s)
-        pipe.wait(self.wait_replicas, self.wait_timeout_ms)
+        pipe.wait(needed, self.wait_timeout_ms)
         extended, acknowledged = pipe.execute()
         if not extended:
             raise RecordNotOnMaster("the idempotency record read is not on the current master")
-        self._require_replicas(acknowledged)
+        self._require_replicas(acknowledged, needed)
         state["replayed"] = True
         response = self.app.response_class(record["body"], status=record["status"])
         response.headers.remove("Content-Type")
@@ -347,10 +354,25 @@ class HardenedSessionInterface(StockSessionInterface):
         response.headers[REPLAYED_HEADER] = "true"
         return response
 
-    def _require_replicas(self, acknowledged: int) -> None:
-        if self.wait_replicas and acknowledged < self.wait_replicas:
+    def _replicas_to_wait(self) -> int:
+        """How many replicas WAIT asks for now: SESSION_WAIT_REPLICAS, or with `all` every online one."""
+        if not (self.wait_all and self.wait_replicas):
+            return self.wait_replicas
+        cached = self._online_replicas
+        if cached is None or time.monotonic() - cached[1] > ONLINE_REPLICAS_TTL_S:
+            info = self.client.info("replication")
+            online = sum(
+                1 for key, value in info.items() if key.startswith("slave") and isinstance(value, dict)
+                and value.get("state") == "online"
+            )  # fmt: skip
+            cached = self._online_replicas = (online, time.monotonic())
+        return max(self.wait_replicas, cached[0])
+
+    def _require_replicas(self, acknowledged: int, needed: int) -> None:
+        if needed and acknowledged < needed:
+            self._online_replicas = None  # the master or its replicas may have changed: look again
             raise WriteNotReplicated(
-                f"WAIT: {acknowledged} of {self.wait_replicas} replicas confirmed within {self.wait_timeout_ms} ms"
+                f"WAIT: {acknowledged} of {needed} replicas confirmed within {self.wait_timeout_ms} ms"
             )
 
     # ------------------------------------------------------------------ save
@@ -415,14 +437,15 @@ class HardenedSessionInterface(StockSessionInterface):
             record,
             self.idempotency_ttl_s,
         )
-        if self.wait_replicas:
-            pipe.wait(self.wait_replicas, self.wait_timeout_ms)
+        needed = self._replicas_to_wait()
+        if needed:
+            pipe.wait(needed, self.wait_timeout_ms)
         store.forget_last_node()
         replies = pipe.execute()
         outcome = replies[0].decode() if isinstance(replies[0], bytes) else replies[0]
         if outcome != "OK":
             raise SessionConflict(outcome)  # DUPLICATE too: the retry finds the record and replays it
-        if self.wait_replicas:
-            self._require_replicas(replies[1])
+        if needed:
+            self._require_replicas(replies[1], needed)
         # Committed and acknowledged: name the node the script and WAIT went to (one connection).
         set_store_node_header(response, store.last_node(self.client))

@@ -85,8 +85,10 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "SESSION_WAIT_REPLICAS",
-        "1",
-        "Hardened layer: replicas that must confirm a session write (WAIT) before it is acknowledged; 0 = no WAIT.",
+        "all",
+        "Hardened layer: replicas that must confirm a session write (WAIT) before it is acknowledged: `all` = every "
+        "replica the master has online (at least 1; checked once a second), so that whichever Sentinel promotes "
+        "has the write; a number N = at least N; 0 = no WAIT.",
         "app",
     ),
     Setting("SESSION_WAIT_TIMEOUT_MS", "300", "Hardened layer: how long WAIT waits for those replicas.", "app"),
@@ -180,8 +182,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "CONGEST_RATE_KBIT",
         "256",
-        "congest-redis-master: the rate (kbit/s, each way) the master's link is limited to; the session traffic "
-        "of the failover scenarios needs about 1 Mbit/s there.",
+        "congest-redis-master: the rate (kbit/s, each way) the master's link is limited to, below what the "
+        "failover scenarios' session and replication traffic needs there (a few hundred kbit/s and more).",
         "stack",
     ),
     # --- load tests -------------------------------------------------------
