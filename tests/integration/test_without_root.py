@@ -54,6 +54,12 @@ def test_a_user_without_root_gets_a_loopback_stack_and_a_clear_refusal_of_networ
         "PYTHONDONTWRITEBYTECODE": "1",
         "NETWORK": "auto",
     }
+    usable = as_nobody(env, "sessionproof.netns", timeout_s=30)  # imports the harness, does nothing
+    if usable.returncode != 0:
+        pytest.skip(
+            f"nobody cannot run this venv's Python ({os.path.realpath(sys.executable)}, e.g. under a root-only "
+            f"folder): {usable.stderr.strip().splitlines()[-1] if usable.stderr.strip() else usable.returncode}"
+        )
     try:
         up = as_nobody(env, "sessionproof.stack", "up")
         assert up.returncode == 0, up.stdout + up.stderr
