@@ -1,4 +1,4 @@
-"""sessionproof's operator side: runtimes, stack control and (later) chaos and reports."""
+"""sessionproof's operator side: runtimes, stack control, load runs, chaos and reports."""
 
 from pathlib import Path
 

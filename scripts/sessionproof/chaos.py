@@ -4,8 +4,9 @@
     python -m sessionproof.chaos pause-app --hold-s 5 --target app-2
     python -m sessionproof.chaos kill-app --inject-only       # and later: --heal-only
 
-Process faults use SIGKILL and SIGSTOP, never SIGTERM: Redis 7 waits for its replicas
-on SIGTERM, which would hide the losses the harness is there to show. Network faults
+Redis faults use SIGKILL and SIGSTOP, never SIGTERM: Redis 7 waits for its replicas
+on SIGTERM, which would hide the losses the harness is there to show. Only the rolling
+restart of the apps (restart-apps) stops gracefully, with SIGTERM, as a deployment would. Network faults
 (partition-*, isolate-sentinel, congest-redis-master) cut or slow chosen links between
 nodes and need a stack with NETWORK=netns; on any other they fail at once, saying why. Each inject
 and heal is written, with timestamps, to the events.jsonl of the load run in

@@ -17,8 +17,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-MISMATCH_CLASSES = ("lost_writes", "stale_reads", "sessions_lost", "foreign_sessions")
-
 
 @dataclass
 class Verdict:

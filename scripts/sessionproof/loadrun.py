@@ -21,6 +21,8 @@ import psutil
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
+from sessionproof_app import settings
+
 from . import report, runs, scenarios
 from .recorder import Recorder
 from .topology import StackConfig
@@ -142,16 +144,15 @@ def _meta(environment) -> dict:
     started = _run["test_started"] or _run["started_at"]
     stopped = _run["test_stopped"] or dt.datetime.now(dt.UTC)
     options = environment.parsed_options
+    stack = settings.get_str("STACK")
     try:
         config = StackConfig.from_env()
         # Each node's host and port: the report maps a response's X-Store-Node ("host:port") to a node name.
         topology = {
-            "runtime": "local",
-            "network": getattr(config, "network", None),
+            "runtime": stack,
+            "network": config.network if stack == "local" else None,
             "apps": config.apps,
-            "nodes": [
-                {"name": n.name, "kind": n.kind, "host": getattr(n, "host", None), "port": n.port} for n in config.nodes
-            ],
+            "nodes": [{"name": n.name, "kind": n.kind, "host": n.host, "port": n.port} for n in config.nodes],
         }
     except ValueError as error:
         topology = {"error": str(error)}
@@ -160,7 +161,7 @@ def _meta(environment) -> dict:
         "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "ended_at": stopped.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "duration_s": round((stopped - started).total_seconds(), 3),
-        "stack": "local",
+        "stack": stack,
         "host_url": environment.host,
         "command": runs.command_line(),
         "locust": {

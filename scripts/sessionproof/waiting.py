@@ -1,4 +1,4 @@
-"""Waiting on conditions with deadlines: the only way this project waits."""
+"""Waiting on conditions with deadlines, instead of bare sleeps."""
 
 from __future__ import annotations
 

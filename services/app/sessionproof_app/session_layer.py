@@ -138,10 +138,6 @@ class RecordNotOnMaster(WriteNotReplicated):
     """A write's record was read from a node that is no longer (or not) the master: re-run on the master."""
 
 
-class IdempotencyKeyReused(Exception):
-    pass
-
-
 # KEYS: [1] the session key as read (may be absent), [2] the key to write, [3] the idempotency record.
 # ARGV: [1] bytes read from KEYS[1] ('' = it did not exist), [2] new session bytes ('' = delete),
 #       [3] session TTL s, [4] the idempotency record, [5] its TTL s.

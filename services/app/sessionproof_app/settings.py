@@ -1,7 +1,7 @@
 """Every configuration name of sessionproof, with its default and meaning.
 
 This module is the one home of configuration: the app, the local runtime and
-(later) compose and k8s read the same names. `python -m sessionproof.stack
+compose and k8s read the same names. `python -m sessionproof.stack
 config` prints the table, and the README's table is checked against it.
 """
 
@@ -211,7 +211,7 @@ class ConfigError(ValueError):
     """A setting has a value that cannot be used; the message says which and how to fix it."""
 
 
-def raw(name: str, env: Mapping[str, str] | None = None) -> str:
+def get_str(name: str, env: Mapping[str, str] | None = None) -> str:
     env = os.environ if env is None else env
     setting = BY_NAME[name]
     value = env.get(name, "").strip()
@@ -222,15 +222,11 @@ def raw(name: str, env: Mapping[str, str] | None = None) -> str:
     return setting.default
 
 
-def get_str(name: str, env: Mapping[str, str] | None = None) -> str:
-    return raw(name, env)
-
-
 def redis_password(env: Mapping[str, str] | None = None) -> str:
     """REDIS_PASSWORD, or the content of REDIS_PASSWORD_FILE when that is set (container secrets)."""
-    path = raw("REDIS_PASSWORD_FILE", env)
+    path = get_str("REDIS_PASSWORD_FILE", env)
     if not path:
-        return raw("REDIS_PASSWORD", env)
+        return get_str("REDIS_PASSWORD", env)
     try:
         with open(path, encoding="utf-8") as secret:
             return secret.read().strip()
@@ -241,7 +237,7 @@ def redis_password(env: Mapping[str, str] | None = None) -> str:
 
 
 def get_int(name: str, env: Mapping[str, str] | None = None, minimum: int | None = None) -> int:
-    value = raw(name, env)
+    value = get_str(name, env)
     try:
         number = int(value)
     except ValueError:
@@ -252,7 +248,7 @@ def get_int(name: str, env: Mapping[str, str] | None = None, minimum: int | None
 
 
 def get_float(name: str, env: Mapping[str, str] | None = None) -> float:
-    value = raw(name, env)
+    value = get_str(name, env)
     try:
         number = float(value)
     except ValueError:
@@ -263,7 +259,7 @@ def get_float(name: str, env: Mapping[str, str] | None = None) -> float:
 
 
 def get_bool(name: str, env: Mapping[str, str] | None = None) -> bool:
-    value = raw(name, env).lower()
+    value = get_str(name, env).lower()
     if value in ("1", "true", "yes", "on"):
         return True
     if value in ("0", "false", "no", "off"):
@@ -272,14 +268,14 @@ def get_bool(name: str, env: Mapping[str, str] | None = None) -> bool:
 
 
 def get_choice(name: str, choices: tuple[str, ...], env: Mapping[str, str] | None = None) -> str:
-    value = raw(name, env).lower()
+    value = get_str(name, env).lower()
     if value not in choices:
         raise ConfigError(f"{name}={value!r} is not one of: {', '.join(choices)}")
     return value
 
 
 def get_addresses(name: str, env: Mapping[str, str] | None = None) -> list[tuple[str, int]]:
-    value = raw(name, env)
+    value = get_str(name, env)
     addresses = []
     for part in value.split(","):
         host, sep, port = part.strip().rpartition(":")

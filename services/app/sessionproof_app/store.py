@@ -155,7 +155,7 @@ def make_backoff(env: Mapping[str, str] | None = None) -> ExponentialWithJitterB
 
 def make_retry(env: Mapping[str, str] | None = None, retries: int | None = None) -> Retry:
     # Without an explicit Retry, Sentinel-managed connections do not retry at all
-    # (see DESIGN.md); with it, a retried command reconnects and so re-asks
+    # (redis-py's Sentinel-managed connections); with it, a retried command reconnects and so re-asks
     # Sentinel for the master.
     return Retry(
         make_backoff(env),

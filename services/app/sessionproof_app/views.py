@@ -1,4 +1,4 @@
-"""The session contract of DESIGN.md: login, cart, logout, logout-all, probes."""
+"""The session contract (README, "The session contract"): login, cart, logout, logout-all, probes."""
 
 from __future__ import annotations
 
