@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml scripts/requirements.lock
 	@echo "creating $(VENV) from scripts/requirements.lock"
 	@$(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r scripts/requirements.lock
-	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e '.[dev]'
+	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e '.[harness,test,dev]'
 	@touch $@
 
 up: deps venv ## Start redis x3, sentinel x3, app x APPS (default 3) and nginx; wait until healthy (STACK=compose|k8s too)
@@ -69,9 +69,12 @@ test: deps venv lint validate ## Run every test (make validate, unit tests and t
 test-quick: venv ## Run the tests that start no stack
 	@$(PY) -m pytest -m "not stack"
 
-lock: ## Re-resolve scripts/requirements.lock from pyproject.toml
+lock: ## Re-resolve scripts/requirements.lock (everything) and scripts/requirements-app.lock (the app image) from pyproject.toml
 	@rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
-	@.lock-venv/bin/pip install --quiet '.[dev]'
+	@.lock-venv/bin/pip install --quiet .
+	@(echo "# The app's packages alone (the app image installs these), resolved and pinned. Regenerate with: make lock"; \
+	  .lock-venv/bin/pip freeze --exclude-editable | grep -v '^sessionproof') > scripts/requirements-app.lock
+	@.lock-venv/bin/pip install --quiet '.[harness,test,dev]'
 	@(echo "# Every package of the environment, resolved and pinned (pip freeze). Regenerate with: make lock"; \
 	  .lock-venv/bin/pip freeze --exclude-editable | grep -v '^sessionproof') > scripts/requirements.lock
 	@rm -rf .lock-venv
