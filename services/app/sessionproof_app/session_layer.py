@@ -1,45 +1,10 @@
 """The two session layers, both Flask-Session 0.8's Redis interface underneath; SESSION_LAYER picks one.
 
-`stock` is Flask-Session as documented (one msgpack blob per session, GET on
-open, SET EX on save), plus what the harness needs around it:
-
-- paths without a session (`/ping`, `/healthz`, `/readyz`) never touch Redis,
-  so `/ping` is an honest no-session baseline and the probes work while the
-  store is down;
-- a response that failed (5xx) does not write the session back: the request's
-  change was not accepted, so it must not be stored;
-- a response whose session write the store acknowledged names the Redis node
-  that took it in `X-Store-Node: host:port` (how the harness counts, in a split
-  brain, the writes each master acknowledged); a response that wrote nothing
-  has no such header.
-
-`hardened` keeps the same storage (one blob per session key, so the app's
-views and `flask.session` are unchanged) and adds, per request:
-
-- **one bounded retry budget** (STORE_RETRY_BUDGET_S): an unreachable store,
-  a read-only or replica-less master, or a write no replica confirmed makes the
-  whole request run again after a backoff, on a freshly discovered master.
-  Only a spent budget answers 503 with Retry-After, except on a replica that
-  reaches no Sentinel at all (cut off from the store): it answers 502 at once
-  (`store_unreachable_from_replica`), and nginx re-sends the request to another
-  replica, which can serve it now.
-- **compare-and-set commits**: the save is a Lua script that writes only if
-  the session key still holds the bytes this request read. On a conflict the
-  request is run again on the fresh session (the view re-applies its change),
-  so concurrent requests of one session lose no update, and a session deleted
-  by a logout is never written back: the retry finds no session and starts a
-  new anonymous one under a new id.
-- **replicated acknowledgements**: `WAIT SESSION_WAIT_REPLICAS
-  SESSION_WAIT_TIMEOUT_MS` rides in the same round trip as the commit; a
-  write that no replica confirmed is not acknowledged (the request retries).
-- **touch without rewrite**: the session is read with `GETEX ... EX ttl`, which
-  slides its expiry in the same round trip; an unchanged session is never
-  written again.
-- **Idempotency-Key**: the response of every committed write is stored in the
-  same script, under the key the client (or nginx, with its `$request_id`)
-  sent. A request whose key already has a record gets that response again
-  (`Idempotent-Replayed: true`) instead of running twice; a key reused for a
-  different request gets 422.
+`stock` is Flask-Session as documented, plus sessionless probes, no write-back of
+failed requests and the `X-Store-Node` header. `hardened` adds a retry budget,
+compare-and-set commits, WAIT for every online replica, touch without rewrite and
+Idempotency-Key replays. Each property and why it is there: docs/design.md,
+"Session layers".
 
 Views must be deterministic in (request, session) and keep their other Redis
 effects idempotent, because the hardened layer may run them more than once.
