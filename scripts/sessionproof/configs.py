@@ -85,6 +85,24 @@ def sentinel_conf(
     )
 
 
+def check_timeouts(env: Mapping[str, str]) -> None:
+    """The settings that only work together; every runtime and `make generate` apply this."""
+    keepalive_s = settings.get_int("GUNICORN_KEEPALIVE_S", env)
+    upstream_s = settings.get_int("NGINX_UPSTREAM_KEEPALIVE_TIMEOUT_S", env)
+    if keepalive_s <= upstream_s:
+        raise settings.ConfigError(
+            f"GUNICORN_KEEPALIVE_S={keepalive_s} must be longer than NGINX_UPSTREAM_KEEPALIVE_TIMEOUT_S={upstream_s}, "
+            "or nginx can send a request on a connection gunicorn is closing"
+        )
+    budget_s = settings.get_float("STORE_RETRY_BUDGET_S", env)
+    read_timeout_s = settings.get_int("NGINX_PROXY_READ_TIMEOUT_S", env)
+    if budget_s + 2 > read_timeout_s:
+        raise settings.ConfigError(
+            f"STORE_RETRY_BUDGET_S={budget_s:g} leaves too little of NGINX_PROXY_READ_TIMEOUT_S={read_timeout_s}: "
+            "keep the budget at least 2 s shorter, or nginx gives up on requests the app is still retrying"
+        )
+
+
 def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)

@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 
 from sessionproof_app import settings
 
-from . import REPO_ROOT
+from . import REPO_ROOT, configs
 from .deploy import APP_PORT, NGINX_PORT, REDIS_PORT, SENTINEL_PORT
 from .topology import Node, StackConfig
 
@@ -159,6 +159,7 @@ class ComposeRuntime(_SentinelQueries):
 
     # ------------------------------------------------------------ lifecycle
     def up(self, timeout_s: float | None = None, progress=print) -> None:
+        configs.check_timeouts(self.config.env)
         timeout_s = timeout_s or settings.get_int("STACK_UP_TIMEOUT_S", self.config.env, minimum=1)
         if not PASSWORD_FILE.exists():
             PASSWORD_FILE.write_text(settings.redis_password(self.config.env))
@@ -249,6 +250,7 @@ class K8sRuntime(_SentinelQueries):
 
     # ------------------------------------------------------------ lifecycle
     def up(self, timeout_s: float | None = None, progress=print) -> None:
+        configs.check_timeouts(self.config.env)
         timeout_s = timeout_s or settings.get_int("STACK_UP_TIMEOUT_S", self.config.env, minimum=1)
         progress(f"kubectl apply -k {self.overlay.relative_to(REPO_ROOT)}")
         self.run(["kubectl", "apply", "-k", str(self.overlay)])

@@ -489,6 +489,7 @@ def _locust_documents() -> list[dict]:
 def generated_files(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """Repository-relative path -> content, from the settings' defaults (not the caller's environment)."""
     env = {} if env is None else env
+    configs.check_timeouts(env)
     return {**compose_files(env), **k8s_files(env)}
 
 

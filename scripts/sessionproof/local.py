@@ -180,20 +180,7 @@ class LocalRuntime:
         )
 
     def _render_nginx(self) -> bool:
-        keepalive_s = settings.get_int("GUNICORN_KEEPALIVE_S", self.config.env)
-        upstream_s = settings.get_int("NGINX_UPSTREAM_KEEPALIVE_TIMEOUT_S", self.config.env)
-        if keepalive_s <= upstream_s:
-            raise StackError(
-                f"GUNICORN_KEEPALIVE_S={keepalive_s} must be longer than NGINX_UPSTREAM_KEEPALIVE_TIMEOUT_S={upstream_s}, "
-                "or nginx can send a request on a connection gunicorn is closing"
-            )
-        budget_s = settings.get_float("STORE_RETRY_BUDGET_S", self.config.env)
-        read_timeout_s = settings.get_int("NGINX_PROXY_READ_TIMEOUT_S", self.config.env)
-        if budget_s + 2 > read_timeout_s:
-            raise StackError(
-                f"STORE_RETRY_BUDGET_S={budget_s:g} leaves too little of NGINX_PROXY_READ_TIMEOUT_S={read_timeout_s}: "
-                "keep the budget at least 2 s shorter, or nginx gives up on requests the app is still retrying"
-            )
+        configs.check_timeouts(self.config.env)
         text = self.nginx_text()
         return write_if_changed(self.state_dir / "nginx" / "nginx.conf", text)
 

@@ -97,10 +97,25 @@ def test_nginx_re_sends_posts_only_for_the_hardened_layer(tmp_path):
     assert "proxy_next_upstream error timeout non_idempotent" not in text
 
 
-def test_a_retry_budget_longer_than_nginx_waits_is_refused(tmp_path):
+def test_a_retry_budget_longer_than_nginx_waits_is_refused_by_every_runtime_and_by_generate(tmp_path):
+    from sessionproof.containers import make_runtime
+    from sessionproof.deploy import generated_files
+
     env = {"STATE_DIR": str(tmp_path), "STORE_RETRY_BUDGET_S": "9", "NGINX_PROXY_READ_TIMEOUT_S": "10"}
-    with pytest.raises(StackError, match="STORE_RETRY_BUDGET_S=9 leaves too little of NGINX_PROXY_READ_TIMEOUT_S=10"):
+    refused = "STORE_RETRY_BUDGET_S=9 leaves too little of NGINX_PROXY_READ_TIMEOUT_S=10"
+    with pytest.raises(settings.ConfigError, match=refused):
         LocalRuntime(StackConfig.from_env(env)).render()
+    with pytest.raises(settings.ConfigError, match=refused):
+        generated_files(env)
+    for stack in ("compose", "k8s"):
+        with pytest.raises(settings.ConfigError, match=refused):  # before any docker or kubectl command
+            make_runtime(stack, {**env, "STACK": stack}, runner=_no_commands).up(progress=lambda *_: None)
+    with pytest.raises(settings.ConfigError, match="GUNICORN_KEEPALIVE_S=60 must be longer"):
+        generated_files({"GUNICORN_KEEPALIVE_S": "60"})
+
+
+def _no_commands(argv, *args, **kwargs):
+    raise AssertionError(f"ran {argv} although the settings do not fit together")
 
 
 def test_supervisor_runs_every_node_and_restarts_none_by_itself(rendered):
@@ -113,7 +128,7 @@ def test_supervisor_runs_every_node_and_restarts_none_by_itself(rendered):
 
 def test_gunicorn_keepalive_must_outlive_nginx_keepalive(tmp_path):
     env = {"STATE_DIR": str(tmp_path), "GUNICORN_KEEPALIVE_S": "30", "NGINX_UPSTREAM_KEEPALIVE_TIMEOUT_S": "60"}
-    with pytest.raises(StackError, match="GUNICORN_KEEPALIVE_S=30 must be longer"):
+    with pytest.raises(settings.ConfigError, match="GUNICORN_KEEPALIVE_S=30 must be longer"):
         LocalRuntime(StackConfig.from_env(env)).render()
 
 
