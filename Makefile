@@ -10,7 +10,7 @@ STACK_CLI := $(PY) -m sessionproof.stack
 
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: generate validate help deps venv up down status logs clean config lint format test test-quick lock unloaded loadtest report chaos experiment experiments
+.PHONY: generate validate help deps venv up down status logs clean config lint format test test-quick lock unloaded loadtest report check chaos experiment experiments
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -89,6 +89,10 @@ loadtest: venv ## Headless Locust run: SCENARIO=mixed|latency|bounce|concurrency
 report: venv ## Render a run's summary.json, report.md and plots again from its raw data: RUN=results/<folder>
 	@if [ -z "$(RUN)" ]; then echo "usage: make report RUN=results/<folder>  (or RUN=results/latest)"; exit 2; fi
 	@$(PY) -m sessionproof.report $(RUN)
+
+check: venv ## Judge a run's raw/history.jsonl again and rewrite its correctness figures: RUN=results/<folder> (exit 3: a violation)
+	@if [ -z "$(RUN)" ]; then echo "usage: make check RUN=results/<folder>  (or RUN=results/latest)"; exit 2; fi
+	@$(PY) -m sessionproof.history $(RUN)
 
 chaos: venv ## Inject a fault and heal it: FAULT=kill-app|pause-app|restart-apps|kill-redis-master|pause-redis-master|kill-sentinel|restart-redis-all, and with NETWORK=netns partition-redis-master|partition-app|isolate-sentinel|partition-sentinels-minority|congest-redis-master (HOLD_S=, TARGET=, INJECT_ONLY=1, HEAL=1)
 	@if [ -z "$(FAULT)" ]; then echo "usage: make chaos FAULT=<fault>   (faults: scripts/chaos.sh --help)"; exit 2; fi

@@ -21,6 +21,7 @@ from gevent.pool import Pool
 from locust import HttpUser, constant, task
 
 from sessionproof.checker import SessionModel, Verdict, lost_updates
+from sessionproof.history import operation_of, outcome_type
 from sessionproof.loadrun import note_event, recorder
 from sessionproof.pacing import Pacer, paced
 from sessionproof_app import settings
@@ -62,10 +63,20 @@ class SessionUser(HttpUser):
         return self.call_noted(method, path, name, slot_s, **kwargs).body
 
     def call_noted(self, method: str, path: str, name: str, slot_s: float | None = None, **kwargs) -> Reply:
-        """One paced request: its JSON body (None unless 200), when it ended and which Redis node stored it."""
-        (response, body), timing = paced(
-            self.pacer, lambda: self._send(method, path, name, **kwargs), sleep=gevent.sleep, slot_s=slot_s
-        )
+        """One paced request: its JSON body (None unless 200), when it ended and which Redis node stored it.
+
+        Session operations also go into the run's history (history.py): an invoke as the request
+        is sent, then its outcome with what the answer said of the session."""
+        f = operation_of(name)
+        value = path.rsplit("/", 1)[1] if f == "add" else (kwargs.get("json") or {}).get("user")
+        session = (self.client.cookies.get(COOKIE_NAME) or "")[:16] or None
+
+        def send():
+            if f:
+                recorder.operation("invoke", f, self.uid, self.kind, session, value=value)
+            return self._send(method, path, name, **kwargs)
+
+        (response, body), timing = paced(self.pacer, send, sleep=gevent.sleep, slot_s=slot_s)
         at_s = time.time()  # one time for the timeline and the ledger, so the two can be matched
         ok = body is not None
         kind = "ok" if ok else (failure_kind(response) if response.status_code != 200 else "bad_body")
@@ -75,6 +86,16 @@ class SessionUser(HttpUser):
         if not ok:
             recorder.failure(kind)
         recorder.served(response.headers.get("X-Served-By") if response.status_code else None)
+        if f:
+            state = (
+                {"user": body.get("user"), "cart": body.get("cart", []), "version": body.get("version", 0)}
+                if ok
+                else None
+            )
+            recorder.operation(
+                outcome_type(response.status_code or 0, ok), f, self.uid, self.kind, session,
+                value=state["cart"] if f == "read" and ok else value, **({"state": state} if ok else {}),
+            )  # fmt: skip
         return Reply(body, at_s, store)
 
     def _send(self, method: str, path: str, name: str, **kwargs):

@@ -186,7 +186,8 @@ def _on_quitting(environment, **_kwargs) -> None:
         return
     run_dir: Path = _run["dir"]
     runs.unmark_current(run_dir)
-    recorder.write_raw(run_dir / "raw")
+    started = _run["test_started"] or _run["started_at"]
+    recorder.write_raw(run_dir / "raw", run_start_s=started.timestamp() if started else None)
     (run_dir / "meta.json").write_text(json.dumps(_meta(environment), indent=2) + "\n")
     summary = report.build_report(run_dir)
     runs.point_latest(run_dir)

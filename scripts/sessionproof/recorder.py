@@ -42,6 +42,7 @@ class Recorder:
         # a write (store: the X-Store-Node header, None when absent).
         self.timeline: list[list] = []
         self.ledger: list[dict] = []  # sessions and the writes acknowledged in them, for the final read
+        self.history: list[dict] = []  # every session operation: invoke, then ok / fail / info (history.py)
 
     # ---------------------------------------------------------------- record
     def record(
@@ -95,6 +96,7 @@ class Recorder:
             "events": self.events,
             "timeline": self.timeline,
             "ledger": self.ledger,
+            "history": self.history,
         }
         self.reset()
         return data
@@ -117,11 +119,23 @@ class Recorder:
         self.events.extend(data.get("events", []))
         self.timeline.extend(data.get("timeline", []))
         self.ledger.extend(data.get("ledger", []))
+        self.history.extend(data.get("history", []))
 
     # ----------------------------------------------------------------- write
-    def write_raw(self, raw_dir: Path) -> None:
-        """raw/histograms.jsonl, outcomes.jsonl, counters.json, timeline.jsonl, ledger.jsonl; events appended to events.jsonl."""
+    def operation(self, type_: str, f: str, process: str, kind: str, session: str | None, **fields) -> None:
+        """One history line; its time is kept in µs since the epoch until write_raw makes it run-relative."""
+        if len(self.history) < MAX_TIMELINE_ENTRIES:
+            self.history.append(
+                {"process": process, "kind": kind, "session": session, "type": type_, "f": f,
+                 "time_us": time.time_ns() // 1000, **fields}
+            )  # fmt: skip
+
+    def write_raw(self, raw_dir: Path, run_start_s: float | None = None) -> None:
+        """raw/histograms.jsonl, outcomes.jsonl, counters.json, timeline.jsonl, ledger.jsonl, history.jsonl;
+        events appended to events.jsonl. History times become µs since run_start_s (the first operation's
+        time when it is not given)."""
         raw_dir.mkdir(parents=True, exist_ok=True)
+        self._write_history(raw_dir / "history.jsonl", run_start_s)
         with (raw_dir / "histograms.jsonl").open("w") as out:
             for (t, endpoint, kind), histogram in sorted(self.histograms.items()):
                 line = {"t": t, "endpoint": endpoint, "kind": kind, "hist": histogram.encode().decode("ascii")}
@@ -149,6 +163,13 @@ class Recorder:
             for entry in self.ledger:
                 out.write(json.dumps(entry) + "\n")
         self.flush_events(raw_dir)
+
+    def _write_history(self, path: Path, run_start_s: float | None) -> None:
+        ops = sorted(self.history, key=lambda op: op["time_us"])  # stable: a process's order is kept
+        origin_us = int(run_start_s * 1_000_000) if run_start_s is not None else (ops[0]["time_us"] if ops else 0)
+        with path.open("w") as out:
+            for op in ops:
+                out.write(json.dumps({**op, "time_us": op["time_us"] - origin_us}) + "\n")
 
     def flush_events(self, raw_dir: Path) -> None:
         if not self.events:

@@ -27,7 +27,7 @@ from hdrh.codec import HdrCookieException, HdrHistogramSettingsException, HdrLen
 from hdrh.histogram import HdrHistogram
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-from . import failover, partition
+from . import failover, history, partition
 from .recorder import new_histogram
 from .unloaded import MIN_SAMPLES_FOR_P999, percentiles_us
 
@@ -228,6 +228,11 @@ def load_run(run_dir: Path) -> RunData:
     counters = _read_json(_require_file(raw / "counters.json"))
     if not isinstance(counters, dict):
         raise ReportInputError(f"{raw / 'counters.json'} must hold a JSON object; the run's raw data is damaged")
+    if (raw / "history.jsonl").is_file():  # the verdict comes from the history; runs before it keep the live counts
+        try:
+            counters = {**counters, "correctness": history.check(history.read_history(raw / "history.jsonl"))}
+        except ValueError as error:
+            raise ReportInputError(str(error)) from error
     return RunData(
         run_dir=run_dir,
         meta=meta,

@@ -58,6 +58,16 @@ def test_a_bounce_run_checks_every_answer_and_writes_a_complete_results_folder(h
     assert rerendered.returncode == 0, rerendered.stderr
     assert json.loads((run_dir / "summary.json").read_text()) == summary
 
+    # The verdict comes from raw/history.jsonl and agrees with the live checks; make check judges it again.
+    live = json.loads((run_dir / "raw" / "counters.json").read_text())["correctness"]
+    assert {k: correctness[k] for k in live} == live
+    ops = [json.loads(line) for line in (run_dir / "raw" / "history.jsonl").read_text().splitlines()]
+    assert {op["type"] for op in ops} >= {"invoke", "ok"} and {op["f"] for op in ops} >= {"login", "add", "read"}
+    checked = subprocess.run(
+        [sys.executable, "-m", "sessionproof.history", str(run_dir)], capture_output=True, text=True, timeout=60
+    )
+    assert checked.returncode == 0 and f"{correctness['checks']} checks" in checked.stdout, checked.stdout
+
 
 def test_concurrent_adds_of_one_session_lose_no_update_with_the_hardened_layer(healthy_stack, tmp_path):
     result = run_locust(healthy_stack, tmp_path, "--scenario", "concurrency", "-u", "4", "-r", "4", "-t", "6s")

@@ -76,3 +76,20 @@ def test_the_ledger_keeps_acked_meta_as_written(tmp_path):
     recorder.ledger.append(entry)
     recorder.write_raw(tmp_path)
     assert json.loads((tmp_path / "ledger.jsonl").read_text()) == entry
+
+
+def test_history_lines_merge_across_workers_and_are_written_in_time_order_relative_to_the_run_start(tmp_path):
+    from sessionproof.recorder import Recorder
+
+    worker_a, worker_b, master = Recorder(), Recorder(), Recorder()
+    worker_a.operation("invoke", "add", "p1", "bounce", "s", value="ip1-1")
+    worker_b.operation("invoke", "read", "p2", "bounce", "s")
+    worker_a.operation("ok", "add", "p1", "bounce", "s", value="ip1-1", state={"cart": ["ip1-1"]})
+    start_s = min(op["time_us"] for op in worker_a.history + worker_b.history) / 1_000_000 - 1
+    master.merge(worker_b.drain())
+    master.merge(worker_a.drain())
+    master.write_raw(tmp_path, run_start_s=start_s)
+    lines = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+    assert [(op["process"], op["type"]) for op in lines if op["process"] == "p1"] == [("p1", "invoke"), ("p1", "ok")]
+    assert [op["time_us"] for op in lines] == sorted(op["time_us"] for op in lines)
+    assert all(1_000_000 <= op["time_us"] < 60_000_000 for op in lines)  # µs since the run start
