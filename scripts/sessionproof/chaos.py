@@ -16,18 +16,17 @@ progress (results/.current-run), or to the stack's logs when no run is going.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import requests
 
 from sessionproof_app import settings
 
 from . import runs
+from .runs import EventLog
 from .runtime import Runtime, get_runtime
 from .waiting import DeadlineExceeded, wait_until
 
@@ -251,20 +250,6 @@ def refusal(fault_name: str, runtime: Runtime) -> str | None:
         reason = runtime.network_refusal()
         return None if reason is None else f"{fault_name}: {reason}"
     return None
-
-
-class EventLog:
-    """Appends events to a run's raw/events.jsonl (one JSON object per line)."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-
-    def write(self, type_: str, **fields) -> dict:
-        event = {"t": time.time(), "type": type_, **fields}
-        with self.path.open("a") as out:
-            out.write(json.dumps(event) + "\n")
-        return event
 
 
 def default_event_log(runtime: Runtime) -> EventLog:

@@ -12,7 +12,6 @@ import ipaddress
 from collections.abc import Mapping
 
 from sessionproof_app import settings
-from sessionproof_app.session_layer import LAYERS
 
 from .render import render_template
 
@@ -133,7 +132,7 @@ def nginx_conf(
             "next_upstream_tries": max(len(upstreams), 2),
             # Re-sending a POST to another replica is safe only where the app deduplicates it (Idempotency-Key).
             "next_upstream": "error timeout http_502 non_idempotent"
-            if settings.get_choice("SESSION_LAYER", LAYERS, env) == "hardened"
+            if settings.get_choice("SESSION_LAYER", settings.SESSION_LAYERS, env) == "hardened"
             else "error timeout",
             "request_max_bytes": settings.get_int("REQUEST_MAX_BYTES", env, minimum=64),
         },

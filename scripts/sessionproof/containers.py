@@ -28,8 +28,7 @@ from collections.abc import Callable, Mapping
 from sessionproof_app import settings
 
 from . import REPO_ROOT, configs
-from .deploy import APP_PORT, NGINX_PORT, REDIS_PORT, SENTINEL_PORT
-from .topology import Node, StackConfig
+from .topology import APP_PORT, NGINX_PORT, REDIS_PORT, SENTINEL_PORT, Node, StackConfig
 
 Runner = Callable[[list[str]], str]
 COMPOSE_FILE = REPO_ROOT / "compose" / "docker-compose.yml"

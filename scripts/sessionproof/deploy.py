@@ -26,13 +26,10 @@ import yaml
 from sessionproof_app import settings
 
 from . import REPO_ROOT, SERVICES_DIR, configs
+from .topology import APP_PORT, NGINX_PORT, REDIS_PORT, SENTINEL_PORT
 
 PASSWORD_PLACEHOLDER = "__REDIS_PASSWORD__"
 PASSWORD_FILE = "/run/secrets/redis_password"
-REDIS_PORT = 6379
-SENTINEL_PORT = 26379
-APP_PORT = 8000
-NGINX_PORT = 8080
 LOCUST_WEB_PORT = 8089
 REDIS_IMAGE = "redis:7.0"
 NGINX_IMAGE = "nginx:1.22"

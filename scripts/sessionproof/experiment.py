@@ -36,7 +36,8 @@ import requests
 from sessionproof_app import settings
 
 from . import REPO_ROOT, chaos, report, runs, scenarios
-from .chaos import FAULTS, EventLog, heal, inject
+from .chaos import FAULTS, heal, inject
+from .runs import EventLog
 from .runtime import Runtime, get_runtime
 from .waiting import DeadlineExceeded, wait_until
 from .watchers import start_watchers, stop_watchers

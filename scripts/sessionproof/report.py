@@ -28,8 +28,7 @@ from hdrh.histogram import HdrHistogram
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from . import failover, history, partition
-from .recorder import new_histogram
-from .unloaded import MIN_SAMPLES_FOR_P999, percentiles_us
+from .recorder import MIN_SAMPLES_FOR_P999, new_histogram, percentiles_us
 
 SLO_BREACH_EXIT_CODE = 3
 BAD_INPUT_EXIT_CODE = 2

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata
+import json
 import os
 import platform
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -127,3 +129,17 @@ def host_facts() -> dict:
 
 def command_line() -> str:
     return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+
+
+class EventLog:
+    """Appends events to a run's raw/events.jsonl (one JSON object per line)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, type_: str, **fields) -> dict:
+        event = {"t": time.time(), "type": type_, **fields}
+        with self.path.open("a") as out:
+            out.write(json.dumps(event) + "\n")
+        return event

@@ -15,6 +15,11 @@ from . import REPO_ROOT
 
 REDIS_NODES = 3
 SENTINEL_NODES = 3
+# Inside containers (compose, k8s) every node has its own address, so all use the standard ports.
+REDIS_PORT = 6379
+SENTINEL_PORT = 26379
+APP_PORT = 8000
+NGINX_PORT = 8080
 NETWORKS = ("auto", "loopback", "netns")
 # Host numbers inside NETNS_SUBNET: .1 is the bridge (the host side, where nginx and the harness
 # live); each data node and app replica gets a fixed address, so configs and reports can name it.

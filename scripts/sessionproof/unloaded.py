@@ -14,10 +14,8 @@ import time
 import requests
 from hdrh.histogram import HdrHistogram
 
-from .recorder import LOWEST_US, new_histogram
+from .recorder import LOWEST_US, MIN_SAMPLES_FOR_P999, new_histogram, percentiles_us
 from .topology import StackConfig
-
-MIN_SAMPLES_FOR_P999 = 1000
 
 
 def measure(base_url: str, requests_per_endpoint: int, warmup: int = 50) -> dict[str, HdrHistogram]:
@@ -40,19 +38,6 @@ def measure(base_url: str, requests_per_endpoint: int, warmup: int = 50) -> dict
             histograms[name].record_value(max(elapsed_us, LOWEST_US))
     http.post(f"{base_url}/logout", timeout=5)
     return histograms
-
-
-def percentiles_us(histogram: HdrHistogram) -> dict[str, int | None]:
-    """count, p50, p90, p99, p999 (None below MIN_SAMPLES_FOR_P999 samples) and max, in microseconds."""
-    count = histogram.get_total_count()
-    return {
-        "count": count,
-        "p50": histogram.get_value_at_percentile(50),
-        "p90": histogram.get_value_at_percentile(90),
-        "p99": histogram.get_value_at_percentile(99),
-        "p999": histogram.get_value_at_percentile(99.9) if count >= MIN_SAMPLES_FOR_P999 else None,
-        "max": histogram.get_max_value(),
-    }
 
 
 def summary_line(name: str, histogram: HdrHistogram) -> str:

@@ -24,9 +24,9 @@ import yaml
 from sessionproof_app import settings
 
 from . import REPO_ROOT
-from .deploy import APP_PORT, NGINX_PORT, RUNTIME_SET_SETTINGS, drift
+from .deploy import RUNTIME_SET_SETTINGS, drift
 from .local import LocalRuntime
-from .topology import StackConfig
+from .topology import APP_PORT, NGINX_PORT, StackConfig
 
 K8S_VERSION = "1.33.0"
 OVERLAYS = ("dev", "production")

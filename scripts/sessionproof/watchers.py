@@ -7,7 +7,7 @@ import time
 
 import redis
 
-from .chaos import EventLog
+from .runs import EventLog
 from .runtime import Runtime
 
 SPLIT_BRAIN_POLL_S = 0.2

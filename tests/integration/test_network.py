@@ -15,9 +15,10 @@ import psutil
 import pytest
 
 from sessionproof import probes
-from sessionproof.chaos import FAULTS, EventLog, heal, inject
+from sessionproof.chaos import FAULTS, heal, inject
 from sessionproof.local import LocalRuntime
 from sessionproof.netns import NodeNetwork
+from sessionproof.runs import EventLog
 from sessionproof.topology import StackConfig
 from sessionproof.waiting import wait_until
 from support import wait_for_new_master

@@ -13,8 +13,9 @@ import re
 import pytest
 
 from sessionproof import chaos
-from sessionproof.chaos import FAULTS, NETWORK_FAULTS, EventLog, heal, inject
+from sessionproof.chaos import FAULTS, NETWORK_FAULTS, heal, inject
 from sessionproof.containers import COMPOSE_FILE, ComposeRuntime, ContainerError, K8sRuntime, run_command
+from sessionproof.runs import EventLog
 from sessionproof.runtime import get_runtime
 from sessionproof.topology import StackConfig
 

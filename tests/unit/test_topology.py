@@ -187,7 +187,8 @@ def test_netns_for_a_user_without_root_is_refused_naming_the_privilege(monkeypat
 
 
 def test_network_faults_on_a_loopback_stack_fail_at_once_with_the_setting_and_privilege(tmp_path):
-    from sessionproof.chaos import FAULTS, NETWORK_FAULTS, EventLog, inject
+    from sessionproof.chaos import FAULTS, NETWORK_FAULTS, inject
+    from sessionproof.runs import EventLog
 
     runtime = LocalRuntime(StackConfig.from_env({"STATE_DIR": str(tmp_path), "NETWORK": "loopback"}))
     expected = {

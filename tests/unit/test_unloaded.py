@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from hdrh.histogram import HdrHistogram
 
-from sessionproof.unloaded import percentiles_us, summary_line
+from sessionproof.recorder import percentiles_us
+from sessionproof.unloaded import summary_line
 
 
 def histogram_of(values) -> HdrHistogram:

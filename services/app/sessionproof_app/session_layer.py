@@ -25,7 +25,7 @@ from flask_session.redis import RedisSessionInterface
 from redis.backoff import ExponentialWithJitterBackoff
 from werkzeug.exceptions import ServiceUnavailable
 
-from . import store
+from . import settings, store
 from .errors import error_response
 from .store import RedisError, WriteNotReplicated, is_store_unavailable
 
@@ -34,7 +34,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 STORE_NODE_HEADER = "X-Store-Node"
-LAYERS = ("hardened", "stock")
+LAYERS = settings.SESSION_LAYERS
 
 # Printable ASCII without spaces, as in draft-ietf-httpapi-idempotency-key-header; a UUID fits.
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")

@@ -205,6 +205,7 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+SESSION_LAYERS = ("hardened", "stock")  # the values of SESSION_LAYER
 
 
 class ConfigError(ValueError):
