@@ -23,9 +23,7 @@ from dataclasses import dataclass
 
 import requests
 
-from sessionproof_app import settings
-
-from . import runs
+from . import runs, settings
 from .runs import EventLog
 from .runtime import Runtime, get_runtime
 from .waiting import DeadlineExceeded, wait_until

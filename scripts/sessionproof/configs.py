@@ -11,8 +11,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 
-from sessionproof_app import settings
-
+from . import settings
 from .render import render_template
 
 

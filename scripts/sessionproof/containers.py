@@ -25,9 +25,7 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping
 
-from sessionproof_app import settings
-
-from . import REPO_ROOT, configs
+from . import REPO_ROOT, configs, settings
 from .topology import APP_PORT, NGINX_PORT, REDIS_PORT, SENTINEL_PORT, Node, StackConfig
 
 Runner = Callable[[list[str]], str]

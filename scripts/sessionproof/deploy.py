@@ -23,9 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from sessionproof_app import settings
-
-from . import REPO_ROOT, SERVICES_DIR, configs
+from . import REPO_ROOT, SERVICES_DIR, configs, settings
 from .topology import APP_PORT, NGINX_PORT, REDIS_PORT, SENTINEL_PORT
 
 PASSWORD_PLACEHOLDER = "__REDIS_PASSWORD__"

@@ -33,9 +33,7 @@ from pathlib import Path
 
 import requests
 
-from sessionproof_app import settings
-
-from . import REPO_ROOT, chaos, report, runs, scenarios
+from . import REPO_ROOT, chaos, report, runs, scenarios, settings
 from .chaos import FAULTS, heal, inject
 from .runs import EventLog
 from .runtime import Runtime, get_runtime

@@ -21,9 +21,7 @@ import psutil
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
-from sessionproof_app import settings
-
-from . import report, runs, scenarios
+from . import report, runs, scenarios, settings
 from .recorder import Recorder
 from .topology import StackConfig
 

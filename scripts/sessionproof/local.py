@@ -24,20 +24,14 @@ from pathlib import Path
 import psutil
 from supervisor.xmlrpc import SupervisorTransport
 
-from sessionproof_app import settings
-
-from . import REPO_ROOT, SERVICES_DIR, configs, probes
+from . import REPO_ROOT, SERVICES_DIR, configs, probes, settings
 from .netns import NetworkError, NodeNetwork
 from .render import write_if_changed
 from .topology import Node, StackConfig
 from .waiting import wait_until
 
-# App settings that the runtime forwards to every replica when the user set them.
-_APP_SETTING_NAMES = [s.name for s in settings.SETTINGS if s.scope == "app"] + [
-    "GUNICORN_WORKERS",
-    "GUNICORN_THREADS",
-    "GUNICORN_KEEPALIVE_S",
-]
+# The app's settings (gunicorn's included), forwarded to every replica when the user set them.
+_APP_SETTING_NAMES = [s.name for s in settings.APP_SETTINGS]
 _UP_STATES = ("RUNNING", "STARTING")
 # What Redis and Sentinel keep in the config files they rewrite: changing it needs a fresh state folder.
 _STATEFUL_KEYS = ("bind_host", "redis_port_base", "sentinel_port_base", "master_name", "password", "network", "subnet")

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from sessionproof_app import settings
-
+from . import settings
 from .topology import Node, StackConfig
 
 

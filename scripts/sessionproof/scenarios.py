@@ -7,9 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from sessionproof_app import settings
-
-from . import REPO_ROOT
+from . import REPO_ROOT, settings
 
 USER_KINDS = ("latency", "bounce", "concurrency")
 

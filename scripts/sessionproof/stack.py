@@ -6,8 +6,7 @@ import argparse
 import subprocess
 import sys
 
-from sessionproof_app import settings
-
+from . import settings
 from .containers import ContainerError
 from .local import LocalRuntime, StackError, default_runtime
 from .runtime import get_runtime

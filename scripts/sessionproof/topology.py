@@ -9,9 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sessionproof_app import settings
-
-from . import REPO_ROOT
+from . import REPO_ROOT, settings
 
 REDIS_NODES = 3
 SENTINEL_NODES = 3

@@ -21,9 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from sessionproof_app import settings
-
-from . import REPO_ROOT
+from . import REPO_ROOT, settings
 from .deploy import RUNTIME_SET_SETTINGS, drift
 from .local import LocalRuntime
 from .topology import APP_PORT, NGINX_PORT, StackConfig

@@ -6,8 +6,7 @@ import re
 
 import pytest
 
-from sessionproof import REPO_ROOT
-from sessionproof_app import settings
+from sessionproof import REPO_ROOT, settings
 
 
 def test_every_setting_is_documented_in_the_readme_with_its_default():
@@ -55,3 +54,18 @@ def test_the_redis_password_can_come_from_a_secret_file(tmp_path):
     assert settings.redis_password({"REDIS_PASSWORD": "plain", "REDIS_PASSWORD_FILE": str(secret)}) == "from-the-secret"
     with pytest.raises(settings.ConfigError, match=r"REDIS_PASSWORD_FILE=.* cannot be read .*mount the secret there"):
         settings.redis_password({"REDIS_PASSWORD_FILE": str(tmp_path / "missing")})
+
+
+def test_each_setting_has_one_owner_the_app_reads_only_its_own():
+    import re
+
+    from sessionproof_app import settings as app_settings
+
+    app_names = {s.name for s in app_settings.SETTINGS}
+    harness_names = {s.name for s in settings.HARNESS_SETTINGS}
+    assert not app_names & harness_names
+    app_code = "".join(p.read_text() for p in (REPO_ROOT / "services" / "app").rglob("*.py"))
+    read_by_app = set(re.findall(r'get_(?:str|int|float|bool|choice|addresses)\(\s*"([A-Z_0-9]+)"', app_code))
+    assert read_by_app, "found no settings read by the app: the pattern is broken"
+    assert read_by_app <= app_names, f"the app reads harness settings: {sorted(read_by_app - app_names)}"
+    assert not harness_names & set(re.findall(r'"([A-Z][A-Z_0-9]+)"', app_code)), "harness names in the app"

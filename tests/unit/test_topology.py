@@ -7,10 +7,10 @@ import re
 
 import pytest
 
+from sessionproof import settings
 from sessionproof.local import LocalRuntime, StackError
 from sessionproof.render import render_text
 from sessionproof.topology import StackConfig
-from sessionproof_app import settings
 
 
 def test_default_ports_leave_a_system_redis_on_6379_alone():

@@ -1,7 +1,8 @@
 """Every configuration name of sessionproof, with its default and meaning.
 
-This module is the one home of configuration: the app, the local runtime and
-compose and k8s read the same names. `python -m sessionproof.stack
+This module holds the app's settings (what the app and gunicorn read); the harness
+declares its own in sessionproof/settings.py and reads both through one registry.
+Every runtime passes the same names. `python -m sessionproof.stack
 config` prints the table, and the README's table is checked against it.
 """
 
@@ -109,102 +110,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ITEM_MAX_LEN", "64", "Longest item name (characters A-Z a-z 0-9 _ . -).", "app"),
     Setting("USER_MAX_LEN", "64", "Longest user name (same characters as items).", "app"),
     Setting("REQUEST_MAX_BYTES", "4096", "Largest request body the app accepts; larger gets 413.", "app"),
-    # --- the stack (local runtime) ----------------------------------------
-    Setting(
-        "STACK",
-        "local",
-        "Runtime of the stack: local (processes on this machine), compose (Docker Compose) or k8s (kubectl).",
-        "stack",
-    ),
-    Setting("K8S_OVERLAY", "dev", "With STACK=k8s: the kustomize overlay under k8s/overlays/ to apply.", "stack"),
-    Setting("K8S_NAMESPACE", "sessionproof-dev", "With STACK=k8s: the namespace that overlay deploys to.", "stack"),
-    Setting("APPS", "3", "Number of app replicas behind nginx (at least 2).", "stack"),
-    Setting(
-        "NETWORK",
-        "auto",
-        "Local runtime's network: `netns` gives every Redis, Sentinel and app node its own address in its own "
-        "network namespace (links between chosen nodes can be cut: the network faults; needs root), `loopback` "
-        "runs everything on BIND_HOST, `auto` picks netns for root and loopback otherwise.",
-        "stack",
-    ),
-    Setting(
-        "NETNS_SUBNET",
-        "10.199.0.0/24",
-        "With NETWORK=netns: the private network of the stack's namespaces (.1 is the host's bridge, "
-        "redis-N .1N, sentinel-N .2N, app-N .(100+N)). Two stacks at once need different subnets.",
-        "stack",
-    ),
-    Setting(
-        "BIND_HOST",
-        "127.0.0.1",
-        "Address of the entry point (nginx) and, with NETWORK=loopback, of every node (loopback only).",
-        "stack",
-    ),
-    Setting("NGINX_PORT", "8080", "Port of the nginx entry point.", "stack"),
-    Setting("APP_PORT_BASE", "8101", "Port of app-1; app-N listens on APP_PORT_BASE+N-1.", "stack"),
-    Setting("REDIS_PORT_BASE", "6380", "Port of redis-1; redis-2 and redis-3 follow (6379 stays free).", "stack"),
-    Setting("SENTINEL_PORT_BASE", "26380", "Port of sentinel-1; sentinel-2 and sentinel-3 follow.", "stack"),
-    Setting("STATE_DIR", ".run", "Folder (git-ignored) with generated configs, pids, logs and Redis data.", "stack"),
-    Setting("SENTINEL_QUORUM", "2", "Sentinels that must agree the master is down before a failover.", "stack"),
-    Setting("SENTINEL_DOWN_AFTER_MS", "1000", "Silence after which a Sentinel considers a node down.", "stack"),
-    Setting(
-        "SENTINEL_FAILOVER_TIMEOUT_MS", "10000", "Sentinel failover-timeout (retry interval of a failover).", "stack"
-    ),
-    Setting("REDIS_MAXMEMORY", "256mb", "Redis maxmemory (with maxmemory-policy noeviction).", "stack"),
-    Setting(
-        "REDIS_MIN_REPLICAS_TO_WRITE",
-        "1",
-        "Redis min-replicas-to-write: a master with fewer connected replicas refuses writes (NOREPLICAS).",
-        "stack",
-    ),
-    Setting(
-        "REDIS_MIN_REPLICAS_MAX_LAG_S",
-        "1",
-        "Redis min-replicas-max-lag: a replica silent for longer does not count for REDIS_MIN_REPLICAS_TO_WRITE.",
-        "stack",
-    ),
-    Setting("GUNICORN_WORKERS", "2", "gunicorn worker processes per app replica.", "stack"),
-    Setting("GUNICORN_THREADS", "4", "Threads per gunicorn worker (gthread worker).", "stack"),
+    # gunicorn (services/app/gunicorn.conf.py reads these)
+    Setting("GUNICORN_WORKERS", "2", "gunicorn worker processes per app replica.", "app"),
+    Setting("GUNICORN_THREADS", "4", "Threads per gunicorn worker (gthread worker).", "app"),
     Setting(
         "GUNICORN_KEEPALIVE_S",
         "75",
         "gunicorn keep-alive; must outlive NGINX_UPSTREAM_KEEPALIVE_TIMEOUT_S.",
-        "stack",
-    ),
-    Setting("NGINX_UPSTREAM_KEEPALIVE_TIMEOUT_S", "60", "How long nginx keeps an idle upstream connection.", "stack"),
-    Setting(
-        "NGINX_MAX_FAILS", "1", "Failed attempts after which nginx skips a replica for NGINX_FAIL_TIMEOUT_S.", "stack"
-    ),
-    Setting("NGINX_FAIL_TIMEOUT_S", "2", "How long nginx skips a replica that failed.", "stack"),
-    Setting("NGINX_PROXY_CONNECT_TIMEOUT_S", "1", "nginx timeout to connect to a replica.", "stack"),
-    Setting("NGINX_PROXY_READ_TIMEOUT_S", "10", "nginx timeout waiting for a replica's response.", "stack"),
-    Setting("STACK_UP_TIMEOUT_S", "60", "Deadline for `make up` to see every node healthy.", "stack"),
-    Setting(
-        "CONGEST_RATE_KBIT",
-        "256",
-        "congest-redis-master: the rate (kbit/s, each way) the master's link is limited to, below what the "
-        "failover scenarios' session and replication traffic needs there (a few hundred kbit/s and more).",
-        "stack",
-    ),
-    # --- load tests -------------------------------------------------------
-    Setting(
-        "SCENARIO", "mixed", "Load scenario (loadtests/scenarios/<name>.yaml) when locust gets no --scenario.", "load"
-    ),
-    Setting(
-        "LAYERS",
-        "hardened",
-        "Configurations `make experiments` runs the matrix for, in turn: `hardened`, `stock`, and "
-        "`stock-min-replicas-0` (stock with REDIS_MIN_REPLICAS_TO_WRITE=0, as the documentation's setups); "
-        '`LAYERS="hardened stock stock-min-replicas-0"` puts all three side by side.',
-        "load",
-    ),
-    Setting("SCENARIO_DIR", "loadtests/scenarios", "Folder of the scenario files (<name>.yaml).", "load"),
-    Setting(
-        "RESULTS_DIR", "results", "Where each run writes results/<UTC-time>-<scenario>/ and the `latest` link.", "load"
+        "app",
     ),
 )
 
-BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 SESSION_LAYERS = ("hardened", "stock")  # the values of SESSION_LAYER
 
 
@@ -212,15 +128,79 @@ class ConfigError(ValueError):
     """A setting has a value that cannot be used; the message says which and how to fix it."""
 
 
-def get_str(name: str, env: Mapping[str, str] | None = None) -> str:
-    env = os.environ if env is None else env
-    setting = BY_NAME[name]
-    value = env.get(name, "").strip()
-    if value:
+class Registry:
+    """Reads settings of a known list from the environment; the harness has its own, a superset of this one."""
+
+    def __init__(self, settings: tuple[Setting, ...]):
+        self.settings = settings
+        self.by_name: dict[str, Setting] = {s.name: s for s in settings}
+
+    def get_str(self, name: str, env: Mapping[str, str] | None = None) -> str:
+        env = os.environ if env is None else env
+        setting = self.by_name[name]
+        value = env.get(name, "").strip()
+        if value:
+            return value
+        if setting.default == "<hostname>":
+            return socket.gethostname()
+        return setting.default
+
+    def get_int(self, name: str, env: Mapping[str, str] | None = None, minimum: int | None = None) -> int:
+        value = self.get_str(name, env)
+        try:
+            number = int(value)
+        except ValueError:
+            raise ConfigError(f"{name}={value!r} is not an integer (default {self.by_name[name].default})") from None
+        if minimum is not None and number < minimum:
+            raise ConfigError(f"{name}={number} must be at least {minimum}")
+        return number
+
+    def get_float(self, name: str, env: Mapping[str, str] | None = None) -> float:
+        value = self.get_str(name, env)
+        try:
+            number = float(value)
+        except ValueError:
+            raise ConfigError(f"{name}={value!r} is not a number (default {self.by_name[name].default})") from None
+        if number < 0:
+            raise ConfigError(f"{name}={number} must not be negative")
+        return number
+
+    def get_bool(self, name: str, env: Mapping[str, str] | None = None) -> bool:
+        value = self.get_str(name, env).lower()
+        if value in ("1", "true", "yes", "on"):
+            return True
+        if value in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name}={value!r} is not a boolean (use true or false)")
+
+    def get_choice(self, name: str, choices: tuple[str, ...], env: Mapping[str, str] | None = None) -> str:
+        value = self.get_str(name, env).lower()
+        if value not in choices:
+            raise ConfigError(f"{name}={value!r} is not one of: {', '.join(choices)}")
         return value
-    if setting.default == "<hostname>":
-        return socket.gethostname()
-    return setting.default
+
+    def get_addresses(self, name: str, env: Mapping[str, str] | None = None) -> list[tuple[str, int]]:
+        value = self.get_str(name, env)
+        addresses = []
+        for part in value.split(","):
+            host, sep, port = part.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ConfigError(f"{name}: {part!r} is not host:port (example: 127.0.0.1:26380)")
+            addresses.append((host, int(port)))
+        return addresses
+
+    def markdown_table(self, scope: str | None = None) -> str:
+        rows = ["| name | default | meaning |", "|---|---|---|"]
+        for s in self.settings:
+            if scope is None or s.scope == scope:
+                rows.append(f"| `{s.name}` | `{s.default}` | {s.doc} |")
+        return "\n".join(rows)
+
+
+APP = Registry(SETTINGS)
+BY_NAME = APP.by_name
+get_str, get_int, get_float, get_bool = APP.get_str, APP.get_int, APP.get_float, APP.get_bool
+get_choice, get_addresses, markdown_table = APP.get_choice, APP.get_addresses, APP.markdown_table
 
 
 def redis_password(env: Mapping[str, str] | None = None) -> str:
@@ -235,60 +215,3 @@ def redis_password(env: Mapping[str, str] | None = None) -> str:
         raise ConfigError(
             f"REDIS_PASSWORD_FILE={path!r} cannot be read ({error.strerror}); mount the secret there"
         ) from None
-
-
-def get_int(name: str, env: Mapping[str, str] | None = None, minimum: int | None = None) -> int:
-    value = get_str(name, env)
-    try:
-        number = int(value)
-    except ValueError:
-        raise ConfigError(f"{name}={value!r} is not an integer (default {BY_NAME[name].default})") from None
-    if minimum is not None and number < minimum:
-        raise ConfigError(f"{name}={number} must be at least {minimum}")
-    return number
-
-
-def get_float(name: str, env: Mapping[str, str] | None = None) -> float:
-    value = get_str(name, env)
-    try:
-        number = float(value)
-    except ValueError:
-        raise ConfigError(f"{name}={value!r} is not a number (default {BY_NAME[name].default})") from None
-    if number < 0:
-        raise ConfigError(f"{name}={number} must not be negative")
-    return number
-
-
-def get_bool(name: str, env: Mapping[str, str] | None = None) -> bool:
-    value = get_str(name, env).lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name}={value!r} is not a boolean (use true or false)")
-
-
-def get_choice(name: str, choices: tuple[str, ...], env: Mapping[str, str] | None = None) -> str:
-    value = get_str(name, env).lower()
-    if value not in choices:
-        raise ConfigError(f"{name}={value!r} is not one of: {', '.join(choices)}")
-    return value
-
-
-def get_addresses(name: str, env: Mapping[str, str] | None = None) -> list[tuple[str, int]]:
-    value = get_str(name, env)
-    addresses = []
-    for part in value.split(","):
-        host, sep, port = part.strip().rpartition(":")
-        if not sep or not host or not port.isdigit():
-            raise ConfigError(f"{name}: {part!r} is not host:port (example: 127.0.0.1:26380)")
-        addresses.append((host, int(port)))
-    return addresses
-
-
-def markdown_table(scope: str | None = None) -> str:
-    rows = ["| name | default | meaning |", "|---|---|---|"]
-    for s in SETTINGS:
-        if scope is None or s.scope == scope:
-            rows.append(f"| `{s.name}` | `{s.default}` | {s.doc} |")
-    return "\n".join(rows)

@@ -1,0 +1,119 @@
+"""The harness's settings (runtimes, load, chaos, reports), beside the app's own.
+
+The app declares what it reads in sessionproof_app.settings; the harness declares
+the rest here and reads both through one registry, so each name has one owner and
+one documented default. `python -m sessionproof.stack config` (make config) prints
+every one, and the README's table is checked against it.
+"""
+
+from __future__ import annotations
+
+from sessionproof_app.settings import (
+    SESSION_LAYERS,
+    ConfigError,
+    Registry,
+    Setting,
+    redis_password,
+)
+from sessionproof_app.settings import (
+    SETTINGS as APP_SETTINGS,
+)
+
+HARNESS_SETTINGS: tuple[Setting, ...] = (
+    # --- the stack (runtimes) ---------------------------------------------
+    Setting(
+        "STACK",
+        "local",
+        "Runtime of the stack: local (processes on this machine), compose (Docker Compose) or k8s (kubectl).",
+        "stack",
+    ),
+    Setting("K8S_OVERLAY", "dev", "With STACK=k8s: the kustomize overlay under k8s/overlays/ to apply.", "stack"),
+    Setting("K8S_NAMESPACE", "sessionproof-dev", "With STACK=k8s: the namespace that overlay deploys to.", "stack"),
+    Setting("APPS", "3", "Number of app replicas behind nginx (at least 2).", "stack"),
+    Setting(
+        "NETWORK",
+        "auto",
+        "Local runtime's network: `netns` gives every Redis, Sentinel and app node its own address in its own "
+        "network namespace (links between chosen nodes can be cut: the network faults; needs root), `loopback` "
+        "runs everything on BIND_HOST, `auto` picks netns for root and loopback otherwise.",
+        "stack",
+    ),
+    Setting(
+        "NETNS_SUBNET",
+        "10.199.0.0/24",
+        "With NETWORK=netns: the private network of the stack's namespaces (.1 is the host's bridge, "
+        "redis-N .1N, sentinel-N .2N, app-N .(100+N)). Two stacks at once need different subnets.",
+        "stack",
+    ),
+    Setting(
+        "BIND_HOST",
+        "127.0.0.1",
+        "Address of the entry point (nginx) and, with NETWORK=loopback, of every node (loopback only).",
+        "stack",
+    ),
+    Setting("NGINX_PORT", "8080", "Port of the nginx entry point.", "stack"),
+    Setting("APP_PORT_BASE", "8101", "Port of app-1; app-N listens on APP_PORT_BASE+N-1.", "stack"),
+    Setting("REDIS_PORT_BASE", "6380", "Port of redis-1; redis-2 and redis-3 follow (6379 stays free).", "stack"),
+    Setting("SENTINEL_PORT_BASE", "26380", "Port of sentinel-1; sentinel-2 and sentinel-3 follow.", "stack"),
+    Setting("STATE_DIR", ".run", "Folder (git-ignored) with generated configs, pids, logs and Redis data.", "stack"),
+    Setting("SENTINEL_QUORUM", "2", "Sentinels that must agree the master is down before a failover.", "stack"),
+    Setting("SENTINEL_DOWN_AFTER_MS", "1000", "Silence after which a Sentinel considers a node down.", "stack"),
+    Setting(
+        "SENTINEL_FAILOVER_TIMEOUT_MS", "10000", "Sentinel failover-timeout (retry interval of a failover).", "stack"
+    ),
+    Setting("REDIS_MAXMEMORY", "256mb", "Redis maxmemory (with maxmemory-policy noeviction).", "stack"),
+    Setting(
+        "REDIS_MIN_REPLICAS_TO_WRITE",
+        "1",
+        "Redis min-replicas-to-write: a master with fewer connected replicas refuses writes (NOREPLICAS).",
+        "stack",
+    ),
+    Setting(
+        "REDIS_MIN_REPLICAS_MAX_LAG_S",
+        "1",
+        "Redis min-replicas-max-lag: a replica silent for longer does not count for REDIS_MIN_REPLICAS_TO_WRITE.",
+        "stack",
+    ),
+    Setting("NGINX_UPSTREAM_KEEPALIVE_TIMEOUT_S", "60", "How long nginx keeps an idle upstream connection.", "stack"),
+    Setting(
+        "NGINX_MAX_FAILS", "1", "Failed attempts after which nginx skips a replica for NGINX_FAIL_TIMEOUT_S.", "stack"
+    ),
+    Setting("NGINX_FAIL_TIMEOUT_S", "2", "How long nginx skips a replica that failed.", "stack"),
+    Setting("NGINX_PROXY_CONNECT_TIMEOUT_S", "1", "nginx timeout to connect to a replica.", "stack"),
+    Setting("NGINX_PROXY_READ_TIMEOUT_S", "10", "nginx timeout waiting for a replica's response.", "stack"),
+    Setting("STACK_UP_TIMEOUT_S", "60", "Deadline for `make up` to see every node healthy.", "stack"),
+    Setting(
+        "CONGEST_RATE_KBIT",
+        "256",
+        "congest-redis-master: the rate (kbit/s, each way) the master's link is limited to, below what the "
+        "failover scenarios' session and replication traffic needs there (a few hundred kbit/s and more).",
+        "stack",
+    ),
+    # --- load tests -------------------------------------------------------
+    Setting(
+        "SCENARIO", "mixed", "Load scenario (loadtests/scenarios/<name>.yaml) when locust gets no --scenario.", "load"
+    ),
+    Setting(
+        "LAYERS",
+        "hardened",
+        "Configurations `make experiments` runs the matrix for, in turn: `hardened`, `stock`, and "
+        "`stock-min-replicas-0` (stock with REDIS_MIN_REPLICAS_TO_WRITE=0, as the documentation's setups); "
+        '`LAYERS="hardened stock stock-min-replicas-0"` puts all three side by side.',
+        "load",
+    ),
+    Setting("SCENARIO_DIR", "loadtests/scenarios", "Folder of the scenario files (<name>.yaml).", "load"),
+    Setting(
+        "RESULTS_DIR", "results", "Where each run writes results/<UTC-time>-<scenario>/ and the `latest` link.", "load"
+    ),
+)
+
+SETTINGS = APP_SETTINGS + HARNESS_SETTINGS
+ALL = Registry(SETTINGS)
+BY_NAME = ALL.by_name
+get_str, get_int, get_float, get_bool = ALL.get_str, ALL.get_int, ALL.get_float, ALL.get_bool
+get_choice, get_addresses, markdown_table = ALL.get_choice, ALL.get_addresses, ALL.markdown_table
+
+__all__ = [
+    "ALL", "APP_SETTINGS", "BY_NAME", "HARNESS_SETTINGS", "SESSION_LAYERS", "SETTINGS", "ConfigError", "Setting",
+    "get_addresses", "get_bool", "get_choice", "get_float", "get_int", "get_str", "markdown_table", "redis_password",
+]  # fmt: skip
