@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-STACK_CLI := $(PY) -m sessionproof.stack
+STACK_CLI := $(PY) -m sessionproof.runtimes.stack
 
 export PYTHONDONTWRITEBYTECODE := 1
 
@@ -57,11 +57,11 @@ format: venv ## Format the code with ruff
 	@$(VENV)/bin/ruff check --fix .
 
 generate: venv ## Write compose/ and k8s/ configs from services/ templates and the settings (one source)
-	@$(PY) -m sessionproof.deploy
+	@$(PY) -m sessionproof.configs.generate
 
 validate: venv ## Static checks of compose and k8s: no drift, compose spec, k8s schemas, parity with local
-	@$(PY) -m sessionproof.deploy --check
-	@$(PY) -m sessionproof.validate
+	@$(PY) -m sessionproof.configs.generate --check
+	@$(PY) -m sessionproof.configs.validate
 
 test: deps venv lint validate ## Run every test (make validate, unit tests and the live stack tests)
 	@$(PY) -m pytest
@@ -80,19 +80,19 @@ lock: ## Re-resolve scripts/requirements.lock (everything) and scripts/requireme
 	@rm -rf .lock-venv
 
 unloaded: venv ## Unloaded p50/p99 of GET /cart and GET /ping through nginx (REQUESTS=2000)
-	@$(PY) -m sessionproof.unloaded --requests $(or $(REQUESTS),2000)
+	@$(PY) -m sessionproof.load.unloaded --requests $(or $(REQUESTS),2000)
 
 loadtest: venv ## Headless Locust run: SCENARIO=mixed|latency|bounce|concurrency DURATION=60s USERS= PROCESSES=
-	@$(PY) -m sessionproof.loadtest --scenario $(or $(SCENARIO),mixed) $(if $(DURATION),--duration $(DURATION)) $(if $(USERS),--users $(USERS)) $(if $(PROCESSES),--processes $(PROCESSES)) \
+	@$(PY) -m sessionproof.load.loadtest --scenario $(or $(SCENARIO),mixed) $(if $(DURATION),--duration $(DURATION)) $(if $(USERS),--users $(USERS)) $(if $(PROCESSES),--processes $(PROCESSES)) \
 	|| { rc=$$?; echo "loadtest exited $$rc (3: an SLO was breached, see results/latest/report.md)"; exit $$rc; }
 
 report: venv ## Render a run's summary.json, report.md and plots again from its raw data: RUN=results/<folder>
 	@if [ -z "$(RUN)" ]; then echo "usage: make report RUN=results/<folder>  (or RUN=results/latest)"; exit 2; fi
-	@$(PY) -m sessionproof.report $(RUN)
+	@$(PY) -m sessionproof.analysis.report $(RUN)
 
 check: venv ## Judge a run's raw/history.jsonl again and rewrite its correctness figures: RUN=results/<folder> (exit 3: a violation)
 	@if [ -z "$(RUN)" ]; then echo "usage: make check RUN=results/<folder>  (or RUN=results/latest)"; exit 2; fi
-	@$(PY) -m sessionproof.history $(RUN)
+	@$(PY) -m sessionproof.analysis.history $(RUN)
 
 chaos: venv ## Inject a fault and heal it: FAULT=kill-app|pause-app|restart-apps|kill-redis-master|pause-redis-master|kill-sentinel|restart-redis-all, and with NETWORK=netns partition-redis-master|partition-app|isolate-sentinel|partition-sentinels-minority|congest-redis-master (HOLD_S=, TARGET=, INJECT_ONLY=1, HEAL=1)
 	@if [ -z "$(FAULT)" ]; then echo "usage: make chaos FAULT=<fault>   (faults: scripts/chaos.sh --help)"; exit 2; fi
@@ -100,8 +100,8 @@ chaos: venv ## Inject a fault and heal it: FAULT=kill-app|pause-app|restart-apps
 
 experiment: venv ## One failover experiment: SCENARIO=failover-redis-kill (load, fault, heal, read-back, report)
 	@if [ -z "$(SCENARIO)" ]; then echo "usage: make experiment SCENARIO=<failover scenario>"; exit 2; fi
-	@$(PY) -m sessionproof.experiment $(SCENARIO) \
+	@$(PY) -m sessionproof.chaos.experiment $(SCENARIO) \
 	|| { rc=$$?; echo "experiment exited $$rc (3: an SLO was breached, see results/latest/report.md)"; exit $$rc; }
 
 experiments: venv ## Every fault experiment plus latency and concurrency, per configuration (LAYERS="hardened stock stock-min-replicas-0"; ONLY="partition-app ..." for a subset), then results/<UTC-time>-matrix/report.md (about 15 minutes per configuration)
-	@$(PY) -m sessionproof.experiment --all $(if $(ONLY),--only "$(ONLY)")
+	@$(PY) -m sessionproof.chaos.experiment --all $(if $(ONLY),--only "$(ONLY)")

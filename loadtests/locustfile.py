@@ -21,10 +21,10 @@ from gevent.pool import Pool
 from locust import HttpUser, constant, task
 
 from sessionproof import settings
-from sessionproof.checker import SessionModel, Verdict, lost_updates
-from sessionproof.history import operation_of, outcome_type
-from sessionproof.loadrun import note_event, recorder
-from sessionproof.pacing import Pacer, paced
+from sessionproof.analysis.checker import SessionModel, Verdict, lost_updates
+from sessionproof.analysis.history import operation_of, outcome_type
+from sessionproof.load.loadrun import note_event, recorder
+from sessionproof.load.pacing import Pacer, paced
 
 REQUEST_TIMEOUT_S = 10.0
 COOKIE_NAME = settings.get_str("SESSION_COOKIE_NAME")

@@ -7,4 +7,4 @@ if [ ! -x "$root/.venv/bin/python" ]; then
   echo "error: no $root/.venv; run \`make up\` first" >&2
   exit 2
 fi
-exec "$root/.venv/bin/python" -m sessionproof.chaos "$@"
+exec "$root/.venv/bin/python" -m sessionproof.chaos.faults "$@"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 
-from . import REPO_ROOT, settings
+from sessionproof import REPO_ROOT, settings
 
 _SCENARIO_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 PACKAGES = ("flask", "flask-session", "redis", "gunicorn", "locust", "hdrhistogram", "supervisor")

@@ -2,7 +2,7 @@
 
 The app declares what it reads in sessionproof_app.settings; the harness declares
 the rest here and reads both through one registry, so each name has one owner and
-one documented default. `python -m sessionproof.stack config` (make config) prints
+one documented default. `python -m sessionproof.runtimes.stack config` (make config) prints
 every one, and the README's table is checked against it.
 """
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import REPO_ROOT, settings
+from sessionproof import REPO_ROOT, settings
 
 REDIS_NODES = 3
 SENTINEL_NODES = 3

@@ -6,7 +6,7 @@ import psutil
 import pytest
 import requests
 
-from sessionproof.local import LocalRuntime
+from sessionproof.runtimes.local import LocalRuntime
 from sessionproof.topology import StackConfig
 from support import free_port_block
 

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from sessionproof.chaos import FAULTS, NETWORK_FAULTS, heal, inject
+from sessionproof.chaos.faults import FAULTS, NETWORK_FAULTS, heal, inject
 from sessionproof.runs import EventLog
 from support import wait_for_new_master
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from sessionproof.experiment import run_experiment
+from sessionproof.chaos.experiment import run_experiment
 
 pytestmark = pytest.mark.stack
 

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from sessionproof import probes
+from sessionproof.runtimes import probes
 from sessionproof.waiting import wait_until
 from support import observe, wait_for_new_master
 

@@ -53,7 +53,7 @@ def test_a_bounce_run_checks_every_answer_and_writes_a_complete_results_folder(h
     assert meta["config"]["REDIS_PASSWORD"] == "***" and meta["host"]["cores"] >= 1
 
     rerendered = subprocess.run(
-        [sys.executable, "-m", "sessionproof.report", str(run_dir)], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "sessionproof.analysis.report", str(run_dir)], capture_output=True, text=True, timeout=60
     )
     assert rerendered.returncode == 0, rerendered.stderr
     assert json.loads((run_dir / "summary.json").read_text()) == summary
@@ -64,7 +64,10 @@ def test_a_bounce_run_checks_every_answer_and_writes_a_complete_results_folder(h
     ops = [json.loads(line) for line in (run_dir / "raw" / "history.jsonl").read_text().splitlines()]
     assert {op["type"] for op in ops} >= {"invoke", "ok"} and {op["f"] for op in ops} >= {"login", "add", "read"}
     checked = subprocess.run(
-        [sys.executable, "-m", "sessionproof.history", str(run_dir)], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "sessionproof.analysis.history", str(run_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert checked.returncode == 0 and f"{correctness['checks']} checks" in checked.stdout, checked.stdout
 

@@ -9,7 +9,7 @@ import psutil
 import pytest
 
 from sessionproof import REPO_ROOT
-from sessionproof.local import LocalRuntime
+from sessionproof.runtimes.local import LocalRuntime
 from sessionproof.topology import StackConfig
 
 from .conftest import stack_env

@@ -14,11 +14,11 @@ import sys
 import psutil
 import pytest
 
-from sessionproof import probes
-from sessionproof.chaos import FAULTS, heal, inject
-from sessionproof.local import LocalRuntime
-from sessionproof.netns import NodeNetwork
+from sessionproof.chaos.faults import FAULTS, heal, inject
 from sessionproof.runs import EventLog
+from sessionproof.runtimes import probes
+from sessionproof.runtimes.local import LocalRuntime
+from sessionproof.runtimes.netns import NodeNetwork
 from sessionproof.topology import StackConfig
 from sessionproof.waiting import wait_until
 from support import wait_for_new_master

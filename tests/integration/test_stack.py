@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from sessionproof import probes
-from sessionproof.local import LocalRuntime
+from sessionproof.runtimes import probes
+from sessionproof.runtimes.local import LocalRuntime
 from sessionproof.topology import StackConfig
 from sessionproof.waiting import wait_until
 from support import observe, wait_for_new_master
@@ -171,7 +171,7 @@ def test_up_is_safe_to_rerun(healthy_stack):
 
 
 def test_the_unloaded_probe_measures_both_endpoints(healthy_stack):
-    from sessionproof.unloaded import measure
+    from sessionproof.load.unloaded import measure
 
     histograms = measure(healthy_stack.config.entry_url, requests_per_endpoint=20, warmup=2)
     assert {name: h.get_total_count() for name, h in histograms.items()} == {"GET /ping": 20, "GET /cart": 20}

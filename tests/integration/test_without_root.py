@@ -54,22 +54,22 @@ def test_a_user_without_root_gets_a_loopback_stack_and_a_clear_refusal_of_networ
         "PYTHONDONTWRITEBYTECODE": "1",
         "NETWORK": "auto",
     }
-    usable = as_nobody(env, "sessionproof.netns", timeout_s=30)  # imports the harness, does nothing
+    usable = as_nobody(env, "sessionproof.runtimes.netns", timeout_s=30)  # imports the harness, does nothing
     if usable.returncode != 0:
         pytest.skip(
             f"nobody cannot run this venv's Python ({os.path.realpath(sys.executable)}, e.g. under a root-only "
             f"folder): {usable.stderr.strip().splitlines()[-1] if usable.stderr.strip() else usable.returncode}"
         )
     try:
-        up = as_nobody(env, "sessionproof.stack", "up")
+        up = as_nobody(env, "sessionproof.runtimes.stack", "up")
         assert up.returncode == 0, up.stdout + up.stderr
         assert "network: a namespace per node" not in up.stdout
         assert f"127.0.0.1:{env['REDIS_PORT_BASE']}" in up.stdout  # status: every node on loopback
-        fault = as_nobody(env, "sessionproof.chaos", "partition-redis-master", timeout_s=30)
+        fault = as_nobody(env, "sessionproof.chaos.faults", "partition-redis-master", timeout_s=30)
         assert fault.returncode == 2
         assert "NETWORK=loopback" in fault.stderr and "NETWORK=netns" in fault.stderr and "root" in fault.stderr
-        status = as_nobody(env, "sessionproof.stack", "status", timeout_s=30)
+        status = as_nobody(env, "sessionproof.runtimes.stack", "status", timeout_s=30)
         assert status.returncode == 0, status.stdout + status.stderr  # the refused fault touched nothing
     finally:
-        down = as_nobody(env, "sessionproof.stack", "down")
+        down = as_nobody(env, "sessionproof.runtimes.stack", "down")
         assert down.returncode == 0, down.stdout + down.stderr

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sessionproof.checker import SessionModel, lost_updates
+from sessionproof.analysis.checker import SessionModel, lost_updates
 
 
 def logged_in(user: str = "alice") -> SessionModel:

@@ -12,11 +12,11 @@ import re
 
 import pytest
 
-from sessionproof import chaos
-from sessionproof.chaos import FAULTS, NETWORK_FAULTS, heal, inject
-from sessionproof.containers import COMPOSE_FILE, ComposeRuntime, ContainerError, K8sRuntime, run_command
+from sessionproof.chaos import faults as chaos
+from sessionproof.chaos.faults import FAULTS, NETWORK_FAULTS, heal, inject
 from sessionproof.runs import EventLog
-from sessionproof.runtime import get_runtime
+from sessionproof.runtimes.containers import COMPOSE_FILE, ComposeRuntime, ContainerError, K8sRuntime, run_command
+from sessionproof.runtimes.interface import get_runtime
 from sessionproof.topology import StackConfig
 
 COMPOSE = ["docker", "compose", "-f", str(COMPOSE_FILE)]
@@ -206,7 +206,7 @@ def test_a_statefulset_pod_restart_waits_for_the_pod_under_its_own_name():
 
 
 def test_a_compose_service_is_ready_when_running_and_healthy_or_without_a_healthcheck():
-    from sessionproof.containers import _compose_ready
+    from sessionproof.runtimes.containers import _compose_ready
 
     assert _compose_ready({"State": "running", "Health": "healthy"})
     assert _compose_ready({"State": "running", "Health": ""})

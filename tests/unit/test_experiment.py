@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from sessionproof import scenarios
-from sessionproof.experiment import CONFIGURATIONS, EXPERIMENTS, MAX_LOST_EXAMPLES, _duration_s, judge_final_read
+from sessionproof.chaos.experiment import CONFIGURATIONS, EXPERIMENTS, MAX_LOST_EXAMPLES, _duration_s, judge_final_read
+from sessionproof.load import scenarios
 
 
 def reader(states: dict):
@@ -101,7 +101,7 @@ class FakeRuntime:
 
 def fake_stack(tmp_path, monkeypatch, refused: dict[str, str] | None = None):
     """run_all with fake runtimes and experiments: what ran (configuration's env, name) and what it printed."""
-    from sessionproof import experiment
+    from sessionproof.chaos import experiment
 
     ran: list[tuple[dict, str]] = []
     runtimes: list[FakeRuntime] = []
@@ -126,7 +126,7 @@ def fake_stack(tmp_path, monkeypatch, refused: dict[str, str] | None = None):
 
 
 def test_all_runs_every_experiment_and_load_scenario_once_per_configuration(tmp_path, monkeypatch):
-    from sessionproof import experiment
+    from sessionproof.chaos import experiment
 
     ran, runtimes = fake_stack(tmp_path, monkeypatch)
     lines: list[str] = []
@@ -150,7 +150,7 @@ def test_all_runs_every_experiment_and_load_scenario_once_per_configuration(tmp_
 
 
 def test_all_skips_what_the_runtime_refuses_and_the_matrix_says_why(tmp_path, monkeypatch):
-    from sessionproof import experiment
+    from sessionproof.chaos import experiment
 
     reason = "network faults need NETWORK=netns (this stack runs on loopback)"
     ran, _ = fake_stack(tmp_path, monkeypatch, refused={"partition-redis-master": reason})
@@ -178,7 +178,7 @@ def test_configurations_set_the_layer_and_only_the_third_sets_min_replicas():
 
 
 def test_all_refuses_an_unknown_configuration(capsys, monkeypatch):
-    from sessionproof import experiment
+    from sessionproof.chaos import experiment
 
     monkeypatch.setattr(experiment, "get_runtime", lambda *_: pytest.fail("checked before any runtime"))
     assert experiment.main(["--all", "--layers", "stock turbo"]) == 2
@@ -201,7 +201,7 @@ class LoopbackRuntime(FakeRuntime):
 
 
 def test_a_network_fault_is_refused_on_a_stack_that_cannot_cut_links():
-    from sessionproof import experiment
+    from sessionproof.chaos import experiment
 
     runtime = LoopbackRuntime({})
     assert "NETWORK=loopback" in experiment.refusal("partition-redis-master", runtime)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from sessionproof import history
+from sessionproof.analysis import history
 
 P = "abc123"  # a process id; its items are i<P>-N
 

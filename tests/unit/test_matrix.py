@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sessionproof.matrix import Skipped, build_matrix, configuration_of, main
+from sessionproof.analysis.matrix import Skipped, build_matrix, configuration_of, main
 
 
 def figures(errors: dict, lost: int, recover_s: float | None) -> dict:

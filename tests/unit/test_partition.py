@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sessionproof import partition
+from sessionproof.analysis import partition
 
 T0 = 1_000_000.0  # the run starts here; the fault lasts from +10 s to +20 s; the run ends at +40 s
 RUN_END = T0 + 40

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sessionproof.recorder import Recorder
+from sessionproof.load.recorder import Recorder
 
 
 def fill(recorder: Recorder, offset: int) -> None:
@@ -79,7 +79,7 @@ def test_the_ledger_keeps_acked_meta_as_written(tmp_path):
 
 
 def test_history_lines_merge_across_workers_and_are_written_in_time_order_relative_to_the_run_start(tmp_path):
-    from sessionproof.recorder import Recorder
+    from sessionproof.load.recorder import Recorder
 
     worker_a, worker_b, master = Recorder(), Recorder(), Recorder()
     worker_a.operation("invoke", "add", "p1", "bounce", "s", value="ip1-1")

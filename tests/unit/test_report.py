@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from hdrh.histogram import HdrHistogram
 
-from sessionproof import report
-from sessionproof.report import SLO_BREACH_EXIT_CODE, build_report, load_run, main, render_markdown, summarize
+from sessionproof.analysis import report
+from sessionproof.analysis.report import SLO_BREACH_EXIT_CODE, build_report, load_run, main, render_markdown, summarize
 
 STARTED_AT = "2026-11-23T12:00:00Z"
 T0_S = int(datetime.fromisoformat(STARTED_AT).timestamp())

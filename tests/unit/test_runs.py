@@ -6,7 +6,8 @@ import datetime as dt
 
 import pytest
 
-from sessionproof import runs, scenarios
+from sessionproof import runs
+from sessionproof.load import scenarios
 
 
 def test_two_runs_in_the_same_second_get_two_folders(tmp_path):

@@ -8,8 +8,8 @@ import re
 import pytest
 
 from sessionproof import settings
-from sessionproof.local import LocalRuntime, StackError
-from sessionproof.render import render_text
+from sessionproof.configs.render import render_text
+from sessionproof.runtimes.local import LocalRuntime, StackError
 from sessionproof.topology import StackConfig
 
 
@@ -98,8 +98,8 @@ def test_nginx_re_sends_posts_only_for_the_hardened_layer(tmp_path):
 
 
 def test_a_retry_budget_longer_than_nginx_waits_is_refused_by_every_runtime_and_by_generate(tmp_path):
-    from sessionproof.containers import make_runtime
-    from sessionproof.deploy import generated_files
+    from sessionproof.configs.generate import generated_files
+    from sessionproof.runtimes.containers import make_runtime
 
     env = {"STATE_DIR": str(tmp_path), "STORE_RETRY_BUDGET_S": "9", "NGINX_PROXY_READ_TIMEOUT_S": "10"}
     refused = "STORE_RETRY_BUDGET_S=9 leaves too little of NGINX_PROXY_READ_TIMEOUT_S=10"
@@ -187,7 +187,7 @@ def test_netns_for_a_user_without_root_is_refused_naming_the_privilege(monkeypat
 
 
 def test_network_faults_on_a_loopback_stack_fail_at_once_with_the_setting_and_privilege(tmp_path):
-    from sessionproof.chaos import FAULTS, NETWORK_FAULTS, inject
+    from sessionproof.chaos.faults import FAULTS, NETWORK_FAULTS, inject
     from sessionproof.runs import EventLog
 
     runtime = LocalRuntime(StackConfig.from_env({"STATE_DIR": str(tmp_path), "NETWORK": "loopback"}))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from hdrh.histogram import HdrHistogram
 
-from sessionproof.recorder import percentiles_us
-from sessionproof.unloaded import summary_line
+from sessionproof.load.recorder import percentiles_us
+from sessionproof.load.unloaded import summary_line
 
 
 def histogram_of(values) -> HdrHistogram:

@@ -6,7 +6,9 @@ import shutil
 
 import pytest
 
-from sessionproof import REPO_ROOT, deploy, validate
+from sessionproof import REPO_ROOT
+from sessionproof.configs import generate as deploy
+from sessionproof.configs import validate
 
 
 @pytest.fixture

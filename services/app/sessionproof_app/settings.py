@@ -2,7 +2,7 @@
 
 This module holds the app's settings (what the app and gunicorn read); the harness
 declares its own in sessionproof/settings.py and reads both through one registry.
-Every runtime passes the same names. `python -m sessionproof.stack
+Every runtime passes the same names. `python -m sessionproof.runtimes.stack
 config` prints the table, and the README's table is checked against it.
 """
 

@@ -24,11 +24,13 @@ from pathlib import Path
 import psutil
 from supervisor.xmlrpc import SupervisorTransport
 
-from . import REPO_ROOT, SERVICES_DIR, configs, probes, settings
-from .netns import NetworkError, NodeNetwork
-from .render import write_if_changed
-from .topology import Node, StackConfig
-from .waiting import wait_until
+from sessionproof import REPO_ROOT, SERVICES_DIR, settings
+from sessionproof.configs import templates as configs
+from sessionproof.configs.render import write_if_changed
+from sessionproof.runtimes import probes
+from sessionproof.runtimes.netns import NetworkError, NodeNetwork
+from sessionproof.topology import Node, StackConfig
+from sessionproof.waiting import wait_until
 
 # The app's settings (gunicorn's included), forwarded to every replica when the user set them.
 _APP_SETTING_NAMES = [s.name for s in settings.APP_SETTINGS]

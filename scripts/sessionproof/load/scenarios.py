@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from . import REPO_ROOT, settings
+from sessionproof import REPO_ROOT, settings
 
 USER_KINDS = ("latency", "bounce", "concurrency")
 

@@ -1,8 +1,8 @@
 """Faults: each an inject and an idempotent heal, acting only through the runtime interface.
 
-    python -m sessionproof.chaos kill-redis-master            # inject, hold, heal
-    python -m sessionproof.chaos pause-app --hold-s 5 --target app-2
-    python -m sessionproof.chaos kill-app --inject-only       # and later: --heal-only
+    python -m sessionproof.chaos.faults kill-redis-master            # inject, hold, heal
+    python -m sessionproof.chaos.faults pause-app --hold-s 5 --target app-2
+    python -m sessionproof.chaos.faults kill-app --inject-only       # and later: --heal-only
 
 Redis faults use SIGKILL and SIGSTOP, never SIGTERM: Redis 7 waits for its replicas
 on SIGTERM, which would hide the losses the harness is there to show. Only the rolling
@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 import requests
 
-from . import runs, settings
-from .runs import EventLog
-from .runtime import Runtime, get_runtime
-from .waiting import DeadlineExceeded, wait_until
+from sessionproof import runs, settings
+from sessionproof.runs import EventLog
+from sessionproof.runtimes.interface import Runtime, get_runtime
+from sessionproof.waiting import DeadlineExceeded, wait_until
 
 HEAL_TIMEOUT_S = 60.0
 ROTATION_TIMEOUT_S = 30.0
@@ -276,7 +276,7 @@ def heal(fault: Fault, runtime: Runtime, log: EventLog, targets: list[str]) -> N
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m sessionproof.chaos",
+        prog="python -m sessionproof.chaos.faults",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,6 +1,6 @@
 """The Redis, Sentinel and nginx configs of every runtime, from services/ templates and the settings.
 
-One function per config: the local runtime, compose and k8s (`sessionproof.deploy`)
+One function per config: the local runtime, compose and k8s (`sessionproof.configs.generate`)
 all call these, so a setting (down-after, min-replicas, proxy timeouts, ...) is
 the same everywhere by construction. What differs per runtime is passed in:
 addresses, folders and how a node announces itself.
@@ -11,8 +11,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 
-from . import settings
-from .render import render_template
+from sessionproof import settings
+from sessionproof.configs.render import render_template
 
 
 def redis_conf(

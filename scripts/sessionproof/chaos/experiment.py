@@ -1,7 +1,7 @@
 """Failover experiments: steady state, load, a scheduled fault, heal, read back, steady state again.
 
-    python -m sessionproof.experiment failover-redis-kill      (make experiment SCENARIO=...)
-    python -m sessionproof.experiment --all --layers "hardened stock stock-min-replicas-0"
+    python -m sessionproof.chaos.experiment failover-redis-kill      (make experiment SCENARIO=...)
+    python -m sessionproof.chaos.experiment --all --layers "hardened stock stock-min-replicas-0"
                                                 (make experiments LAYERS="hardened stock stock-min-replicas-0")
 
 The scenario file (loadtests/scenarios/<name>.yaml) holds the load and a
@@ -33,12 +33,15 @@ from pathlib import Path
 
 import requests
 
-from . import REPO_ROOT, chaos, report, runs, scenarios, settings
-from .chaos import FAULTS, heal, inject
-from .runs import EventLog
-from .runtime import Runtime, get_runtime
-from .waiting import DeadlineExceeded, wait_until
-from .watchers import start_watchers, stop_watchers
+from sessionproof import REPO_ROOT, runs, settings
+from sessionproof.analysis import report
+from sessionproof.chaos import faults as chaos
+from sessionproof.chaos.faults import FAULTS, heal, inject
+from sessionproof.chaos.watchers import start_watchers, stop_watchers
+from sessionproof.load import scenarios
+from sessionproof.runs import EventLog
+from sessionproof.runtimes.interface import Runtime, get_runtime
+from sessionproof.waiting import DeadlineExceeded, wait_until
 
 EXPERIMENTS = (
     "failover-app-kill",
@@ -276,7 +279,7 @@ def run_all(
     load_scenarios: tuple[str, ...] = LOAD_SCENARIOS,
 ) -> Path:
     """Every named experiment, then the load scenarios, for each configuration; then the matrix report."""
-    from .matrix import Skipped, build_matrix
+    from sessionproof.analysis.matrix import Skipped, build_matrix
 
     configurations = configurations or [runtime.config.get("SESSION_LAYER")]
     check_configurations(configurations)
@@ -318,7 +321,7 @@ def run_all(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m sessionproof.experiment",
+        prog="python -m sessionproof.chaos.experiment",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import yaml
 
-from . import REPO_ROOT, settings
-from .deploy import RUNTIME_SET_SETTINGS, drift
-from .local import LocalRuntime
-from .topology import APP_PORT, NGINX_PORT, StackConfig
+from sessionproof import REPO_ROOT, settings
+from sessionproof.configs.generate import RUNTIME_SET_SETTINGS, drift
+from sessionproof.runtimes.local import LocalRuntime
+from sessionproof.topology import APP_PORT, NGINX_PORT, StackConfig
 
 K8S_VERSION = "1.33.0"
 OVERLAYS = ("dev", "production")

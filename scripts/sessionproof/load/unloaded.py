@@ -1,6 +1,6 @@
 """Unloaded latency through nginx: one client, one request at a time, per endpoint.
 
-`python -m sessionproof.unloaded --requests 2000` (or `make unloaded`) prints
+`python -m sessionproof.load.unloaded --requests 2000` (or `make unloaded`) prints
 p50/p90/p99/p99.9 in microseconds per endpoint, with sample counts. It is the
 floor the load tests are compared against, not a load test.
 """
@@ -14,8 +14,8 @@ import time
 import requests
 from hdrh.histogram import HdrHistogram
 
-from .recorder import LOWEST_US, MIN_SAMPLES_FOR_P999, new_histogram, percentiles_us
-from .topology import StackConfig
+from sessionproof.load.recorder import LOWEST_US, MIN_SAMPLES_FOR_P999, new_histogram, percentiles_us
+from sessionproof.topology import StackConfig
 
 
 def measure(base_url: str, requests_per_endpoint: int, warmup: int = 50) -> dict[str, HdrHistogram]:
@@ -50,7 +50,7 @@ def summary_line(name: str, histogram: HdrHistogram) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sessionproof.unloaded", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m sessionproof.load.unloaded", description=__doc__)
     parser.add_argument("--requests", type=int, default=2000, help="requests per endpoint (default 2000)")
     parser.add_argument("--url", help="entry URL (default: the local stack's nginx)")
     args = parser.parse_args(argv)

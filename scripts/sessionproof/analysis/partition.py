@@ -20,10 +20,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .failover import fault_periods, iso_utc, read_json_object, read_jsonl
+from sessionproof.analysis.failover import fault_periods, iso_utc, read_json_object, read_jsonl
 
 if TYPE_CHECKING:
-    from .report import RunData
+    from sessionproof.analysis.report import RunData
 
 HEAL_WINDOW_S = 10.0  # stale reads right after heal are still the fault's doing (replicas catching up)
 UNKNOWN_STORE = "unknown"  # a write acknowledged without an X-Store-Node header

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from . import settings
-from .topology import Node, StackConfig
+from sessionproof import settings
+from sessionproof.topology import Node, StackConfig
 
 
 class Runtime(Protocol):
@@ -36,9 +36,9 @@ class Runtime(Protocol):
 def get_runtime(env: Mapping[str, str] | None = None) -> Runtime:
     stack = settings.get_choice("STACK", ("local", "compose", "k8s"), env)
     if stack == "local":
-        from .local import LocalRuntime
+        from sessionproof.runtimes.local import LocalRuntime
 
         return LocalRuntime(StackConfig.from_env(env))
-    from .containers import make_runtime
+    from sessionproof.runtimes.containers import make_runtime
 
     return make_runtime(stack, env)

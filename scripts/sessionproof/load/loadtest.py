@@ -12,8 +12,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from . import REPO_ROOT, scenarios
-from .topology import StackConfig
+from sessionproof import REPO_ROOT
+from sessionproof.load import scenarios
+from sessionproof.topology import StackConfig
 
 
 def locust_command(args: argparse.Namespace, scenario: scenarios.Scenario, host: str) -> list[str]:
@@ -35,7 +36,7 @@ def locust_command(args: argparse.Namespace, scenario: scenarios.Scenario, host:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sessionproof.loadtest", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m sessionproof.load.loadtest", description=__doc__)
     parser.add_argument("--scenario", default=os.environ.get("SCENARIO") or "mixed")
     parser.add_argument("--duration", help="e.g. 30s, 2m (default: the scenario's)")
     parser.add_argument("--users", type=int, help="default: the scenario's")

@@ -7,8 +7,8 @@ import time
 
 import redis
 
-from .runs import EventLog
-from .runtime import Runtime
+from sessionproof.runs import EventLog
+from sessionproof.runtimes.interface import Runtime
 
 SPLIT_BRAIN_POLL_S = 0.2
 

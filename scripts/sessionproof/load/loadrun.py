@@ -21,9 +21,11 @@ import psutil
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
-from . import report, runs, scenarios, settings
-from .recorder import Recorder
-from .topology import StackConfig
+from sessionproof import runs, settings
+from sessionproof.analysis import report
+from sessionproof.load import scenarios
+from sessionproof.load.recorder import Recorder
+from sessionproof.topology import StackConfig
 
 log = logging.getLogger("sessionproof")
 recorder = Recorder()

@@ -1,6 +1,6 @@
 """The fault matrix: one row per experiment run (and configuration), from each run's summary.json.
 
-`python -m sessionproof.matrix OUT_DIR RUN_DIR [RUN_DIR ...]` writes OUT_DIR/matrix.json and
+`python -m sessionproof.analysis.matrix OUT_DIR RUN_DIR [RUN_DIR ...]` writes OUT_DIR/matrix.json and
 OUT_DIR/report.md. A run folder without a readable summary.json gets a row saying so, and so does an
 experiment the runtime refused (skipped). Rows of one fault sit together, its configurations in the
 order they ran; the figures fill two tables keyed by fault and configuration, availability and
@@ -16,9 +16,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .experiment import CONFIGURATIONS
-from .partition import HEAL_WINDOW_S
-from .report import ms_short, or_na
+from sessionproof.analysis.partition import HEAL_WINDOW_S
+from sessionproof.analysis.report import ms_short, or_na
+from sessionproof.chaos.experiment import CONFIGURATIONS
 
 BAD_ARGUMENTS_EXIT_CODE = 2
 DEFAULT_TITLE = "Failover matrix"
@@ -314,7 +314,7 @@ def build_matrix(out_dir: Path, run_dirs: list[Path | Skipped], title: str = DEF
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sessionproof.matrix", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m sessionproof.analysis.matrix", description=__doc__)
     parser.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="where matrix.json and report.md go")
     parser.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR", help="experiment run folders")
     parser.add_argument("--title", default=DEFAULT_TITLE, help=f"report heading (default: {DEFAULT_TITLE})")

@@ -1,4 +1,4 @@
-"""`python -m sessionproof.stack COMMAND`: the Makefile's up/down/status/logs, usable directly."""
+"""`python -m sessionproof.runtimes.stack COMMAND`: the Makefile's up/down/status/logs, usable directly."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import argparse
 import subprocess
 import sys
 
-from . import settings
-from .containers import ContainerError
-from .local import LocalRuntime, StackError, default_runtime
-from .runtime import get_runtime
-from .waiting import DeadlineExceeded
+from sessionproof import settings
+from sessionproof.runtimes.containers import ContainerError
+from sessionproof.runtimes.interface import get_runtime
+from sessionproof.runtimes.local import LocalRuntime, StackError, default_runtime
+from sessionproof.waiting import DeadlineExceeded
 
 
 def print_status(runtime: LocalRuntime) -> bool:
@@ -122,7 +122,7 @@ def _container_only(runtime, args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sessionproof.stack", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m sessionproof.runtimes.stack", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("up", "down", "status", "clean", "config"):
         sub.add_parser(name)

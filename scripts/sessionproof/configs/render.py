@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from . import SERVICES_DIR
+from sessionproof import SERVICES_DIR
 
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 

@@ -25,8 +25,9 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping
 
-from . import REPO_ROOT, configs, settings
-from .topology import APP_PORT, NGINX_PORT, REDIS_PORT, SENTINEL_PORT, Node, StackConfig
+from sessionproof import REPO_ROOT, settings
+from sessionproof.configs import templates as configs
+from sessionproof.topology import APP_PORT, NGINX_PORT, REDIS_PORT, SENTINEL_PORT, Node, StackConfig
 
 Runner = Callable[[list[str]], str]
 COMPOSE_FILE = REPO_ROOT / "compose" / "docker-compose.yml"

@@ -1,6 +1,6 @@
 """Turn a load run's raw data into summary.json, report.md and plots, and check its SLOs.
 
-`python -m sessionproof.report RUN_DIR` (or `make report RUN=<folder>`) recomputes every
+`python -m sessionproof.analysis.report RUN_DIR` (or `make report RUN=<folder>`) recomputes every
 figure from RUN_DIR/meta.json and RUN_DIR/raw/; the load harness calls `build_report`
 at the end of each run. A failover experiment's run also has fault events in
 raw/events.jsonl, raw/timeline.jsonl and raw/final_read.json: its summary then holds
@@ -27,8 +27,8 @@ from hdrh.codec import HdrCookieException, HdrHistogramSettingsException, HdrLen
 from hdrh.histogram import HdrHistogram
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-from . import failover, history, partition
-from .recorder import MIN_SAMPLES_FOR_P999, new_histogram, percentiles_us
+from sessionproof.analysis import failover, history, partition
+from sessionproof.load.recorder import MIN_SAMPLES_FOR_P999, new_histogram, percentiles_us
 
 SLO_BREACH_EXIT_CODE = 3
 BAD_INPUT_EXIT_CODE = 2
@@ -742,7 +742,7 @@ def build_report(run_dir: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sessionproof.report", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m sessionproof.analysis.report", description=__doc__)
     parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder, e.g. results/latest")
     args = parser.parse_args(argv)
     try:

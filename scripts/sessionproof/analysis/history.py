@@ -1,6 +1,6 @@
 """The history of a run, and the checker that judges it: a pure function of raw/history.jsonl.
 
-    python -m sessionproof.history results/latest      (make check RUN=results/latest)
+    python -m sessionproof.analysis.history results/latest      (make check RUN=results/latest)
 
 Every session operation of the Locust users is one line, as in Jepsen: an `invoke`
 when it is sent, then `ok`, `fail` (refused: a 4xx, it did not happen) or `info`
@@ -25,8 +25,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from .checker import SessionModel, lost_updates
-from .failover import FailoverInputError, iter_jsonl
+from sessionproof.analysis.checker import SessionModel, lost_updates
+from sessionproof.analysis.failover import FailoverInputError, iter_jsonl
 
 VIOLATION_EXIT_CODE = 3
 CANNOT_JUDGE_EXIT_CODE = 2
@@ -109,7 +109,9 @@ def _judge_concurrent_adds(ops: list[dict], figures: dict[str, int]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sessionproof.history", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m sessionproof.analysis.history", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder, e.g. results/latest")
     args = parser.parse_args(argv)
     path = args.run_dir / "raw" / "history.jsonl"

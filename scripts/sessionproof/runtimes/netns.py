@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import psutil
 
-from .topology import Node, StackConfig, which_tool
+from sessionproof.topology import Node, StackConfig, which_tool
 
 FAULT_CHAIN = "SP-FAULTS"
 COMMAND_TIMEOUT_S = 10.0

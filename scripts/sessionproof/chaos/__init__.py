@@ -1,0 +1,1 @@
+"""Chaos: faults (inject and heal), the watchers of an experiment, and experiments."""

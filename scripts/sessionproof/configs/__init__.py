@@ -1,0 +1,1 @@
+"""Config rendering, generation and validation: templates for every runtime, `make generate`, `make validate`."""

@@ -1,0 +1,1 @@
+"""Load: the intended-start pacing, the recorder, scenarios, the Locust wiring and the unloaded probe."""

@@ -1,0 +1,1 @@
+"""The runtimes behind one interface: local processes (supervisord, network namespaces), compose and k8s."""
