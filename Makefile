@@ -61,7 +61,7 @@ generate: venv ## Write compose/ and k8s/ configs from services/ templates and t
 
 validate: venv ## Static checks of compose and k8s: no drift, compose spec, k8s schemas, parity with local
 	@$(PY) -m sessionproof.configs.generate --check
-	@$(PY) -m sessionproof.configs.validate
+	@$(PY) -m sessionproof.runtimes.validate
 
 test: deps venv lint validate ## Run every test (make validate, unit tests and the live stack tests)
 	@$(PY) -m pytest

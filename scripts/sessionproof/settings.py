@@ -107,6 +107,15 @@ HARNESS_SETTINGS: tuple[Setting, ...] = (
     ),
 )
 
+# What `make experiments LAYERS=...` can compare: each name's settings on top of the user's. The one home of
+# this mapping (chaos/experiment.py runs them, analysis/matrix.py labels runs by them); REDIS_MIN_REPLICAS_TO_WRITE is the user's own (default 1) unless
+# named here. stock-min-replicas-0 is the setup most deployments copy from the docs.
+CONFIGURATIONS: dict[str, dict[str, str]] = {
+    "hardened": {"SESSION_LAYER": "hardened"},
+    "stock": {"SESSION_LAYER": "stock"},
+    "stock-min-replicas-0": {"SESSION_LAYER": "stock", "REDIS_MIN_REPLICAS_TO_WRITE": "0"},
+}
+
 SETTINGS = APP_SETTINGS + HARNESS_SETTINGS
 ALL = Registry(SETTINGS)
 BY_NAME = ALL.by_name
@@ -114,6 +123,21 @@ get_str, get_int, get_float, get_bool = ALL.get_str, ALL.get_int, ALL.get_float,
 get_choice, get_addresses, markdown_table = ALL.get_choice, ALL.get_addresses, ALL.markdown_table
 
 __all__ = [
-    "ALL", "APP_SETTINGS", "BY_NAME", "HARNESS_SETTINGS", "SESSION_LAYERS", "SETTINGS", "ConfigError", "Setting",
-    "get_addresses", "get_bool", "get_choice", "get_float", "get_int", "get_str", "markdown_table", "redis_password",
+    "ALL",
+    "APP_SETTINGS",
+    "BY_NAME",
+    "CONFIGURATIONS",
+    "HARNESS_SETTINGS",
+    "SESSION_LAYERS",
+    "SETTINGS",
+    "ConfigError",
+    "Setting",
+    "get_addresses",
+    "get_bool",
+    "get_choice",
+    "get_float",
+    "get_int",
+    "get_str",
+    "markdown_table",
+    "redis_password",
 ]  # fmt: skip

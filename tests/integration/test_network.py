@@ -186,10 +186,11 @@ def test_congest_redis_master_rate_limits_its_link_both_ways(netns_stack, tmp_pa
         shaped = netns_stack.network_faults()[master.name]
         assert len(shaped) == 2 and all(" tbf " in line and "rate 256Kbit" in line for line in shaped), shaped
         assert reaches(netns_stack, "app-1", master.name), "a slowed link still carries small requests"
-        # 256 KiB through a 256 kbit/s bucket cannot pass without exceeding it: the qdisc counts overlimits.
+        # 256 KiB each way through a 256 kbit/s bucket cannot pass without exceeding it: the qdisc counts
+        # overlimits. ECHO, not SET: a write may be refused (NOREPLICAS) once the slowed replicas lag.
         with probes.redis_client(master.host, master.port, netns_stack.password) as client:
             client.connection_pool.connection_kwargs["socket_timeout"] = 30
-            client.set("sp:test:congestion", "x" * 262_144, ex=60)
+            assert len(client.echo("x" * 262_144)) == 262_144
         stats = netns_stack.run_on("nginx", ["tc", "-s", "qdisc", "show", "dev", link.host_end]).stdout
         overlimits = int(stats.split("overlimits ")[1].split()[0])
         assert overlimits > 0, stats

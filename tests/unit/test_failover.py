@@ -7,7 +7,7 @@ import json
 import pytest
 
 from sessionproof.analysis import failover
-from sessionproof.load.recorder import new_histogram
+from sessionproof.analysis.histograms import new_histogram
 
 T0 = 1_000_000.0  # fault starts at T0 + 10, ends at T0 + 20
 FAULT = "kill-redis-master"

@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
+from sessionproof.analysis.histograms import new_histogram
 from sessionproof.load.pacing import Pacer, paced, timing_of
-from sessionproof.load.recorder import new_histogram
 
 STALL_S = 0.5
 STALL_AT_REQUEST = 40

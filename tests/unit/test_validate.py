@@ -8,7 +8,7 @@ import pytest
 
 from sessionproof import REPO_ROOT
 from sessionproof.configs import generate as deploy
-from sessionproof.configs import validate
+from sessionproof.runtimes import validate
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sessionproof.load.recorder import new_histogram, percentiles_us
+from sessionproof.analysis.histograms import new_histogram, percentiles_us
 
 ERROR_CLASSES = ("502", "503", "504", "timeout")
 SENTINEL_COLLAPSE_S = 1.0

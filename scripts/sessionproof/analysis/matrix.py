@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sessionproof.analysis.partition import HEAL_WINDOW_S
 from sessionproof.analysis.report import ms_short, or_na
-from sessionproof.chaos.experiment import CONFIGURATIONS
+from sessionproof.settings import CONFIGURATIONS
 
 BAD_ARGUMENTS_EXIT_CODE = 2
 DEFAULT_TITLE = "Failover matrix"

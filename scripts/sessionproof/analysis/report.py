@@ -28,7 +28,7 @@ from hdrh.histogram import HdrHistogram
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from sessionproof.analysis import failover, history, partition
-from sessionproof.load.recorder import MIN_SAMPLES_FOR_P999, new_histogram, percentiles_us
+from sessionproof.analysis.histograms import MIN_SAMPLES_FOR_P999, new_histogram, percentiles_us
 
 SLO_BREACH_EXIT_CODE = 3
 BAD_INPUT_EXIT_CODE = 2

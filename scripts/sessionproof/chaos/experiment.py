@@ -41,6 +41,7 @@ from sessionproof.chaos.watchers import start_watchers, stop_watchers
 from sessionproof.load import scenarios
 from sessionproof.runs import EventLog
 from sessionproof.runtimes.interface import Runtime, get_runtime
+from sessionproof.settings import CONFIGURATIONS
 from sessionproof.waiting import DeadlineExceeded, wait_until
 
 EXPERIMENTS = (
@@ -58,14 +59,6 @@ EXPERIMENTS = (
     "partition-sentinels-minority",
     "congest-redis-master",
 )
-# What `make experiments LAYERS=...` can compare: each name's settings on top of the user's. The one home of
-# this mapping (matrix.py labels runs by it); REDIS_MIN_REPLICAS_TO_WRITE is the user's own (default 1) unless
-# named here. stock-min-replicas-0 is the setup most deployments copy from the docs.
-CONFIGURATIONS: dict[str, dict[str, str]] = {
-    "hardened": {"SESSION_LAYER": "hardened"},
-    "stock": {"SESSION_LAYER": "stock"},
-    "stock-min-replicas-0": {"SESSION_LAYER": "stock", "REDIS_MIN_REPLICAS_TO_WRITE": "0"},
-}
 # Run after the faults, per layer: the session tax and read p50 at low load, and lost updates.
 LOAD_SCENARIOS = ("latency", "concurrency")
 FINAL_READ_TIMEOUT_S = 30.0
