@@ -20,12 +20,16 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(line)
 
 
+def _installed(program: str) -> str:
+    path = shutil.which(program)
+    if not path:
+        pytest.fail(f"{program} is not installed: run `make deps`")
+    return path
+
+
 @pytest.fixture(scope="session")
 def redis_binary() -> str:
-    path = shutil.which("redis-server")
-    if not path:
-        pytest.fail("redis-server is not installed: run `make deps`")
-    return path
+    return _installed("redis-server")
 
 
 def _start_redis(redis_binary: str, port: int, data_dir: Path, *extra: str) -> subprocess.Popen:
@@ -73,10 +77,7 @@ def redis_client(redis_server):
 
 @pytest.fixture(scope="session")
 def sentinel_binary() -> str:
-    path = shutil.which("redis-sentinel")
-    if not path:
-        pytest.fail("redis-sentinel is not installed: run `make deps`")
-    return path
+    return _installed("redis-sentinel")
 
 
 @pytest.fixture(scope="module")

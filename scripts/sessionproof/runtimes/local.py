@@ -124,46 +124,31 @@ class LocalRuntime:
                     f"({', '.join(changed)}); run `make clean` to start afresh (this deletes its session data)"
                 )
         write_if_changed(fingerprint_file, json.dumps(fingerprint, indent=2) + "\n")
-        self._render_redis()
-        self._render_sentinels()
+        self._render_data_nodes()
         nginx_changed = self._render_nginx()
         self._render_supervisor()
         return nginx_changed
 
-    def _render_redis(self) -> None:
+    def _render_data_nodes(self) -> None:
+        """redis-N/redis.conf and sentinel-N/sentinel.conf, each written only if absent."""
         master = self.config.redis_nodes[0]
-        for node in self.config.redis_nodes:
-            conf = self.state_dir / node.name / "redis.conf"
+        for node in [*self.config.redis_nodes, *self.config.sentinel_nodes]:
+            conf = self.state_dir / node.name / f"{node.kind}.conf"
             if conf.exists():
                 continue
-            text = configs.redis_conf(
-                self.config.env,
-                name=node.name,
-                bind_host=node.host,
-                port=node.port,
-                data_dir=conf.parent,
-                password=self.password,
-                replica_of=None if node == master else (master.host, master.port),
-                announce_host=node.host if self.config.netns else None,
-            )
-            write_if_changed(conf, text, mode=0o600)
-
-    def _render_sentinels(self) -> None:
-        master = self.config.redis_nodes[0]
-        for node in self.config.sentinel_nodes:
-            conf = self.state_dir / node.name / "sentinel.conf"
-            if conf.exists():
-                continue
-            text = configs.sentinel_conf(
-                self.config.env,
-                name=node.name,
-                bind_host=node.host,
-                port=node.port,
-                data_dir=conf.parent,
-                password=self.password,
-                master=(master.host, master.port),
-                announce_host=node.host if self.config.netns else None,
-            )
+            common = {
+                "name": node.name,
+                "bind_host": node.host,
+                "port": node.port,
+                "data_dir": conf.parent,
+                "password": self.password,
+                "announce_host": node.host if self.config.netns else None,
+            }
+            if node.kind == "redis":
+                replica_of = None if node == master else (master.host, master.port)
+                text = configs.redis_conf(self.config.env, replica_of=replica_of, **common)
+            else:
+                text = configs.sentinel_conf(self.config.env, master=(master.host, master.port), **common)
             write_if_changed(conf, text, mode=0o600)
 
     def nginx_text(self) -> str:
