@@ -206,9 +206,10 @@ def test_down_removes_every_namespace_and_link_also_after_a_crash(tmp_path):
         runtime.up(progress=lambda *_: None)
         assert len(network.leftovers()["namespaces"]) == 3 + 3 + runtime.config.apps
         os.kill(runtime.supervisord_pid(), signal.SIGKILL)
-        orphans = [
+        ours = [
             p for p in psutil.process_iter(["cmdline"]) if str(runtime.state_dir) in " ".join(p.info["cmdline"] or [])
         ]
+        orphans = ours + [child for p in ours for child in p.children(recursive=True)]  # nginx's workers too
         assert orphans, "the stack's processes should outlive supervisord"
         runtime.down(progress=lambda *_: None)
         psutil.wait_procs(orphans, timeout=10)

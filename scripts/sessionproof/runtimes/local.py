@@ -410,9 +410,11 @@ class LocalRuntime:
         except (OSError, ValueError, psutil.Error):
             return
         if ours:
-            progress(f"stopping nginx (pid {proc.pid}) left by a crashed supervisord")
-            proc.kill()
-            psutil.wait_procs([proc], timeout=5)
+            progress(f"stopping nginx (pid {proc.pid}) and its workers, left by a crashed supervisord")
+            tree = _process_tree(proc.pid)  # the workers would outlive their master
+            for member in tree:
+                member.kill()
+            psutil.wait_procs(tree, timeout=5)
 
     def _remove_network(self, progress) -> None:
         """Every namespace, veth and bridge of this stack, also those a crashed or loopback re-run left."""
