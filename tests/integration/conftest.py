@@ -27,7 +27,7 @@ def stack_env(state_dir, apps: int = 3) -> dict[str, str]:
 
 
 def processes_of(runtime: LocalRuntime) -> list[psutil.Process]:
-    pid = runtime.supervisord_pid()
+    pid = runtime.supervisor.pid()
     if pid is None:
         return []
     root = psutil.Process(pid)

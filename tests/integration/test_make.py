@@ -38,7 +38,7 @@ def test_make_up_status_and_down_leave_no_process_behind(tmp_path):
     try:
         up = make("up", env)
         assert f"stack is up: http://127.0.0.1:{env['NGINX_PORT']}" in up.stdout
-        started = [psutil.Process(runtime.supervisord_pid())]
+        started = [psutil.Process(runtime.supervisor.pid())]
         started += started[0].children(recursive=True)
 
         status = make("status", env).stdout

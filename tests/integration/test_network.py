@@ -205,7 +205,7 @@ def test_down_removes_every_namespace_and_link_also_after_a_crash(tmp_path):
     try:
         runtime.up(progress=lambda *_: None)
         assert len(network.leftovers()["namespaces"]) == 3 + 3 + runtime.config.apps
-        os.kill(runtime.supervisord_pid(), signal.SIGKILL)
+        os.kill(runtime.supervisor.pid(), signal.SIGKILL)
         ours = [
             p for p in psutil.process_iter(["cmdline"]) if str(runtime.state_dir) in " ".join(p.info["cmdline"] or [])
         ]

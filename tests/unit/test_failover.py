@@ -8,6 +8,7 @@ import pytest
 
 from sessionproof.analysis import failover
 from sessionproof.analysis.histograms import new_histogram
+from sessionproof.analysis.runfiles import RunFileError
 
 T0 = 1_000_000.0  # fault starts at T0 + 10, ends at T0 + 20
 FAULT = "kill-redis-master"
@@ -205,5 +206,5 @@ def test_a_damaged_timeline_is_named_with_its_line(tmp_path):
     run_dir = write_run(tmp_path, [ok(1)])
     with (run_dir / "raw" / "timeline.jsonl").open("a") as timeline:
         timeline.write('{"t": 5, "endpoint"\n')
-    with pytest.raises(failover.FailoverInputError, match=r"timeline.jsonl:2 is not valid JSON"):
+    with pytest.raises(RunFileError, match=r"timeline.jsonl:2 is not valid JSON"):
         failover.failover_figures(run_dir)

@@ -42,3 +42,18 @@ def test_imports_point_down():
 
 def test_the_check_sees_an_upward_import():
     assert part_of("sessionproof.chaos.faults") == "chaos" and "chaos" not in ALLOWED["analysis"]
+
+
+MAX_MODULE_LINES = 400
+
+
+def test_no_module_is_over_400_lines():
+    """A module that long mixes jobs; split it along them (issue 11)."""
+    folders = ("scripts", "services", "loadtests", "tests")
+    long = {
+        str(path.relative_to(REPO_ROOT)): lines
+        for folder in folders
+        for path in (REPO_ROOT / folder).rglob("*.py")
+        if (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert not long, long

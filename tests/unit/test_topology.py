@@ -119,7 +119,7 @@ def _no_commands(argv, *args, **kwargs):
 
 
 def test_supervisor_runs_every_node_and_restarts_none_by_itself(rendered):
-    text = rendered.supervisor_conf.read_text()
+    text = rendered.supervisor.conf.read_text()
     for node in rendered.config.nodes:
         assert f"[program:{node.name}]" in text
     assert "autorestart=true" not in text
@@ -173,7 +173,7 @@ def test_netns_configs_bind_and_announce_each_nodes_own_address(tmp_path):
     assert "sentinel monitor sessionproof 10.199.0.11 6380 2" in sentinel
     nginx = (tmp_path / "nginx" / "nginx.conf").read_text()
     assert "listen 127.0.0.1:8080;" in nginx and "server 10.199.0.101:8101" in nginx
-    supervisor = runtime.supervisor_conf.read_text()
+    supervisor = runtime.supervisor.conf.read_text()
     prefix = runtime.network.prefix
     assert f"netns exec {prefix}-redis-1 " in supervisor and f"netns exec {prefix}-app-3 " in supervisor
     assert "netns exec" not in supervisor.split("[program:nginx]")[1]  # the entry point stays in the host's

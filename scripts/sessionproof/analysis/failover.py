@@ -9,57 +9,16 @@ read-back of every session written).
 from __future__ import annotations
 
 import itertools
-import json
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sessionproof.analysis.histograms import new_histogram, percentiles_us
+from sessionproof.analysis.runfiles import read_json_object, read_jsonl
 
 ERROR_CLASSES = ("502", "503", "504", "timeout")
 SENTINEL_COLLAPSE_S = 1.0
 SESSIONLESS_ENDPOINTS = ("GET /ping",)
-
-
-class FailoverInputError(ValueError):
-    """An experiment input file is damaged; the message names the file and line."""
-
-
-def iter_jsonl(path: Path, required: tuple[str, ...], error_class: type[ValueError] = FailoverInputError):
-    """Yield (line number, record) for each non-blank line; a damaged line raises error_class naming it."""
-    with path.open(encoding="utf-8") as lines:
-        for line_no, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise error_class(
-                    f"{path}:{line_no} is not valid JSON ({error}); the run's raw data is damaged"
-                ) from error
-            missing = [key for key in required if not isinstance(record, dict) or key not in record]
-            if missing:
-                raise error_class(f"{path}:{line_no} lacks {', '.join(missing)}; the run's raw data is damaged")
-            yield line_no, record
-
-
-def read_jsonl(path: Path, required: tuple[str, ...] = ("t",)) -> list[dict]:
-    """Every record of a JSON-lines file, [] when it is absent (a plain load run has no experiment files)."""
-    if not path.is_file():
-        return []
-    return [record for _, record in iter_jsonl(path, required)]
-
-
-def read_json_object(path: Path) -> dict:
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise FailoverInputError(f"{path} is not valid JSON ({error}); the run's raw data is damaged") from error
-    if not isinstance(data, dict):
-        raise FailoverInputError(f"{path} must hold a JSON object; the run's raw data is damaged")
-    return data
 
 
 def iso_utc(t: float | None) -> str | None:
@@ -166,7 +125,7 @@ def _latency_around(path: Path, first_fault_s: int, last_fault_s: int) -> dict:
 
 
 def _write_figures(final_read_path: Path) -> dict:
-    final = read_json_object(final_read_path)  # {} without a read-back: every figure is then None
+    final = read_json_object(final_read_path, missing_ok=True)  # {} without a read-back: every figure is then None
     return {
         "acknowledged_writes": final.get("acknowledged_writes"),
         "lost_acknowledged_writes": final.get("lost_acknowledged_writes"),
@@ -185,7 +144,7 @@ def _client_errors(timeline: list[dict], counters_path: Path) -> dict[str, int]:
         errors.update(_error_class(r["kind"]) for r in timeline if not r["ok"])
         return dict(errors)
     # Runs recorded before timeline.jsonl existed still have the totals, only not their times.
-    for kind, count in (read_json_object(counters_path).get("failures_by_kind") or {}).items():
+    for kind, count in (read_json_object(counters_path, missing_ok=True).get("failures_by_kind") or {}).items():
         errors[_error_class(kind)] += int(count)
     return dict(errors)
 

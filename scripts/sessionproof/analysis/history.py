@@ -26,7 +26,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from sessionproof.analysis.checker import SessionModel, lost_updates
-from sessionproof.analysis.failover import FailoverInputError, iter_jsonl
+from sessionproof.analysis.runfiles import RunFileError, iter_jsonl, read_json_object
 
 VIOLATION_EXIT_CODE = 3
 CANNOT_JUDGE_EXIT_CODE = 2
@@ -120,14 +120,15 @@ def main(argv: list[str] | None = None) -> int:
             f"error: {path} is missing; runs recorded before histories existed cannot be judged again", file=sys.stderr
         )
         return CANNOT_JUDGE_EXIT_CODE
+    summary_path = args.run_dir / "summary.json"
     try:
         figures = check(read_history(path))
-    except FailoverInputError as error:
+        # The verdict in summary.json is the history's.
+        summary = read_json_object(summary_path) if summary_path.is_file() else None
+    except RunFileError as error:
         print(f"error: {error}", file=sys.stderr)
         return CANNOT_JUDGE_EXIT_CODE
-    summary_path = args.run_dir / "summary.json"
-    if summary_path.is_file():  # the verdict in summary.json is the history's
-        summary = json.loads(summary_path.read_text())
+    if summary is not None:
         summary["correctness"] = {**summary.get("correctness", {}), **figures}
         summary_path.write_text(json.dumps(summary, indent=2) + "\n")
     violations = {name: figures[name] for name in CLASSES if figures[name]}

@@ -16,8 +16,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from sessionproof.analysis.markdown import ms_short, or_na
 from sessionproof.analysis.partition import HEAL_WINDOW_S
-from sessionproof.analysis.report import ms_short, or_na
+from sessionproof.analysis.runfiles import RunFileError, read_json_object
 from sessionproof.settings import CONFIGURATIONS
 
 BAD_ARGUMENTS_EXIT_CODE = 2
@@ -47,10 +48,9 @@ class Skipped:
 def _read_object(path: Path) -> dict | None:
     """The JSON object in path; None when it is missing or damaged (a failed run must not stop the matrix)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return read_json_object(path)
+    except RunFileError:
         return None
-    return data if isinstance(data, dict) else None
 
 
 def _layer(meta: dict) -> str:

@@ -20,10 +20,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sessionproof.analysis.failover import fault_periods, iso_utc, read_json_object, read_jsonl
+from sessionproof.analysis.failover import fault_periods, iso_utc
+from sessionproof.analysis.runfiles import read_json_object, read_jsonl
 
 if TYPE_CHECKING:
-    from sessionproof.analysis.report import RunData
+    from sessionproof.analysis.rundata import RunData
 
 HEAL_WINDOW_S = 10.0  # stale reads right after heal are still the fault's doing (replicas catching up)
 UNKNOWN_STORE = "unknown"  # a write acknowledged without an X-Store-Node header
@@ -205,7 +206,7 @@ def partition_for_run(run: RunData) -> dict[str, Any] | None:
         return None  # no need to read the timeline of a plain load run
     raw = Path(run.run_dir) / "raw"
     timeline = read_jsonl(raw / "timeline.jsonl", ("t", "endpoint", "ok"))
-    final_read = read_json_object(raw / "final_read.json")
+    final_read = read_json_object(raw / "final_read.json", missing_ok=True)
     start_t = run.started_unix_s
     return partition_block(run.events, timeline, final_read, run.meta, run.counters, start_t, start_t + run.duration_s)
 

@@ -35,6 +35,7 @@ import requests
 
 from sessionproof import REPO_ROOT, runs, settings
 from sessionproof.analysis import report
+from sessionproof.analysis.runfiles import read_jsonl
 from sessionproof.chaos import faults as chaos
 from sessionproof.chaos.faults import FAULTS, heal, inject
 from sessionproof.chaos.watchers import start_watchers, stop_watchers
@@ -120,10 +121,7 @@ def session_reader(base_url: str, cookie_name: str) -> Callable[[str], dict | No
 
 
 def _load_ledger(raw_dir: Path) -> list[dict]:
-    path = raw_dir / "ledger.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_jsonl(raw_dir / "ledger.jsonl", ())
 
 
 def _locust_command(scenario: scenarios.Scenario, host: str) -> list[str]:

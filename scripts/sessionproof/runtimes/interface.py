@@ -9,6 +9,10 @@ from sessionproof import settings
 from sessionproof.topology import Node, StackConfig
 
 
+class StackError(RuntimeError):
+    """The stack cannot do what was asked; the message says what to do."""
+
+
 class Runtime(Protocol):
     name: str
     config: StackConfig

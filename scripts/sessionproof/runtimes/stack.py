@@ -58,7 +58,7 @@ def cmd_down(runtime: LocalRuntime, args) -> int:
 
 
 def cmd_status(runtime: LocalRuntime, args) -> int:
-    if not runtime.supervisor_running():
+    if not runtime.supervisor.running():
         print(f"the stack is not running (state in {runtime.state_dir}); start it with `make up`")
         return 3
     return 0 if print_status(runtime) else 1
@@ -66,7 +66,7 @@ def cmd_status(runtime: LocalRuntime, args) -> int:
 
 def cmd_logs(runtime: LocalRuntime, args) -> int:
     names = [args.node] if args.node else [n.name for n in runtime.config.nodes] + ["nginx-error", "supervisord"]
-    paths = [runtime.log_path(name) for name in names if runtime.log_path(name).exists()]
+    paths = [runtime.supervisor.log_path(name) for name in names if runtime.supervisor.log_path(name).exists()]
     if not paths:
         print(f"no logs yet under {runtime.state_dir / 'logs'}")
         return 0

@@ -68,7 +68,7 @@ def local_configs() -> dict[str, str]:
 
 def _resolved_app_settings(runtime: LocalRuntime) -> dict[str, str]:
     """What a local app replica runs with: its environment, then each setting's default."""
-    env = runtime.app_environment(runtime.config.app_nodes[0])
+    env = runtime.files.app_environment(runtime.config.app_nodes[0])
     names = [s.name for s in settings.SETTINGS if s.scope == "app"]
     names += ["GUNICORN_WORKERS", "GUNICORN_THREADS", "GUNICORN_KEEPALIVE_S"]
     return {name: settings.get_str(name, env) for name in names}

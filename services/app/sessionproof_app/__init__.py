@@ -10,7 +10,8 @@ from typing import Any
 from flask import Flask
 
 from . import errors, settings, store, views
-from .session_layer import LAYERS, SESSIONLESS_PATHS, HardenedSessionInterface, StockSessionInterface
+from .hardened_layer import HardenedSessionInterface
+from .session_layer import LAYERS, SESSIONLESS_PATHS, StockSessionInterface
 
 
 def config_from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:

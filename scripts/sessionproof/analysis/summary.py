@@ -1,0 +1,152 @@
+"""The summary of a run (summary.json): latency tables, session tax, correctness, validity, failover keys and SLOs."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+from sessionproof.analysis import failover, partition
+from sessionproof.analysis.histograms import percentiles_us
+from sessionproof.analysis.rundata import LatencyData, RunData
+
+CORRECTNESS_CLASSES = ("lost_writes", "stale_reads", "sessions_lost", "foreign_sessions", "lost_updates")
+MAX_TRUSTED_CPU_PERCENT = 90.0
+MIN_VALID_DURATION_S = 5.0
+
+
+def _latency_table(latency: LatencyData, kind: str) -> dict[str, dict[str, int | None]]:
+    endpoints = sorted(endpoint for k, endpoint in latency.totals if k == kind)
+    return {endpoint: percentiles_us(latency.totals[(kind, endpoint)]) for endpoint in endpoints}
+
+
+def session_tax_us(service: dict[str, dict], intended: dict[str, dict]) -> dict[str, Any] | None:
+    """What a session costs: GET /cart (loads the session from Redis) minus GET /ping (no session)."""
+    tax = {kind: _tax(table) for kind, table in (("service", service), ("intended", intended))}
+    return tax if any(tax.values()) else None
+
+
+def _tax(table: dict[str, dict]) -> dict[str, int] | None:
+    cart, ping = table.get("GET /cart"), table.get("GET /ping")
+    if not cart or not ping:
+        return None
+    return {"p50": cart["p50"] - ping["p50"], "p99": cart["p99"] - ping["p99"]}
+
+
+def _correctness(counters: dict[str, Any]) -> dict[str, int]:
+    given = counters.get("correctness") or {}
+    # Every known class is always present so SLO paths resolve; one the harness did not
+    # report reads as 0. Classes this module does not know are kept, never dropped.
+    extra = sorted(name for name in given if name != "checks" and name not in CORRECTNESS_CLASSES)
+    names = ["checks", *CORRECTNESS_CLASSES, *extra]
+    return {name: int(given.get(name, 0)) for name in names}
+
+
+def invalid_reasons(duration_s: float, total_requests: int, cpu: dict[str, Any]) -> list[str]:
+    """Why the run's numbers cannot be trusted; empty when they can."""
+    reasons = []
+    cpu_percent = cpu.get("max_percent")
+    if isinstance(cpu_percent, int | float) and cpu_percent > MAX_TRUSTED_CPU_PERCENT:
+        reasons.append(
+            f"load generator CPU reached {cpu_percent:.0f}% (>{MAX_TRUSTED_CPU_PERCENT:.0f}%): "
+            "its timings are unreliable; use fewer users or --processes"
+        )
+    if total_requests == 0:
+        reasons.append("no requests were recorded: the load generator sent nothing (is the stack up?)")
+    if duration_s < MIN_VALID_DURATION_S:
+        reasons.append(f"the run lasted {duration_s:g} s (<{MIN_VALID_DURATION_S:g} s): too short to measure anything")
+    return reasons
+
+
+def summarize(run: RunData) -> dict[str, Any]:
+    """The summary dict, in summary.json's key order, SLOs checked."""
+    meta, counters = run.meta, run.counters
+    duration_s = run.duration_s
+    ok = sum(run.ok_by_second.values())
+    failed = sum(run.failed_by_second.values())
+    cpu = counters.get("cpu") or {}
+    reasons = invalid_reasons(duration_s, ok + failed, cpu)
+    service = _latency_table(run.latency, "service")
+    intended = _latency_table(run.latency, "intended")
+    summary: dict[str, Any] = {
+        "scenario": meta.get("scenario"),
+        "started_at": meta.get("started_at"),
+        "duration_s": duration_s,
+        "stack": meta.get("stack"),
+        "valid": not reasons,
+        "invalid_reasons": reasons,
+        "requests": {"total": ok + failed, "ok": ok, "failed": failed, "by_endpoint": run.requests_by_endpoint},
+        "latency_us": service,
+        "latency_intended_us": intended,
+        "session_tax_us": session_tax_us(service, intended),
+        "correctness": _correctness(counters),
+        "served_by": dict(sorted((counters.get("served_by") or {}).items())),
+        "failures_by_kind": dict(sorted((counters.get("failures_by_kind") or {}).items())),
+        "cpu": cpu,
+        "events": dict(sorted(Counter(str(event.get("type", "unknown")) for event in run.events).items())),
+        **_failover_keys(run),
+    }
+    # Checked last, over the whole summary, so an SLO may point anywhere in it (failover figures included).
+    slos = (meta.get("scenario_config") or {}).get("slo") or []
+    summary["slo"] = check_slos(summary, slos)
+    return summary
+
+
+def _failover_keys(run: RunData) -> dict[str, Any]:
+    """faults, failover, sentinel_timeline, split_brain and partition: empty or null for a plain load run."""
+    figures = failover.failover_figures(run.run_dir)
+    split = partition.partition_for_run(run)
+    periods = failover.fault_periods(run.events)
+    return {
+        "faults": [{k: v for k, v in period.items() if k not in ("start_t", "end_t")} for period in periods],
+        "failover": figures,
+        "sentinel_timeline": failover.sentinel_timeline(run.events, run.started_unix_s),
+        "split_brain": failover.split_brain_moments(run.events, run.started_unix_s),
+        "partition": split,
+    }
+
+
+# ------------------------------------------------------------------------ SLOs
+
+_MISSING = object()
+
+
+def _resolve(summary: Any, path: list[Any]) -> Any:
+    node = summary
+    for key in path:
+        in_dict = isinstance(node, dict) and key in node
+        in_list = isinstance(node, list) and isinstance(key, int) and -len(node) <= key < len(node)
+        if not (in_dict or in_list):
+            return _MISSING
+        node = node[key]
+    return node
+
+
+def check_slo(summary: dict[str, Any], slo: dict[str, Any]) -> dict[str, Any]:
+    """One SLO {"path": [...], "max": x} and/or {"min": y} against the summary; missing data fails."""
+    path = slo.get("path") if isinstance(slo, dict) else None
+    limits = {bound: slo[bound] for bound in ("max", "min") if isinstance(slo, dict) and bound in slo}
+    check: dict[str, Any] = {"path": path} | limits
+    if not isinstance(path, list) or not path or not limits:
+        return check | {"actual": None, "passed": False, "reason": "malformed SLO: needs a path list and max or min"}
+    actual = _resolve(summary, path)
+    if actual is _MISSING or actual is None:
+        # An endpoint never hit, or p99.9 from too few samples: an SLO cannot pass on no data.
+        return check | {"actual": None, "passed": False, "reason": "no data"}
+    check["actual"] = actual
+    if not isinstance(actual, int | float):
+        return check | {"passed": False, "reason": f"not a number: {json.dumps(actual)[:60]}"}
+    if "max" in limits and actual > limits["max"]:
+        return check | {"passed": False, "reason": f"{actual} > max {limits['max']}"}
+    if "min" in limits and actual < limits["min"]:
+        return check | {"passed": False, "reason": f"{actual} < min {limits['min']}"}
+    return check | {"passed": True}
+
+
+def path_text(path: Any) -> str:
+    return " → ".join(map(str, path)) if isinstance(path, list) else str(path)
+
+
+def check_slos(summary: dict[str, Any], slos: list[dict[str, Any]]) -> dict[str, Any]:
+    checks = [check_slo(summary, slo) for slo in slos]
+    return {"passed": all(check["passed"] for check in checks), "checks": checks}

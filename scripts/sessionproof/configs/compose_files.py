@@ -1,0 +1,136 @@
+"""compose/: the Docker Compose file, its configs and the app's env file."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sessionproof import settings
+from sessionproof.configs.container_files import (
+    APP_IMAGE,
+    COUNT,
+    LOADGEN_IMAGE,
+    LOCUST_WEB_PORT,
+    NGINX_IMAGE,
+    PASSWORD_FILE,
+    REDIS_IMAGE,
+    app_env,
+    env_file,
+    nginx_file,
+    redis_confs,
+    sentinel_confs,
+    yaml_documents,
+)
+from sessionproof.topology import NGINX_PORT, REDIS_PORT, SENTINEL_PORT
+
+
+def compose_files(env: Mapping[str, str]) -> dict[str, str]:
+    apps = settings.get_int("APPS", env, minimum=2)
+    redis_hosts = [f"redis-{i}" for i in range(1, COUNT + 1)]
+    sentinel_hosts = [f"sentinel-{i}" for i in range(1, COUNT + 1)]
+    app_hosts = [f"app-{i}" for i in range(1, apps + 1)]
+    files = {
+        **{f"compose/config/{h}.conf": t for h, t in zip(redis_hosts, redis_confs(env, redis_hosts), strict=True)},
+        **{
+            f"compose/config/{h}.conf": t
+            for h, t in zip(sentinel_hosts, sentinel_confs(env, sentinel_hosts, redis_hosts[0]), strict=True)
+        },
+    }
+    files["compose/config/nginx.conf"] = nginx_file(env, app_hosts)
+    files["compose/app.env"] = env_file(app_env(env, sentinel_hosts))
+    files["compose/docker-compose.yml"] = yaml_documents(_compose_document(redis_hosts, sentinel_hosts, app_hosts))
+    return files
+
+
+def _redis_healthcheck(port: int) -> dict:
+    return {
+        "test": [
+            "CMD-SHELL",
+            f'redis-cli -p {port} -a "$$(cat {PASSWORD_FILE})" --no-auth-warning ping | grep -q PONG',
+        ],
+        "interval": "2s",
+        "timeout": "2s",
+        "retries": 15,
+    }
+
+
+def _compose_document(redis_hosts: list[str], sentinel_hosts: list[str], app_hosts: list[str]) -> dict:
+    entrypoint = "/sessionproof/container-entrypoint.sh"
+    common = {
+        "image": REDIS_IMAGE,
+        "secrets": ["redis_password"],
+        "restart": "no",  # faults decide when a node comes back, as in the local runtime
+    }
+
+    def data_node(kind: str, host: str, port: int) -> dict:
+        return {
+            **common,
+            "command": ["sh", entrypoint, kind, f"/config/{host}.conf"],
+            "volumes": [
+                f"./config/{host}.conf:/config/{host}.conf:ro",
+                "../services/redis/container-entrypoint.sh:/sessionproof/container-entrypoint.sh:ro",
+                f"{host}-data:/data",
+            ],
+            "healthcheck": _redis_healthcheck(port),
+        }
+
+    services: dict[str, dict] = {host: data_node("redis", host, REDIS_PORT) for host in redis_hosts}
+    for host in sentinel_hosts:
+        services[host] = {
+            **data_node("sentinel", host, SENTINEL_PORT),
+            "depends_on": {h: {"condition": "service_healthy"} for h in redis_hosts},
+        }
+    app = {
+        "image": APP_IMAGE,
+        "build": {"context": "..", "dockerfile": "services/app/Dockerfile"},
+        "env_file": ["app.env"],
+        "secrets": ["redis_password"],
+        "restart": "no",
+        "depends_on": {h: {"condition": "service_healthy"} for h in sentinel_hosts},
+    }
+    for host in app_hosts:
+        services[host] = {**app, "environment": {"INSTANCE_ID": host}}
+    services["nginx"] = {
+        "image": NGINX_IMAGE,
+        "command": [
+            "sh",
+            "-c",
+            "mkdir -p /tmp/nginx/logs /tmp/nginx/run && exec nginx -c /etc/nginx/sessionproof.conf",
+        ],
+        "volumes": ["./config/nginx.conf:/etc/nginx/sessionproof.conf:ro"],
+        "ports": [f"127.0.0.1:{NGINX_PORT}:{NGINX_PORT}"],
+        "restart": "no",
+        "depends_on": {h: {"condition": "service_healthy"} for h in app_hosts},
+        "healthcheck": {
+            "test": ["CMD-SHELL", f"curl -fsS http://127.0.0.1:{NGINX_PORT}/ping >/dev/null || exit 1"],
+            "interval": "2s",
+            "timeout": "2s",
+            "retries": 15,
+        },
+    }
+    locust = {
+        "image": LOADGEN_IMAGE,
+        "build": {"context": "..", "dockerfile": "services/app/Dockerfile", "target": "loadgen"},
+        "profiles": ["load"],
+        "working_dir": "/sessionproof",
+        "environment": {"RESULTS_DIR": "/sessionproof/results"},
+        "volumes": ["../results:/sessionproof/results"],
+        "depends_on": {"nginx": {"condition": "service_healthy"}},
+    }
+    services["locust-master"] = {
+        **locust,
+        "command": ["locust", "--master", "--host", f"http://nginx:{NGINX_PORT}"],
+        "ports": [f"127.0.0.1:{LOCUST_WEB_PORT}:{LOCUST_WEB_PORT}"],
+    }
+    services["locust-worker"] = {
+        **locust,
+        "command": ["locust", "--worker", "--master-host", "locust-master"],
+        "deploy": {"replicas": 2},
+        "depends_on": {"locust-master": {"condition": "service_started"}},
+    }
+    return {
+        "name": "sessionproof",
+        "services": services,
+        "volumes": {f"{h}-data": {} for h in [*redis_hosts, *sentinel_hosts]},
+        # `make up STACK=compose` writes this file from REDIS_PASSWORD when it is missing (git-ignored).
+        "secrets": {"redis_password": {"file": "./redis-password.txt"}},
+    }

@@ -1,0 +1,160 @@
+"""The files of a local stack in STATE_DIR: Redis, Sentinel and nginx configs, supervisord.conf, stack.json.
+
+Redis and Sentinel files are written once: they rewrite them themselves as the topology
+changes (failover), so a re-run of `up` keeps the topology they learnt. stack.json records
+the settings those files were made with, and a later `up` with other ones is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from sessionproof import SERVICES_DIR, settings
+from sessionproof.configs import templates as configs
+from sessionproof.configs.render import write_if_changed
+from sessionproof.runtimes.interface import StackError
+from sessionproof.runtimes.netns import NodeNetwork
+from sessionproof.runtimes.supervisor import Supervisor
+from sessionproof.topology import Node, StackConfig
+
+# The app's settings (gunicorn's included), forwarded to every replica when the user set them.
+_APP_SETTING_NAMES = [s.name for s in settings.APP_SETTINGS]
+# What Redis and Sentinel keep in the config files they rewrite: changing it needs a fresh state folder.
+_STATEFUL_KEYS = ("bind_host", "redis_port_base", "sentinel_port_base", "master_name", "password", "network", "subnet")
+# State folders made before a key existed were made with these values.
+_DEFAULTS_BEFORE = {"network": "loopback", "subnet": None}
+_STATE_SUBDIRS = ("logs", "run", "nginx/client_body", "nginx/proxy", "nginx/fastcgi", "nginx/uwsgi", "nginx/scgi")
+
+
+def require_binary(name: str) -> str:
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin")
+    if not path:
+        raise StackError(
+            f"{name} is not installed; `make deps` installs it (apt-get install redis-server redis-sentinel nginx)"
+        )
+    return path
+
+
+class LocalFiles:
+    def __init__(self, config: StackConfig, supervisor: Supervisor, network: NodeNetwork | None):
+        self.config = config
+        self.state_dir = config.state_dir
+        self.supervisor = supervisor
+        self.network = network
+
+    def render(self) -> bool:
+        """Write every config; True when nginx's changed (it then needs a reload)."""
+        for sub in _STATE_SUBDIRS:
+            (self.state_dir / sub).mkdir(parents=True, exist_ok=True)
+        self._check_fingerprint()
+        self._render_data_nodes()
+        nginx_changed = self._render_nginx()
+        self._render_supervisor()
+        return nginx_changed
+
+    def _fingerprint(self) -> dict:
+        return {
+            "bind_host": self.config.bind_host,
+            "redis_port_base": self.config.redis_port_base,
+            "sentinel_port_base": self.config.sentinel_port_base,
+            "master_name": self.config.get("REDIS_MASTER_NAME"),
+            "password": hashlib.sha256(self.config.get("REDIS_PASSWORD").encode()).hexdigest(),
+            "network": self.config.network,
+            "subnet": self.config.subnet if self.config.netns else None,
+        }
+
+    def _check_fingerprint(self) -> None:
+        fingerprint_file = self.state_dir / "stack.json"
+        fingerprint = self._fingerprint()
+        if fingerprint_file.exists():
+            previous = json.loads(fingerprint_file.read_text())
+            changed = [k for k in _STATEFUL_KEYS if previous.get(k, _DEFAULTS_BEFORE.get(k)) != fingerprint[k]]
+            if changed:
+                raise StackError(
+                    f"{self.state_dir} holds a Redis/Sentinel topology made with other settings "
+                    f"({', '.join(changed)}); run `make clean` to start afresh (this deletes its session data)"
+                )
+        write_if_changed(fingerprint_file, json.dumps(fingerprint, indent=2) + "\n")
+
+    def _render_data_nodes(self) -> None:
+        """redis-N/redis.conf and sentinel-N/sentinel.conf, each written only if absent."""
+        master = self.config.redis_nodes[0]
+        for node in [*self.config.redis_nodes, *self.config.sentinel_nodes]:
+            conf = self.state_dir / node.name / f"{node.kind}.conf"
+            if conf.exists():
+                continue
+            common = {
+                "name": node.name,
+                "bind_host": node.host,
+                "port": node.port,
+                "data_dir": conf.parent,
+                "password": self.config.get("REDIS_PASSWORD"),
+                "announce_host": node.host if self.config.netns else None,
+            }
+            if node.kind == "redis":
+                replica_of = None if node == master else (master.host, master.port)
+                text = configs.redis_conf(self.config.env, replica_of=replica_of, **common)
+            else:
+                text = configs.sentinel_conf(self.config.env, master=(master.host, master.port), **common)
+            write_if_changed(conf, text, mode=0o600)
+
+    def nginx_text(self) -> str:
+        return configs.nginx_conf(
+            self.config.env,
+            state_dir=self.state_dir,
+            bind_host=self.config.bind_host,
+            port=self.config.nginx_port,
+            upstreams=[(n.host, n.port) for n in self.config.app_nodes],
+        )
+
+    def _render_nginx(self) -> bool:
+        configs.check_timeouts(self.config.env)
+        return write_if_changed(self.state_dir / "nginx" / "nginx.conf", self.nginx_text())
+
+    def app_environment(self, node: Node) -> dict[str, str]:
+        env = {name: self.config.env[name] for name in _APP_SETTING_NAMES if self.config.env.get(name)}
+        env.setdefault("SESSION_COOKIE_SECURE", "false")  # plain http on loopback
+        env.update(
+            INSTANCE_ID=node.name,
+            SENTINELS=self.config.sentinels_setting,
+            REDIS_PASSWORD=self.config.get("REDIS_PASSWORD"),
+            REDIS_MASTER_NAME=self.config.get("REDIS_MASTER_NAME"),
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+    def _program(self, node: Node, command: str, directory: Path, environment: dict[str, str] | None = None) -> str:
+        if self.network is not None:
+            command = " ".join(self.network.exec_argv(node, [command]))
+        return self.supervisor.program_section(node.name, command, directory, environment)
+
+    def _render_supervisor(self) -> bool:
+        redis_server = require_binary("redis-server")
+        redis_sentinel = require_binary("redis-sentinel")
+        nginx = require_binary("nginx")
+        gunicorn = Path(sys.executable).parent / "gunicorn"
+        if not gunicorn.exists():
+            raise StackError(f"{gunicorn} is missing; run `make venv` (or `make up`, which creates the environment)")
+        programs = []
+        for node in self.config.redis_nodes:
+            conf = self.state_dir / node.name / "redis.conf"
+            programs.append(self._program(node, f"{redis_server} {conf}", conf.parent))
+        for node in self.config.sentinel_nodes:
+            conf = self.state_dir / node.name / "sentinel.conf"
+            programs.append(self._program(node, f"{redis_sentinel} {conf}", conf.parent))
+        for node in self.config.app_nodes:
+            command = (
+                f"{gunicorn} -c {SERVICES_DIR / 'app' / 'gunicorn.conf.py'} "
+                f"--bind {node.address} --pythonpath {SERVICES_DIR / 'app'}"
+            )
+            programs.append(self._program(node, command, SERVICES_DIR / "app", self.app_environment(node)))
+        nginx_dir = self.state_dir / "nginx"
+        command = (
+            f"{nginx} -c {nginx_dir / 'nginx.conf'} -p {nginx_dir}/ -e {self.state_dir / 'logs' / 'nginx-error.log'}"
+        )
+        programs.append(self._program(self.config.nginx_node, command, nginx_dir))
+        return self.supervisor.write_conf(programs)
