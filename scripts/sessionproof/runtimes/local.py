@@ -39,6 +39,8 @@ class LocalRuntime:
     def __init__(self, config: StackConfig):
         self.config = config
         self.state_dir = config.state_dir
+        self.password = config.get("REDIS_PASSWORD")
+        self.master_name = config.get("REDIS_MASTER_NAME")
         self.network = NodeNetwork(config) if config.netns else None
         self.supervisor = Supervisor(self.state_dir)
         self.files = LocalFiles(config, self.supervisor, self.network)
@@ -108,7 +110,7 @@ class LocalRuntime:
         to_write = settings.get_int("REDIS_MIN_REPLICAS_TO_WRITE", self.config.env, minimum=0)
         max_lag_s = settings.get_int("REDIS_MIN_REPLICAS_MAX_LAG_S", self.config.env, minimum=1)
         for node in self.config.redis_nodes:
-            with probes.redis_client(node.host, node.port, self.config.get("REDIS_PASSWORD")) as client:
+            with probes.redis_client(node.host, node.port, self.password) as client:
                 current = client.config_get("min-replicas-*")
                 if current == {"min-replicas-to-write": str(to_write), "min-replicas-max-lag": str(max_lag_s)}:
                     continue
