@@ -105,6 +105,7 @@ FAULT_EVENTS = [
         for i in range(3)
     ),
     {"t": T0_S + 13, "type": "split_brain", "masters": ["redis-1", "redis-2"]},
+    {"t": T0_S + 18, "type": "heal_start", "fault": "kill-redis-master", "target": "redis-1"},
     {"t": T0_S + 20, "type": "fault_end", "fault": "kill-redis-master", "target": "redis-1"},
 ]
 FINAL_READ = {

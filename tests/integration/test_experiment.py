@@ -33,7 +33,13 @@ def test_an_experiment_heals_the_stack_and_reports_failover_figures(healthy_stac
         monkeypatch.setenv(name, value)
     master_before = healthy_stack.master_node()
 
-    run_dir, _exit_code = run_experiment("short-redis-kill", healthy_stack, progress=lambda *_: None)
+    lines: list[str] = []
+    run_dir, _exit_code = run_experiment("short-redis-kill", healthy_stack, progress=lines.append)
+
+    # A heartbeat at least every 5 s of load reached the terminal, and the log judges nothing before the final read.
+    assert sum(line.startswith("[short-redis-kill] load ") for line in lines) >= 2, lines
+    locust_log = (run_dir / "raw" / "locust.log").read_text()
+    assert "SLOs" not in locust_log and "the experiment reads back every session" in locust_log
 
     assert healthy_stack.healthy()
     assert list(healthy_stack.redis_roles().values()).count("master") == 1

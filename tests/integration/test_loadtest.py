@@ -34,7 +34,8 @@ def test_a_bounce_run_checks_every_answer_and_writes_a_complete_results_folder(h
     assert run_dir.name.endswith("-bounce")
     for name in ("meta.json", "summary.json", "report.md", "plots/latency.png", "plots/errors.png",
                  "plots/replicas.png", "raw/histograms.jsonl", "raw/counters.json",
-                 "raw/locust_stats_history.csv"):  # fmt: skip
+                 "raw/locust_stats_history.csv", "raw/locust_stats.csv", "locust.html", "plots/percentiles.png",
+                 "raw/hlog/service-get-cart.hlog", "raw/hlog/intended-get-cart.hlog"):  # fmt: skip
         assert (run_dir / name).stat().st_size > 0, name
     summary = json.loads((run_dir / "summary.json").read_text())
     correctness = summary["correctness"]

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from sessionproof.chaos.experiment import CONFIGURATIONS, EXPERIMENTS, MAX_LOST_EXAMPLES, _duration_s, judge_final_read
+from sessionproof.chaos.experiment import CONFIGURATIONS, EXPERIMENTS, _duration_s
+from sessionproof.chaos.final_read import MAX_LOST_EXAMPLES, judge_final_read
 from sessionproof.load import scenarios
 
 
@@ -143,8 +144,9 @@ def test_all_runs_every_experiment_and_load_scenario_once_per_configuration(tmp_
     ]  # fmt: skip
     assert [r.config.env["STATE_DIR"] for r in runtimes] == ["x"] * 3 and all(r.ups == 1 for r in runtimes)
     progress = [line for line in lines if line.startswith("[") and "/9]" in line]
-    assert progress[0] == "[1/9] stock: failover-redis-kill"
-    assert progress[-1] == "[9/9] stock-min-replicas-0: concurrency"
+    assert progress[0].startswith("[1/9] stock: failover-redis-kill (elapsed 0m00s, ETA ")
+    assert progress[-2].startswith("[9/9] stock-min-replicas-0: concurrency (elapsed")
+    assert progress[-1].startswith("[9/9] done (elapsed") and progress[-1].endswith("ETA 0m00s)")
     report = (out_dir / "report.md").read_text()
     assert report.startswith("# Failover matrix: stock against hardened against stock-min-replicas-0")
 
@@ -209,3 +211,15 @@ def test_a_network_fault_is_refused_on_a_stack_that_cannot_cut_links():
     with pytest.raises(RuntimeError, match="partition-app cannot run on this stack"):
         experiment.run_experiment("partition-app", runtime, lambda *_: None)
     assert runtime.ups == 0  # refused before touching the stack
+
+
+def test_the_eta_follows_the_pace_of_the_steps_done():
+    from sessionproof.chaos.experiment import ProgressClock
+
+    now = [100.0]
+    clock = ProgressClock([60.0, 60.0, 120.0], now=lambda: now[0])
+    assert clock.status(0) == "elapsed 0m00s, ETA 4m00s"  # the estimates alone
+    now[0] += 90.0  # the first step took 1.5 times its estimate: the rest will too
+    assert clock.status(1) == "elapsed 1m30s, ETA 4m30s"
+    now[0] += 90.0
+    assert clock.status(3) == "elapsed 3m00s, ETA 0m00s"

@@ -223,6 +223,7 @@ def test_a_failover_run_reports_its_figures_faults_and_slos(tmp_path):
             "fault": "kill-redis-master",
             "target": "redis-1",
             "started_at": "2026-11-23T12:00:10.000Z",
+            "heal_started_at": "2026-11-23T12:00:18.000Z",
             "ended_at": "2026-11-23T12:00:20.000Z",
             "duration_s": 10,
         }
@@ -260,7 +261,10 @@ def test_a_failover_run_reports_its_figures_faults_and_slos(tmp_path):
     assert "| **lost acknowledged writes** | **2** |" in markdown
     assert "| indeterminate writes (took effect) | 4 (1) |" in markdown
     assert "| time to recover | 4 s |" in markdown
-    assert "| kill-redis-master | redis-1 | 2026-11-23T12:00:10.000Z | 2026-11-23T12:00:20.000Z | 10 |" in markdown
+    assert (
+        "| kill-redis-master | redis-1 | 2026-11-23T12:00:10.000Z | 2026-11-23T12:00:18.000Z | 2026-11-23T12:00:20.000Z | 10 |"
+        in markdown
+    )
     assert "| 12.0 | `+switch-master` | sessionproof 127.0.0.1 6380 127.0.0.1 6381 | 3 |" in markdown
     assert "Split brain (two Redis nodes claiming role:master): 13.0 s: redis-1, redis-2." in markdown
     assert "Lost, for example: plum-3 (user-7)." in markdown

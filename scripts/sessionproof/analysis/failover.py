@@ -26,19 +26,23 @@ def iso_utc(t: float | None) -> str | None:
 
 
 def fault_periods(events: list[dict]) -> list[dict]:
-    """fault_start/fault_end pairs by (fault, target), in order; an unmatched start has no end."""
+    """fault_start/fault_end pairs by (fault, target), in order, with the heal's start between them (heal_t);
+    an unmatched start has no end."""
     periods: list[dict] = []
     open_periods: dict[tuple, dict] = {}
     for event in sorted(events, key=lambda e: e["t"]):  # stable: same-time events keep file order
         key = (event.get("fault"), event.get("target"))
         if event.get("type") == "fault_start":
-            period = {"fault": key[0], "target": key[1], "start_t": event["t"], "end_t": None}
+            period = {"fault": key[0], "target": key[1], "start_t": event["t"], "heal_t": None, "end_t": None}
             open_periods[key] = period
             periods.append(period)
+        elif event.get("type") == "heal_start" and key in open_periods:
+            open_periods[key]["heal_t"] = event["t"]
         elif event.get("type") == "fault_end" and key in open_periods:
             open_periods.pop(key)["end_t"] = event["t"]
     for period in periods:
         period["started_at"] = iso_utc(period["start_t"])
+        period["heal_started_at"] = iso_utc(period["heal_t"])
         period["ended_at"] = iso_utc(period["end_t"])
         period["duration_s"] = None if period["end_t"] is None else round(period["end_t"] - period["start_t"], 3)
     return periods

@@ -128,11 +128,13 @@ def _failover_figure_lines(figures: dict[str, Any]) -> list[str]:
 
 
 def _fault_table_lines(faults: list[dict[str, Any]]) -> list[str]:
-    lines = ["| fault | target | started | ended | duration s |", "|---|---|---|---|--:|"]
+    lines = ["| fault | target | started | heal started | ended | duration s |", "|---|---|---|---|---|--:|"]
     for fault in faults:
         ended = or_na(fault["ended_at"], "not healed")
+        heal = or_na(fault.get("heal_started_at"), "n/a")
         lines.append(
-            f"| {fault['fault']} | {fault['target']} | {fault['started_at']} | {ended} | {or_na(fault['duration_s'])} |"
+            f"| {fault['fault']} | {fault['target']} | {fault['started_at']} | {heal} | {ended} "
+            f"| {or_na(fault['duration_s'])} |"
         )
     return [*lines, ""]
 

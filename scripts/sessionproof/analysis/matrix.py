@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sessionproof.analysis.markdown import ms_short, or_na
+from sessionproof.analysis.matrix_chart import plot_matrix
 from sessionproof.analysis.partition import HEAL_WINDOW_S
 from sessionproof.analysis.runfiles import RunFileError, read_json_object
 from sessionproof.settings import CONFIGURATIONS
@@ -244,6 +245,19 @@ def _correctness_cells(row: dict) -> list[str]:
     ]
 
 
+def _headline_cells(row: dict) -> str:
+    if "note" in row:
+        return f"| {' | '.join(_key_cells(row))} | {row['note']} | | | {_report_cell(row)} |"
+    cells = [
+        *_key_cells(row),
+        or_na(row["client_errors_total"]),
+        f"**{or_na(row['lost_acknowledged_writes'])}**",
+        ms_short(row["p99_during_us"]),
+        _report_cell(row),
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
 def _table(columns: tuple[str, ...], cells: list[list[str]]) -> list[str]:
     return [
         "| " + " | ".join(columns) + " |",
@@ -276,11 +290,17 @@ def build_matrix(out_dir: Path, run_dirs: list[Path | Skipped], title: str = DEF
         first_seen.setdefault(row["fault"], len(first_seen))
     rows.sort(key=lambda r: first_seen[r["fault"]])  # stable: each fault's configurations stay in run order
     (out_dir / "matrix.json").write_text(json.dumps({"rows": rows, "load_rows": load_rows}, indent=2) + "\n")
+    charted = plot_matrix(rows, out_dir / "matrix.png")
     lines = [
         f"# {title}",
         "",
-        "One row per experiment and configuration, in two tables. Latency is from the intended start "
-        "(coordinated omission corrected).",
+        *(["![errors, lost writes and p99 per fault and configuration](matrix.png)", ""] if charted else []),
+        "| fault | configuration | client errors | lost acknowledged writes | p99 during fault (ms) | report |",
+        "|---|---|--:|--:|--:|---|",
+        *(_headline_cells(row) for row in rows),
+        "",
+        "The details follow in two tables, one row per experiment and configuration. Latency is from the intended "
+        "start (coordinated omission corrected).",
         "",
         "## Availability",
         "",

@@ -98,7 +98,7 @@ def _failover_keys(run: RunData) -> dict[str, Any]:
     split = partition.partition_for_run(run)
     periods = failover.fault_periods(run.events)
     return {
-        "faults": [{k: v for k, v in period.items() if k not in ("start_t", "end_t")} for period in periods],
+        "faults": [{k: v for k, v in period.items() if k not in ("start_t", "heal_t", "end_t")} for period in periods],
         "failover": figures,
         "sentinel_timeline": failover.sentinel_timeline(run.events, run.started_unix_s),
         "split_brain": failover.split_brain_moments(run.events, run.started_unix_s),

@@ -27,23 +27,22 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-
-import requests
 
 from sessionproof import REPO_ROOT, runs, settings
 from sessionproof.analysis import report
-from sessionproof.analysis.runfiles import read_jsonl
 from sessionproof.chaos import faults as chaos
 from sessionproof.chaos.faults import FAULTS, heal, inject
+from sessionproof.chaos.final_read import judge_final_read, load_ledger, session_reader
 from sessionproof.chaos.watchers import start_watchers, stop_watchers
 from sessionproof.load import scenarios
+from sessionproof.load.runinfo import HEARTBEAT_PREFIX, REPORT_LATER_ENV, RUN_DIR_ENV
 from sessionproof.runs import EventLog
 from sessionproof.runtimes.interface import Runtime, get_runtime
 from sessionproof.settings import CONFIGURATIONS
-from sessionproof.waiting import DeadlineExceeded, wait_until
+from sessionproof.waiting import DeadlineExceeded
 
 EXPERIMENTS = (
     "failover-app-kill",
@@ -62,66 +61,6 @@ EXPERIMENTS = (
 )
 # Run after the faults, per layer: the session tax and read p50 at low load, and lost updates.
 LOAD_SCENARIOS = ("latency", "concurrency")
-FINAL_READ_TIMEOUT_S = 30.0
-MAX_LOST_EXAMPLES = 20
-
-
-def judge_final_read(ledger: list[dict], read_session: Callable[[str], dict | None]) -> dict:
-    """Compare every session's acknowledged and indeterminate writes with what a final read finds.
-
-    `read_session(sid)` returns the session's JSON state, or None when it could not be read at all.
-    A session that comes back anonymous (user None) lost every acknowledged write in it.
-    lost_items lists every lost write with when (t, Unix time) and where (store, "host:port") it was
-    acknowledged, from the ledger's acked_meta; both None for a ledger written before it existed.
-    """
-    result = {
-        "sessions": 0,
-        "acknowledged_writes": 0,
-        "lost_acknowledged_writes": 0,
-        "lost_examples": [],
-        "lost_items": [],
-        "indeterminate_writes": 0,
-        "indeterminate_took_effect": 0,
-        "unreadable_sessions": 0,
-    }
-    for entry in ledger:
-        result["sessions"] += 1
-        acked, uncertain = entry.get("acked", []), entry.get("uncertain", [])
-        result["acknowledged_writes"] += len(acked)
-        result["indeterminate_writes"] += len(uncertain)
-        state = read_session(entry["sid"])
-        if state is None:
-            result["unreadable_sessions"] += 1
-            continue
-        cart = set(state.get("cart", [])) if state.get("user") == entry.get("user") else set()
-        lost = [item for item in acked if item not in cart]
-        result["lost_acknowledged_writes"] += len(lost)
-        room = MAX_LOST_EXAMPLES - len(result["lost_examples"])
-        result["lost_examples"] += [{"user": entry.get("user"), "item": item} for item in lost[:room]]
-        acked_at = {meta[0]: meta[1:3] for meta in entry.get("acked_meta", [])}
-        for item in lost:
-            t, store = acked_at.get(item, (None, None))
-            result["lost_items"].append({"user": entry.get("user"), "item": item, "t": t, "store": store})
-        result["indeterminate_took_effect"] += sum(item in cart for item in uncertain)
-    return result
-
-
-def session_reader(base_url: str, cookie_name: str) -> Callable[[str], dict | None]:
-    def read(sid: str) -> dict | None:
-        def attempt():
-            response = requests.get(f"{base_url}/cart", cookies={cookie_name: sid}, timeout=5)
-            return response.json() if response.status_code == 200 else None
-
-        try:
-            return wait_until(attempt, FINAL_READ_TIMEOUT_S, f"a final read of session {sid[:8]}…", interval_s=0.5)
-        except DeadlineExceeded:
-            return None
-
-    return read
-
-
-def _load_ledger(raw_dir: Path) -> list[dict]:
-    return read_jsonl(raw_dir / "ledger.jsonl", ())
 
 
 def _locust_command(scenario: scenarios.Scenario, host: str) -> list[str]:
@@ -158,12 +97,17 @@ def run_experiment(name: str, runtime: Runtime, progress=say) -> tuple[Path, int
     log.write("steady_state", phase="before", healthy=runtime.healthy())
     stop, watchers = start_watchers(runtime, log)
     # The runtime's env carries SESSION_LAYER, so meta.json names the layer this run measured.
-    env = {**os.environ, **runtime.config.env, "SESSIONPROOF_RUN_DIR": str(run_dir), "SCENARIO": name}
+    # The run writes raw data only: the report waits for the final read below.
+    env = {**os.environ, **runtime.config.env, RUN_DIR_ENV: str(run_dir), REPORT_LATER_ENV: "1", "SCENARIO": name}
     command = _locust_command(scenario, runtime.config.entry_url)
     progress(f"[{name}] load: {' '.join(command[1:])}")
     injected: list[tuple] = []
     with (run_dir / "raw" / "locust.log").open("w") as locust_log:
-        locust = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=locust_log, stderr=subprocess.STDOUT)
+        locust = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        )
+        relay = threading.Thread(target=_relay, args=(locust.stdout, locust_log, name, progress), daemon=True)
+        relay.start()
         started = time.monotonic()
         try:
             for step in sorted(schedule, key=lambda s: float(s.get("at_s", 0))):
@@ -180,11 +124,13 @@ def run_experiment(name: str, runtime: Runtime, progress=say) -> tuple[Path, int
             for fault, targets in injected:  # heal always runs
                 heal(fault, runtime, log, targets)
             exit_code = _wait_for_locust(locust, scenario)
+            relay.join(timeout=10)
+            locust.stdout.close()
             stop_watchers(stop, watchers)
 
     progress(f"[{name}] reading back every session written")
     final = judge_final_read(
-        _load_ledger(run_dir / "raw"),
+        load_ledger(run_dir / "raw"),
         session_reader(runtime.config.entry_url, runtime.config.get("SESSION_COOKIE_NAME")),
     )
     (run_dir / "raw" / "final_read.json").write_text(json.dumps(final, indent=2) + "\n")
@@ -210,6 +156,15 @@ def run_experiment(name: str, runtime: Runtime, progress=say) -> tuple[Path, int
         f"{final['acknowledged_writes']}; report: {run_dir / 'report.md'}"
     )
     return run_dir, 0 if summary["slo"]["passed"] else report.SLO_BREACH_EXIT_CODE
+
+
+def _relay(lines, log_file, name: str, progress) -> None:
+    """Copy Locust's output to raw/locust.log, and its heartbeat (every 5 s of load) to the terminal."""
+    for line in lines:
+        log_file.write(line)
+        log_file.flush()
+        if line.startswith(HEARTBEAT_PREFIX):
+            progress(f"[{name}] load {line[len(HEARTBEAT_PREFIX) :].strip()}")
 
 
 def _sleep_until(deadline: float, locust: subprocess.Popen) -> None:
@@ -238,6 +193,38 @@ def _duration_s(text: str) -> float:
             total += float(number) * units[char]
             number = ""
     return total + (float(number) if number else 0.0)
+
+
+EXPERIMENT_OVERHEAD_S = 25.0  # steady state, final read, report: measured 15-30 s per experiment here
+
+
+def estimate_s(name: str) -> float:
+    """How long one experiment should take: its load plus the overhead around it."""
+    try:
+        return _duration_s(scenarios.load(name).duration) + EXPERIMENT_OVERHEAD_S
+    except scenarios.ScenarioError:
+        return EXPERIMENT_OVERHEAD_S
+
+
+class ProgressClock:
+    """Elapsed time and an ETA for a list of steps with estimated lengths, corrected by how long the done ones took."""
+
+    def __init__(self, estimates_s: list[float], now=time.monotonic):
+        self.estimates_s = estimates_s
+        self.now = now
+        self.started = now()
+
+    def status(self, done: int) -> str:
+        elapsed_s = self.now() - self.started
+        estimated_done_s = sum(self.estimates_s[:done])
+        pace = elapsed_s / estimated_done_s if done and estimated_done_s else 1.0
+        remaining_s = sum(self.estimates_s[done:]) * pace
+        return f"elapsed {_clock(elapsed_s)}, ETA {_clock(remaining_s)}"
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}m{secs:02d}s"
 
 
 def check_configurations(names: list[str]) -> None:
@@ -276,6 +263,7 @@ def run_all(
     check_configurations(configurations)
     experiments = [*names, *load_scenarios]
     total, done = len(configurations) * len(experiments), 0
+    clock = ProgressClock([estimate_s(name) for _ in configurations for name in experiments])
     entries: list[Path | Skipped] = []
     for configuration in configurations:
         overrides = CONFIGURATIONS[configuration]
@@ -284,8 +272,8 @@ def run_all(
         progress(f"== configuration {configuration}: bringing the stack up with {settings_text}")
         config_runtime.up(progress=lambda *_: None)
         for name in experiments:
+            progress(f"[{done + 1}/{total}] {configuration}: {name} ({clock.status(done)})")
             done += 1
-            progress(f"[{done}/{total}] {configuration}: {name}")
             reason = refusal(name, config_runtime)
             if reason:
                 progress(f"[{configuration}] [{name}] skipped: {reason}")
@@ -300,6 +288,7 @@ def run_all(
             except Exception as error:  # one failed experiment must not stop the matrix
                 progress(f"[{configuration}] [{name}] FAILED: {error}")
                 config_runtime.up(progress=lambda *_: None)
+    progress(f"[{total}/{total}] done ({clock.status(total)})")
     out_dir = runs.reserve_run_dir("matrix")
     title = "Failover matrix" + (
         f": {' against '.join(configurations)}" if len(configurations) > 1 else f" ({configurations[0]})"

@@ -1,43 +1,75 @@
-"""Locust wiring: every run, however started, writes its own results folder.
+"""Locust wiring: every test, however started, is one complete results folder.
 
-Imported by loadtests/locustfile.py. It adds `--scenario`, points Locust's CSV
-output (with full history) into `results/<UTC-time>-<scenario>/raw/`, merges
-the workers' HdrHistograms on the master, samples the generator's CPU, and at
-the end writes raw data, meta.json, summary.json, report.md and plots, checks
-the scenario's SLOs and sets the exit code (3 on a breach).
+Imported by loadtests/locustfile.py. It adds `--scenario`, and makes each test (from
+its start to its stop, headless or in the web UI) one run folder,
+`results/<UTC-time>-<scenario>/`, reserved when the test starts and written when it stops:
+raw data (histograms merged across workers, outcomes, timeline, history, .hlog exports),
+Locust's CSVs and HTML report, meta.json, summary.json, report.md and plots. Nothing is
+made at start-up or by viewing the web UI. It samples the generator's CPU, prints a
+heartbeat every HEARTBEAT_INTERVAL_S during load, checks the scenario's SLOs and sets the
+exit code (3 on a breach).
+
+In the web UI the scenario picked in the form decides users, spawn rate and duration
+(`ScenarioShape`); headless runs take -u, -r and -t as given (`make loadtest` passes the
+scenario's).
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
 import logging
 import os
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import gevent
 import psutil
-from locust import events
-from locust.runners import MasterRunner, WorkerRunner
+from locust import LoadTestShape, events
+from locust import stats as locust_stats
+from locust.html import get_html_report
+from locust.runners import STATE_SPAWNING, MasterRunner, WorkerRunner
 
-from sessionproof import runs, settings
+from sessionproof import runs
 from sessionproof.analysis import report
-from sessionproof.load import scenarios
+from sessionproof.load import runinfo, scenarios
 from sessionproof.load.recorder import Recorder
-from sessionproof.topology import StackConfig
 
 log = logging.getLogger("sessionproof")
 recorder = Recorder()
 CPU_SAMPLE_INTERVAL_S = 1.0
+HEARTBEAT_INTERVAL_S = 5.0
 MAX_EVENTS_PER_PROCESS = 2000
-RUN_DIR_ENV = "SESSIONPROOF_RUN_DIR"
+WORKER_REPORT_WAIT_S = 10.0  # how long a stopped test waits for every worker's last report
 
-_run: dict = {"dir": None, "scenario": None, "started_at": None, "test_started": None, "test_stopped": None}
+
+@dataclass
+class OpenRun:
+    """The test in progress (or stopped and not yet written), on the master or a single process."""
+
+    dir: Path
+    scenario: scenarios.Scenario
+    started: dt.datetime
+    stopped: dt.datetime | None = None
+    csv_writer: locust_stats.StatsCSVFileWriter | None = None
+    csv_greenlet: gevent.Greenlet | None = None
+    finalizer: gevent.Greenlet | None = None
+    reported_after_stop: set[str] = field(default_factory=set)
+    reporting_workers: set[str] = field(default_factory=set)
+
+
+_state: dict = {
+    "run": None,
+    "finalizers": [],
+    "all_user_classes": None,
+    "handed_over": os.environ.get(runinfo.RUN_DIR_ENV),
+}
 
 
 def _scenario_from_argv(argv: list[str]) -> str:
-    """The scenario name before Locust has parsed its options (the run folder is named after it)."""
+    """The scenario named on the command line, before Locust has parsed its options."""
     for i, arg in enumerate(argv):
         if arg == "--scenario" and i + 1 < len(argv):
             return argv[i + 1]
@@ -46,64 +78,87 @@ def _scenario_from_argv(argv: list[str]) -> str:
     return os.environ.get("SCENARIO") or "mixed"
 
 
-def _is_worker_invocation(argv: list[str]) -> bool:
-    return "--worker" in argv
-
-
 @events.init_command_line_parser.add_listener
 def _add_arguments(parser) -> None:
+    names = scenarios.available()
     parser.add_argument(
         "--scenario",
         default=os.environ.get("SCENARIO") or "mixed",
-        help=f"scenario in loadtests/scenarios/ ({', '.join(scenarios.available())}); default: $SCENARIO or mixed",
+        choices=names or None,  # a drop-down in the web UI
+        help=f"scenario in loadtests/scenarios/ ({', '.join(names)}); default: $SCENARIO or mixed",
     )
-    if _is_worker_invocation(sys.argv):
-        return
-    name = _scenario_from_argv(sys.argv)
-    # An experiment reserves the folder itself and hands it over.
-    given = os.environ.get(RUN_DIR_ENV)
-    run_dir = Path(given) if given else runs.reserve_run_dir(name)
-    _run.update(dir=run_dir, scenario=name, started_at=dt.datetime.now(dt.UTC))
-    # Locust's own CSVs, with the windowed history, land in the run's raw/ folder.
-    parser.set_defaults(csv_prefix=str(run_dir / "raw" / "locust"), stats_history_enabled=True)
+    try:  # -u and -r default to the scenario's, for a plain `locust --headless`
+        scenario = scenarios.load(_scenario_from_argv(sys.argv))
+        parser.set_defaults(num_users=scenario.users, spawn_rate=scenario.spawn_rate)
+    except scenarios.ScenarioError:
+        pass  # reported at init, where it stops the run
 
 
-def configure_user_classes(environment, scenario: scenarios.Scenario) -> None:
-    """Keep the user kinds the scenario mixes, with its weights and pacing."""
+def apply_scenario(environment, scenario: scenarios.Scenario, keep_every_class: bool = False) -> None:
+    """Give each user kind the scenario's weight and pacing; keep only the kinds it mixes (a worker keeps
+    every kind: the master says how many of each to run)."""
+    if _state["all_user_classes"] is None:
+        _state["all_user_classes"] = list(environment.user_classes)
     selected = []
-    for cls in environment.user_classes:
-        kind = getattr(cls, "kind", None)
-        weight = scenario.mix.get(kind, 0)
-        if weight > 0:
-            cls.weight = weight
-            cls.rate_per_user_per_s = scenario.rate_per_user_per_s
-            cls.latency_mix = scenario.latency_mix
-            cls.concurrent_requests = scenario.concurrent_requests
+    for cls in _state["all_user_classes"]:
+        weight = scenario.mix.get(getattr(cls, "kind", None), 0)
+        cls.weight = max(weight, 0)
+        cls.rate_per_user_per_s = scenario.rate_per_user_per_s
+        cls.latency_mix = scenario.latency_mix
+        cls.concurrent_requests = scenario.concurrent_requests
+        if weight > 0 or keep_every_class:
             selected.append(cls)
     environment.user_classes = selected
 
 
+def _scenario_of(environment) -> scenarios.Scenario:
+    options = environment.parsed_options
+    return scenarios.load(options.scenario if options else _scenario_from_argv(sys.argv))
+
+
+class ScenarioShape(LoadTestShape):
+    """The web UI's load: the users, spawn rate and duration of the scenario picked in the form."""
+
+    use_common_options = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scenario: scenarios.Scenario | None = None
+
+    def reset_time(self) -> None:
+        super().reset_time()
+        self.scenario = None  # a new test: read the form's scenario at the first tick
+
+    def tick(self):
+        if self.scenario is None:
+            self.scenario = _scenario_of(self.runner.environment)
+            apply_scenario(self.runner.environment, self.scenario)  # before the first spawn picks the classes
+        if self.get_run_time() >= _duration_s(self.scenario.duration):
+            return None
+        return self.scenario.users, self.scenario.spawn_rate
+
+
 @events.init.add_listener
 def _on_init(environment, runner, **_kwargs) -> None:
-    name = environment.parsed_options.scenario if environment.parsed_options else _scenario_from_argv(sys.argv)
     try:
-        scenario = scenarios.load(name)
+        scenario = _scenario_of(environment)
     except scenarios.ScenarioError as error:
         log.error("%s", error)
         sys.exit(2)
-    _run["scenario_obj"] = scenario
-    configure_user_classes(environment, scenario)
+    worker = isinstance(runner, WorkerRunner)
+    apply_scenario(environment, scenario, keep_every_class=worker)
     gevent.spawn(_sample_cpu)
-    if isinstance(runner, WorkerRunner):
+    if worker:
         events.report_to_master.add_listener(_ship_to_master)
         return
     if isinstance(runner, MasterRunner):
         events.worker_report.add_listener(_merge_from_worker)
-    if _run["dir"] is None:  # e.g. a library user who built the Environment by hand
-        _run.update(dir=runs.reserve_run_dir(name), scenario=name, started_at=dt.datetime.now(dt.UTC))
-    (_run["dir"] / "raw").mkdir(parents=True, exist_ok=True)
-    runs.mark_current(_run["dir"])
-    log.info("sessionproof: scenario %s, results in %s", name, _run["dir"])
+    options = environment.parsed_options
+    if options is not None and not options.headless and not options.autostart:
+        environment.shape_class = ScenarioShape()
+        environment.shape_class.runner = runner
+        log.info("sessionproof: web UI; each test writes its own folder in %s when it stops", runs.results_dir())
+    gevent.spawn(_heartbeat, environment)
 
 
 def _sample_cpu() -> None:
@@ -119,95 +174,154 @@ def _ship_to_master(client_id, data) -> None:
 
 
 def _merge_from_worker(client_id, data) -> None:
+    run: OpenRun | None = _state["run"]
     if "sessionproof" in data:
         recorder.merge(data["sessionproof"])
+        if run is not None:
+            run.reporting_workers.add(client_id)
+            if run.stopped is not None:
+                run.reported_after_stop.add(client_id)
 
 
+# ----------------------------------------------------------------- a test's life
 @events.test_start.add_listener
 def _on_test_start(environment, **_kwargs) -> None:
-    if _run["test_started"] is None:
-        _run["test_started"] = dt.datetime.now(dt.UTC)
+    if isinstance(environment.runner, WorkerRunner):
+        recorder.reset()  # what a previous test left unsent belongs to no run
+        apply_scenario(environment, _scenario_of(environment), keep_every_class=True)
+        return
+    previous: OpenRun | None = _state["run"]
+    if previous is not None:  # a test started before the last one was written: write that one first
+        if previous.finalizer is not None:
+            previous.finalizer.join()
+        else:
+            previous.stopped = dt.datetime.now(dt.UTC)
+            _finalize(environment)
+    scenario = _scenario_of(environment)
+    handed_over = _state.pop("handed_over", None)
+    run_dir = Path(handed_over) if handed_over else runs.reserve_run_dir(scenario.name)
+    (run_dir / "raw").mkdir(parents=True, exist_ok=True)
+    recorder.reset()
+    run = OpenRun(dir=run_dir, scenario=scenario, started=dt.datetime.now(dt.UTC))
+    # Locust's own CSVs, with the per-second history, written by its writer while the test runs.
+    run.csv_writer = locust_stats.StatsCSVFileWriter(
+        environment, locust_stats.PERCENTILES_TO_REPORT, str(run_dir / "raw" / "locust"), full_history=True
+    )
+    run.csv_greenlet = gevent.spawn(run.csv_writer.stats_writer)
+    _state["run"] = run
+    runs.mark_current(run_dir)
+    _say(f"sessionproof: test started, scenario {scenario.name}, results in {run_dir}")
 
 
 @events.test_stop.add_listener
 def _on_test_stop(environment, **_kwargs) -> None:
-    _run["test_stopped"] = dt.datetime.now(dt.UTC)
+    run: OpenRun | None = _state["run"]
+    if isinstance(environment.runner, WorkerRunner) or run is None or run.stopped is not None:
+        return
+    run.stopped = dt.datetime.now(dt.UTC)
+    # Written in its own greenlet: the web UI's stop request returns at once, and workers' last reports can arrive.
+    run.finalizer = gevent.spawn(_finalize, environment)
+    _state["finalizers"].append(run.finalizer)
+
+
+@events.quitting.add_listener
+def _on_quitting(environment, **_kwargs) -> None:
+    if isinstance(environment.runner, WorkerRunner):
+        return
+    for finalizer in _state["finalizers"]:  # a stopped test still being written
+        finalizer.join()
+    run: OpenRun | None = _state["run"]
+    if run is not None:  # quit while the test ran (Ctrl-C, or the web UI's quit): write what there is
+        run.stopped = run.stopped or dt.datetime.now(dt.UTC)
+        _finalize(environment)
+
+
+def _wait_for_workers(environment, run: OpenRun) -> None:
+    """Until every worker that reported in this test has reported after it stopped (or has gone)."""
+    runner = environment.runner
+    if not isinstance(runner, MasterRunner):
+        return
+    deadline = gevent.Timeout(WORKER_REPORT_WAIT_S)
+    deadline.start()
+    try:
+        while True:
+            connected = {client.id for client in runner.clients.all}
+            pending = (run.reporting_workers & connected) - run.reported_after_stop
+            if not pending or len(runner.greenlet) == 0:  # done, or the master no longer listens
+                return
+            gevent.sleep(0.2)
+    except gevent.Timeout:
+        log.warning("sessionproof: no last report from workers %s; their final seconds are missing", pending)
+    finally:
+        deadline.cancel()
+
+
+def _finalize(environment) -> None:
+    run: OpenRun | None = _state["run"]
+    if run is None:
+        return
+    _wait_for_workers(environment, run)
+    if _state["run"] is not run:  # written meanwhile by another caller
+        return
+    _state["run"] = None
+    run.stopped = run.stopped or dt.datetime.now(dt.UTC)
+    raw = run.dir / "raw"
+    recorder.write_raw(raw, run_start_s=run.started.timestamp())
+    recorder.write_hlogs(raw / "hlog", run_start_s=run.started.timestamp())
+    recorder.reset()
+    _write_locust_files(environment, run)
+    web_ui = isinstance(environment.shape_class, ScenarioShape)
+    (run.dir / "meta.json").write_text(json.dumps(runinfo.meta(environment, run, web_ui), indent=2) + "\n")
+    runs.unmark_current(run.dir)
+    if os.environ.get(runinfo.REPORT_LATER_ENV):
+        _say(f"sessionproof: load finished; raw data in {raw} (the experiment reads back every session, then reports)")
+        return
+    summary = report.build_report(run.dir)
+    runs.point_latest(run.dir)
+    runinfo.print_summary(run.dir, summary)
+    environment.process_exit_code = 0 if summary["slo"]["passed"] else report.SLO_BREACH_EXIT_CODE
+
+
+def _write_locust_files(environment, run: OpenRun) -> None:
+    """raw/locust_*.csv (the history as Locust's writer kept it, the rest with the final figures) and locust.html."""
+    if run.csv_greenlet is not None:
+        run.csv_greenlet.kill(block=True)
+    if run.csv_writer is not None:
+        run.csv_writer.close_files()
+    final = locust_stats.StatsCSV(environment, locust_stats.PERCENTILES_TO_REPORT)
+    for suffix, write in (("stats", final.requests_csv), ("failures", final.failures_csv)):
+        with (run.dir / "raw" / f"locust_{suffix}.csv").open("w", newline="") as out:
+            write(csv.writer(out))
+    with (run.dir / "raw" / "locust_exceptions.csv").open("w", newline="") as out:
+        final.exceptions_csv(csv.writer(out))
+    (run.dir / runinfo.LOCUST_HTML).write_text(get_html_report(environment, show_download_link=False), encoding="utf-8")
+
+
+# ------------------------------------------------------------------ progress
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _heartbeat(environment) -> None:
+    """A flushed progress line every HEARTBEAT_INTERVAL_S while a test runs: long runs are never silent."""
+    while True:
+        gevent.sleep(HEARTBEAT_INTERVAL_S)
+        run: OpenRun | None = _state["run"]
+        runner = environment.runner
+        if run is None or run.stopped is not None or runner is None or runner.state not in ("running", STATE_SPAWNING):
+            continue
+        elapsed_s = (dt.datetime.now(dt.UTC) - run.started).total_seconds()
+        options = environment.parsed_options
+        duration_s = getattr(options, "run_time", None) or _duration_s(run.scenario.duration)
+        _say(runinfo.heartbeat_line(elapsed_s, duration_s, runner.stats.total, runner.user_count))
+
+
+def _duration_s(text: str) -> float:
+    from locust.util.timespan import parse_timespan
+
+    return float(parse_timespan(text))
 
 
 def note_event(type_: str, **fields) -> None:
     if len(recorder.events) < MAX_EVENTS_PER_PROCESS:
         recorder.event(type_, **fields)
-
-
-def _meta(environment) -> dict:
-    scenario = _run["scenario_obj"]
-    started = _run["test_started"] or _run["started_at"]
-    stopped = _run["test_stopped"] or dt.datetime.now(dt.UTC)
-    options = environment.parsed_options
-    stack = settings.get_str("STACK")
-    try:
-        config = StackConfig.from_env()
-        # Each node's host and port: the report maps a response's X-Store-Node ("host:port") to a node name.
-        topology = {
-            "runtime": stack,
-            "network": config.network if stack == "local" else None,
-            "apps": config.apps,
-            "nodes": [{"name": n.name, "kind": n.kind, "host": n.host, "port": n.port} for n in config.nodes],
-        }
-    except ValueError as error:
-        topology = {"error": str(error)}
-    return {
-        "scenario": scenario.name,
-        "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "ended_at": stopped.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "duration_s": round((stopped - started).total_seconds(), 3),
-        "stack": stack,
-        "host_url": environment.host,
-        "command": runs.command_line(),
-        "locust": {
-            "users": getattr(options, "num_users", None),
-            "spawn_rate": getattr(options, "spawn_rate", None),
-            "run_time": getattr(options, "run_time", None),
-            "processes": getattr(options, "processes", None),
-            "mode": type(environment.runner).__name__,
-        },
-        "scenario_config": scenario.raw,
-        "git_sha": runs.git_sha(),
-        "versions": runs.versions(),
-        "config": runs.resolved_config(),
-        "topology": topology,
-        "host": runs.host_facts(),
-    }
-
-
-@events.quitting.add_listener
-def _on_quitting(environment, **_kwargs) -> None:
-    if isinstance(environment.runner, WorkerRunner) or _run["dir"] is None:
-        return
-    run_dir: Path = _run["dir"]
-    runs.unmark_current(run_dir)
-    started = _run["test_started"] or _run["started_at"]
-    recorder.write_raw(run_dir / "raw", run_start_s=started.timestamp() if started else None)
-    (run_dir / "meta.json").write_text(json.dumps(_meta(environment), indent=2) + "\n")
-    summary = report.build_report(run_dir)
-    runs.point_latest(run_dir)
-    _print_summary(run_dir, summary)
-    environment.process_exit_code = 0 if summary["slo"]["passed"] else report.SLO_BREACH_EXIT_CODE
-
-
-def _print_summary(run_dir: Path, summary: dict) -> None:
-    lines = [f"\nsessionproof: {summary['scenario']} results in {run_dir}"]
-    for endpoint, p in summary["latency_us"].items():
-        intended = summary["latency_intended_us"].get(endpoint, {})
-        lines.append(
-            f"  {endpoint:<32} n={p['count']:<7} p50={p['p50']}us p99={p['p99']}us "
-            f"(from intended start: p99={intended.get('p99')}us)"
-        )
-    correctness = summary["correctness"]
-    lines.append("  correctness: " + ", ".join(f"{k}={v}" for k, v in correctness.items()))
-    lines.append("  served by: " + ", ".join(f"{k}={v}" for k, v in summary["served_by"].items()))
-    if not summary["valid"]:
-        lines.append("  INVALID run: " + "; ".join(summary["invalid_reasons"]))
-    verdict = "passed" if summary["slo"]["passed"] else "BREACHED (exit code 3)"
-    lines.append(f"  SLOs {verdict}; report: {run_dir / 'report.md'}")
-    print("\n".join(lines), flush=True)

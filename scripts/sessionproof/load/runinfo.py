@@ -1,0 +1,83 @@
+"""What a load run tells about itself: meta.json, the heartbeat line during load and the summary at its end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sessionproof import runs, settings
+from sessionproof.topology import StackConfig
+
+LOCUST_HTML = "locust.html"
+RUN_DIR_ENV = "SESSIONPROOF_RUN_DIR"  # an experiment reserves the folder itself and hands it over
+# Set by an experiment: it adds the final read and writes the report itself, so the run must not judge.
+REPORT_LATER_ENV = "SESSIONPROOF_REPORT_LATER"
+HEARTBEAT_PREFIX = "sessionproof: load "  # an experiment relays these lines to the terminal
+
+
+def heartbeat_line(elapsed_s: float, duration_s: float | None, stats_total, users: int) -> str:
+    """One progress line: time, users, requests, failures and the p99 of the last seconds."""
+    of = f"/{duration_s:.0f}s" if duration_s else "s"
+    p99_ms = stats_total.get_current_response_time_percentile(0.99)
+    return (
+        f"{HEARTBEAT_PREFIX}{elapsed_s:4.0f}{of} {users} users, {stats_total.num_requests} requests "
+        f"({stats_total.current_rps:.0f}/s), {stats_total.num_failures} failed, "
+        f"p99 {'n/a' if p99_ms is None else f'{p99_ms:.0f} ms'} (Locust's clock, last 10 s)"
+    )
+
+
+def meta(environment, run, web_ui: bool) -> dict:
+    """meta.json of a run: what ran, where, with which settings and versions."""
+    options = environment.parsed_options
+    stack = settings.get_str("STACK")
+    try:
+        config = StackConfig.from_env()
+        # Each node's host and port: the report maps a response's X-Store-Node ("host:port") to a node name.
+        topology = {
+            "runtime": stack,
+            "network": config.network if stack == "local" else None,
+            "apps": config.apps,
+            "nodes": [{"name": n.name, "kind": n.kind, "host": n.host, "port": n.port} for n in config.nodes],
+        }
+    except ValueError as error:
+        topology = {"error": str(error)}
+    return {
+        "scenario": run.scenario.name,
+        "started_at": run.started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "ended_at": run.stopped.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "duration_s": round((run.stopped - run.started).total_seconds(), 3),
+        "stack": stack,
+        "host_url": environment.host,
+        "command": runs.command_line() + (" (a test started in the web UI)" if web_ui else ""),
+        "locust": {
+            "users": run.scenario.users if web_ui else getattr(options, "num_users", None),
+            "spawn_rate": run.scenario.spawn_rate if web_ui else getattr(options, "spawn_rate", None),
+            "run_time": run.scenario.duration if web_ui else getattr(options, "run_time", None),
+            "processes": getattr(options, "processes", None),
+            "mode": type(environment.runner).__name__,
+            "web_ui": web_ui,
+        },
+        "scenario_config": run.scenario.raw,
+        "git_sha": runs.git_sha(),
+        "versions": runs.versions(),
+        "config": runs.resolved_config(),
+        "topology": topology,
+        "host": runs.host_facts(),
+    }
+
+
+def print_summary(run_dir: Path, summary: dict) -> None:
+    lines = [f"\nsessionproof: {summary['scenario']} results in {run_dir}"]
+    for endpoint, p in summary["latency_us"].items():
+        intended = summary["latency_intended_us"].get(endpoint, {})
+        lines.append(
+            f"  {endpoint:<32} n={p['count']:<7} p50={p['p50']}us p99={p['p99']}us "
+            f"(from intended start: p99={intended.get('p99')}us)"
+        )
+    correctness = summary["correctness"]
+    lines.append("  correctness: " + ", ".join(f"{k}={v}" for k, v in correctness.items()))
+    lines.append("  served by: " + ", ".join(f"{k}={v}" for k, v in summary["served_by"].items()))
+    if not summary["valid"]:
+        lines.append("  INVALID run: " + "; ".join(summary["invalid_reasons"]))
+    verdict = "passed" if summary["slo"]["passed"] else "BREACHED (exit code 3)"
+    lines.append(f"  SLOs {verdict}; report: {run_dir / 'report.md'}; Locust's report: {run_dir / LOCUST_HTML}")
+    print("\n".join(lines), flush=True)
