@@ -93,3 +93,26 @@ def test_history_lines_merge_across_workers_and_are_written_in_time_order_relati
     assert [(op["process"], op["type"]) for op in lines if op["process"] == "p1"] == [("p1", "invoke"), ("p1", "ok")]
     assert [op["time_us"] for op in lines] == sorted(op["time_us"] for op in lines)
     assert all(1_000_000 <= op["time_us"] < 60_000_000 for op in lines)  # µs since the run start
+
+
+def test_hlogs_hold_one_interval_a_second_that_hdrhistogram_reads_back(tmp_path):
+    from hdrh.log import HistogramLogReader
+
+    from sessionproof.analysis.histograms import new_histogram
+
+    recorder = Recorder()
+    start_s = 1_800_000_000.0
+    for second, value_us in ((0, 1_000), (0, 3_000), (1, 2_000), (3, 50_000)):
+        recorder.record("POST /cart/[item]", value_us, value_us * 2, True, at_s=start_s + second + 0.5)
+    written = recorder.write_hlogs(tmp_path / "hlog", run_start_s=start_s)
+    assert sorted(p.name for p in written) == ["intended-post-cart-item.hlog", "service-post-cart-item.hlog"]
+    reader = HistogramLogReader(str(tmp_path / "hlog" / "service-post-cart-item.hlog"), new_histogram())
+    intervals = []
+    while (histogram := reader.get_next_interval_histogram()) is not None:
+        intervals.append((histogram.get_total_count(), histogram.get_max_value()))
+    reader.close()
+    assert [count for count, _ in intervals] == [2, 1, 1]  # seconds 0, 1 and 3: an empty second has no line
+    assert [round(top, -2) for _, top in intervals] == [3_000, 2_000, 50_000]
+    assert reader.get_start_time_sec() == start_s
+    lines = (tmp_path / "hlog" / "service-post-cart-item.hlog").read_text().splitlines()
+    assert lines[-1].startswith("3.000000,1.000000,50.000000,")  # start s, length s, max in ms (µs / 1000)

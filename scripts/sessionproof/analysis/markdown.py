@@ -188,6 +188,11 @@ def render_markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         *_latency_lines(summary["latency_intended_us"]),
         "![latency and throughput over time](plots/latency.png)",
         "",
+        "Each fault is a red band from its inject to the start of its heal; the heal is hatched. Dash-dotted lines "
+        "mark Sentinel's +odown and +switch-master; dotted lines, moments when two Redis nodes claimed master.",
+        "",
+        "![latency by percentile, service time against intended time](plots/percentiles.png)",
+        "",
         *_tax_lines(summary["session_tax_us"]),
         *_correctness_lines(summary["correctness"], summary["failures_by_kind"]),
         "![failed requests over time](plots/errors.png)",
@@ -197,6 +202,13 @@ def render_markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         *_replica_lines(summary["served_by"]),
         *_slo_lines(summary["slo"]),
         *_events_lines(summary["events"]),
+        "## Files",
+        "",
+        "Locust's own report: [locust.html](locust.html) (its percentiles are rounded to two significant "
+        "digits; the tables above are µs HdrHistograms). Locust's CSVs: `raw/locust_*.csv`. Every histogram, one "
+        "interval a second, in HdrHistogram's log format: `raw/hlog/<kind>-<endpoint>.hlog` (values in µs), for "
+        "HistogramLogAnalyzer and the HdrHistogram tools.",
+        "",
         "## Reproduce",
         "",
         f"Command: `{meta.get('command', '?')}`",
