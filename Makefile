@@ -10,7 +10,7 @@ STACK_CLI := $(PY) -m sessionproof.runtimes.stack
 
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: generate validate help deps venv up down status logs clean config lint format test test-quick lock unloaded loadtest report check chaos experiment experiments demo screenshots
+.PHONY: generate validate help deps venv up down status logs clean config lint format test test-quick lock unloaded loadtest report check chaos experiment experiments demo screenshots bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -97,6 +97,9 @@ check: venv ## Judge a run's raw/history.jsonl again and rewrite its correctness
 chaos: venv ## Inject a fault and heal it: FAULT=kill-app|pause-app|restart-apps|kill-redis-master|pause-redis-master|kill-sentinel|restart-redis-all, and with NETWORK=netns partition-redis-master|partition-app|isolate-sentinel|partition-sentinels-minority|congest-redis-master (HOLD_S=, TARGET=, INJECT_ONLY=1, HEAL=1)
 	@if [ -z "$(FAULT)" ]; then echo "usage: make chaos FAULT=<fault>   (faults: scripts/chaos.sh --help)"; exit 2; fi
 	@scripts/chaos.sh $(FAULT) $(if $(TARGET),--target $(TARGET)) $(if $(HOLD_S),--hold-s $(HOLD_S)) $(if $(INJECT_ONLY),--inject-only) $(if $(HEAL),--heal-only)
+
+bench: deps venv ## Capacity (wrk), unloaded latency and harness accuracy (hey) per configuration (LAYERS="hardened stock" by default): results/<UTC-time>-bench/ (about 5 minutes)
+	@$(PY) -m sessionproof.load.bench --layers "$(or $(BENCH_LAYERS),hardened stock)"
 
 demo: deps venv ## The main job in one command (under 3 minutes): stack up, mixed load, the Redis master killed and healed, headline figures
 	@$(PY) -m sessionproof.chaos.demo || { rc=$$?; echo "demo exited $$rc (3: an SLO was breached, see results/latest/report.md)"; exit $$rc; }

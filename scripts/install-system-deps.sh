@@ -9,6 +9,9 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+# make bench: independent load generators in C (wrk, closed loop) and Go (hey, fixed rate)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v hey >/dev/null 2>&1 || missing+=(hey)
 # NETWORK=netns (network faults, root only): namespaces and veths (iproute2), link cuts (iptables), rate
 # limits (tc). Without root the stack runs on loopback and needs neither.
 if [ "$(id -u)" -eq 0 ]; then

@@ -1,0 +1,205 @@
+"""`make bench`: what the session path costs, measured by independent clients, and how far the harness is from them.
+
+For each configuration (LAYERS, default "hardened stock"), on the running stack brought up
+with that configuration's settings, side by side in one run:
+
+- capacity: saturated requests/s of GET /ping, GET /cart and POST /cart/<item> with wrk
+  (closed loop, BENCH_CONNECTIONS connections), repeated BENCH_REPS times in alternating
+  order; and the ratios GET /cart ÷ GET /ping and POST ÷ GET /ping;
+- unloaded latency: p50, p99 and p99.9 of each endpoint with wrk on one connection, and
+  the session tax (GET /cart minus GET /ping at p50);
+- harness accuracy: the `latency` scenario (100 req/s) through the harness, then hey at the
+  scenario's rates on GET /ping and GET /cart; the harness's p50 must be within 25% (or
+  300 µs) of hey's, else its figures are marked inaccurate.
+
+Writes results/<UTC-time>-bench/ (summary.json, report.md, plots/bench.png, the harness
+runs under harness-<configuration>/). Exit status 0, 2 when it could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from sessionproof import REPO_ROOT, runs, settings
+from sessionproof.analysis.runfiles import RunFileError, read_json_object
+from sessionproof.load import independent
+from sessionproof.load.independent import GeneratorError, Target
+from sessionproof.runtimes.interface import get_runtime
+from sessionproof.settings import CONFIGURATIONS
+from sessionproof.waiting import DeadlineExceeded
+
+ENDPOINTS = ("GET /ping", "GET /cart", "POST /cart/[item]")
+CART_ITEMS = 5  # a read session holds a few items, as a shopper's would
+READ_SESSIONS = 50
+WRITE_SESSIONS_PER_RUN = 400  # 50 items each (CART_MAX_ITEMS): room for every POST of a saturated run
+ACCURACY_RATE_PER_S = {"GET /ping": 40.0, "GET /cart": 40.0}  # the latency scenario's mix at 100 req/s
+ACCURACY_TOLERANCE = (0.25, 300)  # 25% or 300 µs, whichever is larger
+TARGETS = {"cart_over_ping_min": 0.8, "session_tax_p50_max_us": 200, "post_over_cart_p50_max": 2.0}
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _sessions(base_url: str, count: int, items: int, cookie_name: str) -> tuple[str, ...]:
+    cookies = []
+    for n in range(count):
+        http = requests.Session()
+        http.post(f"{base_url}/login", json={"user": f"bench-{time.time_ns()}-{n}"}, timeout=5).raise_for_status()
+        for item in range(items):
+            http.post(f"{base_url}/cart/seed{item}", timeout=5).raise_for_status()
+        cookies.append(f"{cookie_name}={http.cookies.get(cookie_name)}")
+    return tuple(cookies)
+
+
+def _targets(base_url: str, cookie_name: str, writers: int) -> dict[str, Target]:
+    return {
+        "GET /ping": Target("GET /ping", "GET", "/ping"),
+        "GET /cart": Target("GET /cart", "GET", "/cart", _sessions(base_url, READ_SESSIONS, CART_ITEMS, cookie_name)),
+        "POST /cart/[item]": Target(
+            "POST /cart/[item]", "POST", "/cart/", _sessions(base_url, writers, 0, cookie_name)
+        ),
+    }
+
+
+def _rotated(rep: int) -> list[str]:
+    """ENDPOINTS in a different order each repetition, so no endpoint always runs first (or on a warm cache)."""
+    return [ENDPOINTS[(rep + i) % len(ENDPOINTS)] for i in range(len(ENDPOINTS))]
+
+
+def _spread(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "reps": values}
+
+
+def measure_configuration(base_url: str, cookie_name: str, args, workdir: Path) -> dict:
+    capacity: dict[str, list[dict]] = {name: [] for name in ENDPOINTS}
+    unloaded: dict[str, list[dict]] = {name: [] for name in ENDPOINTS}
+    for rep in range(args.reps):
+        targets = _targets(base_url, cookie_name, WRITE_SESSIONS_PER_RUN)  # fresh carts: a full one answers 409
+        for name in _rotated(rep):
+            run = independent.wrk(base_url, targets[name], args.connections, args.capacity_s, 2, workdir)
+            capacity[name].append(run)
+            say(f"  [{rep + 1}/{args.reps}] capacity {name}: {run['rps']:.0f} req/s ({run['errors']} errors)")
+        for name in _rotated(rep + 1):
+            run = independent.wrk(base_url, targets[name], 1, args.unloaded_s, 1, workdir)
+            unloaded[name].append(run)
+            say(f"  [{rep + 1}/{args.reps}] unloaded {name}: p50 {run['p50_us']} µs, p99 {run['p99_us']} µs")
+    rps = {name: _spread([r["rps"] for r in runs_]) for name, runs_ in capacity.items()}
+    latency = {
+        name: {key: _spread([r[f"{key}_us"] for r in runs_]) for key in ("p50", "p99", "p999")}
+        for name, runs_ in unloaded.items()
+    }
+    ping, cart, post = (rps[name]["median"] for name in ENDPOINTS)
+    p50 = {name: latency[name]["p50"]["median"] for name in ENDPOINTS}
+    return {
+        "capacity_rps": rps,
+        "capacity_errors": {name: sum(r["errors"] for r in runs_) for name, runs_ in capacity.items()},
+        "ratios": {"GET /cart ÷ GET /ping": round(cart / ping, 3), "POST ÷ GET /ping": round(post / ping, 3)},
+        "unloaded_us": latency,
+        "session_tax_p50_us": p50["GET /cart"] - p50["GET /ping"],
+        "post_over_cart_p50": round(p50["POST /cart/[item]"] / p50["GET /cart"], 3),
+    }
+
+
+def harness_accuracy(base_url: str, cookie_name: str, env: dict, out_dir: Path, duration_s: float) -> dict:
+    """The latency scenario through the harness, then hey at its rates: p50 and p99 of both, per endpoint."""
+    locust = str(Path(sys.executable).parent / "locust")
+    command = [locust, "--headless", "--scenario", "latency", "--host", base_url, "-u", "10", "-r", "10",
+               "-t", f"{duration_s:g}s", "--only-summary"]  # fmt: skip
+    result = subprocess.run(
+        command, cwd=REPO_ROOT, env={**env, "RESULTS_DIR": str(out_dir)}, capture_output=True, text=True,
+        timeout=duration_s + 120, check=False,
+    )  # fmt: skip
+    try:
+        summary = read_json_object((out_dir / "latest").resolve() / "summary.json")
+    except RunFileError as error:
+        raise GeneratorError(f"the harness run failed ({result.returncode}): {error}") from None
+    targets = {
+        "GET /ping": Target("GET /ping", "GET", "/ping"),
+        "GET /cart": Target("GET /cart", "GET", "/cart", _sessions(base_url, 1, CART_ITEMS, cookie_name)),
+    }
+    started = {
+        name: independent.hey(base_url, target, ACCURACY_RATE_PER_S[name], duration_s)
+        for name, target in targets.items()
+    }  # side by side, as the harness sent them
+    figures = {}
+    for name, process in started.items():
+        theirs = independent.hey_result(process, name, duration_s + 60)
+        ours = summary["latency_us"].get(name) or {}
+        allowed_us = max(ACCURACY_TOLERANCE[0] * theirs["p50_us"], ACCURACY_TOLERANCE[1])
+        diff_us = (ours.get("p50") or 0) - theirs["p50_us"]
+        figures[name] = {
+            "harness": {"p50_us": ours.get("p50"), "p99_us": ours.get("p99"), "count": ours.get("count")},
+            "independent": theirs,
+            "p50_diff_us": diff_us,
+            "p99_diff_us": (ours.get("p99") or 0) - theirs["p99_us"],
+            "p50_allowed_us": round(allowed_us),
+            "accurate": abs(diff_us) <= allowed_us,
+        }
+    return {"endpoints": figures, "harness_run": os.path.relpath((out_dir / "latest").resolve(), out_dir.parent)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sessionproof.load.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--layers", default="hardened stock", help="configurations, in order (default: hardened stock)")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--capacity-s", type=float, default=5.0)
+    parser.add_argument("--unloaded-s", type=float, default=5.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--accuracy-s", type=float, default=20.0)
+    args = parser.parse_args(argv)
+    from sessionproof.load.bench_report import write_report
+
+    try:
+        independent.require("wrk")
+        independent.require("hey")
+        layers = args.layers.split()
+        unknown = [name for name in layers if name not in CONFIGURATIONS]
+        if unknown:
+            raise settings.ConfigError(f"--layers: {unknown} unknown; choose from {', '.join(CONFIGURATIONS)}")
+        out_dir = runs.reserve_run_dir("bench")
+        base = get_runtime()
+        results = {}
+        for layer in layers:
+            runtime = get_runtime({**base.config.env, **CONFIGURATIONS[layer]})
+            say(f"== {layer}: bringing the stack up with {CONFIGURATIONS[layer]}")
+            runtime.up(progress=lambda *_: None)
+            base_url, cookie = runtime.config.entry_url, runtime.config.get("SESSION_COOKIE_NAME")
+            results[layer] = measure_configuration(base_url, cookie, args, out_dir)
+            say(f"  harness accuracy: the latency scenario for {args.accuracy_s:g} s, then hey at its rates")
+            env = {**os.environ, **runtime.config.env}
+            results[layer]["accuracy"] = harness_accuracy(
+                base_url, cookie, env, out_dir / f"harness-{layer}", args.accuracy_s
+            )
+        summary = {
+            "started_at": out_dir.name.split("-")[0],
+            "command": runs.command_line(),
+            "machine": runs.host_facts(),
+            "versions": runs.versions(),
+            "config": runs.resolved_config(),
+            "settings": vars(args),
+            "targets": TARGETS,
+            "configurations": results,
+        }
+        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+        write_report(summary, out_dir)
+        runs.point_latest(out_dir)
+    except (GeneratorError, settings.ConfigError, DeadlineExceeded, requests.RequestException, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    say(f"bench: {out_dir / 'report.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
