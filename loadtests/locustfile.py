@@ -18,13 +18,13 @@ from typing import NamedTuple
 
 import gevent
 from gevent.pool import Pool
-from locust import HttpUser, constant, task
+from locust import FastHttpUser, constant, task
 
 from sessionproof import settings
 from sessionproof.analysis.checker import SessionModel, Verdict, lost_updates
 from sessionproof.analysis.history import operation_of, outcome_type
 from sessionproof.load.loadrun import note_event, recorder
-from sessionproof.load.pacing import Pacer, paced
+from sessionproof.load.pacing import Pacer, Timing, paced
 
 REQUEST_TIMEOUT_S = 10.0
 COOKIE_NAME = settings.get_str("SESSION_COOKIE_NAME")
@@ -37,6 +37,34 @@ class Reply(NamedTuple):
     store: str | None  # X-Store-Node: "<host>:<port>" of the Redis node that acknowledged the session write
 
 
+def server_timing_us(header: str | None) -> dict[str, int] | None:
+    """{"app": µs, "store": µs} from the app's `Server-Timing: app;dur=1.234, store;dur=0.456` (ms); None if absent."""
+    if not header:
+        return None
+    found = {}
+    for metric in header.split(","):
+        name, _, params = metric.strip().partition(";")
+        if name in ("app", "store") and params.startswith("dur="):
+            try:
+                found[name] = round(float(params[4:].split(";")[0]) * 1000)
+            except ValueError:
+                continue
+    return found or None
+
+
+def exchange_only(timing: Timing, exchange_ms: float | None) -> Timing:
+    """The request's times without the generator's own work around it: Locust times the HTTP exchange alone
+    (from the send to the last byte of the body), before its event handlers, our JSON parsing and recording.
+    The intended time loses the same amount: the response was in hand that much earlier."""
+    if exchange_ms is None:
+        return timing
+    exchange_us = max(1, round(exchange_ms * 1000))
+    overhead_us = timing.service_us - exchange_us
+    if overhead_us <= 0:
+        return timing
+    return Timing(service_us=exchange_us, intended_us=max(exchange_us, timing.intended_us - overhead_us))
+
+
 def failure_kind(response) -> str:
     if response.status_code:
         return str(response.status_code)
@@ -44,8 +72,14 @@ def failure_kind(response) -> str:
     return "timeout" if "timeout" in name else "connection"
 
 
-class SessionUser(HttpUser):
+class SessionUser(FastHttpUser):
+    """geventhttpclient, not python-requests: a smaller per-request cost, so less of the generator lands in the
+    latency (make bench compares the harness with wrk and hey)."""
+
     abstract = True
+    network_timeout = REQUEST_TIMEOUT_S
+    connection_timeout = REQUEST_TIMEOUT_S
+    concurrency = 10  # connections per user: the concurrency users send several requests at once
     kind = ""
     wait_time = constant(0)  # the Pacer, not Locust, decides when the next request goes out
     rate_per_user_per_s = 2.0
@@ -69,7 +103,7 @@ class SessionUser(HttpUser):
         is sent, then its outcome with what the answer said of the session."""
         f = operation_of(name)
         value = path.rsplit("/", 1)[1] if f == "add" else (kwargs.get("json") or {}).get("user")
-        session = (self.client.cookies.get(COOKIE_NAME) or "")[:16] or None
+        session = (self.session_cookie() or "")[:16] or None
 
         def send():
             if f:
@@ -77,12 +111,16 @@ class SessionUser(HttpUser):
             return self._send(method, path, name, **kwargs)
 
         (response, body), timing = paced(self.pacer, send, sleep=gevent.sleep, slot_s=slot_s)
+        timing = exchange_only(timing, getattr(response, "request_meta", {}).get("response_time"))
         at_s = time.time()  # one time for the timeline and the ledger, so the two can be matched
         ok = body is not None
         kind = "ok" if ok else (failure_kind(response) if response.status_code != 200 else "bad_body")
         # The app names the Redis node that acknowledged the session write; absent when none did.
         store = response.headers.get("X-Store-Node") if response.status_code else None
-        recorder.record(name, timing.service_us, timing.intended_us, ok, at_s=at_s, kind=kind, store=store)
+        server_us = server_timing_us(response.headers.get("Server-Timing")) if response.status_code else None
+        recorder.record(
+            name, timing.service_us, timing.intended_us, ok, at_s=at_s, kind=kind, store=store, server_us=server_us
+        )
         if not ok:
             recorder.failure(kind)
         recorder.served(response.headers.get("X-Served-By") if response.status_code else None)
@@ -103,9 +141,7 @@ class SessionUser(HttpUser):
         if method == "POST":
             # A well-behaved client: one key per logical request, so a retry cannot apply it twice.
             kwargs["headers"] = {"Idempotency-Key": str(uuid.uuid4()), **kwargs.get("headers", {})}
-        with self.client.request(
-            method, path, name=name, catch_response=True, timeout=REQUEST_TIMEOUT_S, **kwargs
-        ) as response:
+        with self.client.request(method, path, name=name, catch_response=True, **kwargs) as response:
             if response.status_code != 200:
                 # Keep the underlying error (reset, refused, ...) in Locust's failure table.
                 detail = f": {response.error!r}"[:200] if not response.status_code and response.error else ""
@@ -116,6 +152,9 @@ class SessionUser(HttpUser):
                 except ValueError:
                     response.failure("200 without a JSON body")
         return response, body
+
+    def session_cookie(self) -> str | None:
+        return next((c.value for c in self.client.cookiejar if c.name == COOKIE_NAME), None)
 
     def needs_fresh_session(self, extra_items: int = 0) -> bool:
         return self.model.user is None or len(self.model.cart) + extra_items >= CART_RESET_AT
@@ -143,7 +182,7 @@ class SessionUser(HttpUser):
         body = self.call("POST", "/login", "POST /login", json={"user": f"{self.kind}-{self.uid}-{self.logins}"})
         if body is not None:
             self.model.logged_in(body)
-            sid = self.client.cookies.get(COOKIE_NAME)
+            sid = self.session_cookie()
             self.entry = (
                 {"user": body.get("user"), "sid": sid, "acked": [], "acked_meta": [], "uncertain": []} if sid else None
             )

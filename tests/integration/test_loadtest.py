@@ -49,6 +49,10 @@ def test_a_bounce_run_checks_every_answer_and_writes_a_complete_results_folder(h
         assert cart["count"] > 50 and 0 < cart["p50"] <= cart["p99"] <= cart["max"]
     assert summary["latency_intended_us"]["GET /cart"]["p99"] >= summary["latency_us"]["GET /cart"]["p99"]
     assert summary["requests"]["failed"] == 0 and summary["slo"]["passed"] is True
+    # The app's Server-Timing, through nginx and Sentinel: its time inside the client's, Redis's inside its own.
+    cart = summary["latency_decomposition_us"]["GET /cart"]
+    assert 0 < cart["store_p50"] < cart["app_p50"] < cart["client_p50"] and cart["outside_app_p50"] > 0
+    assert summary["loop_lag_us"]["count"] > 1000  # the probe woke about every ms of the 8 s
 
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["config"]["REDIS_PASSWORD"] == "***" and meta["host"]["cores"] >= 1

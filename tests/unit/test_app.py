@@ -271,3 +271,14 @@ def test_liveness_and_ping_answer_while_the_store_is_unreachable(unreachable_sto
     client.set_cookie("sp_session", "some-session-id")
     assert client.get("/healthz").status_code == 200
     assert client.get("/ping").get_json()["pong"] is True
+
+
+def test_every_response_says_the_apps_time_and_its_store_time_in_server_timing(client):
+    import re
+
+    for response in (client.get("/ping"), client.post("/cart/apple"), client.get("/cart"), client.get("/nowhere")):
+        timing = response.headers["Server-Timing"]
+        match = re.fullmatch(r"app;dur=(\d+\.\d{3}), store;dur=(\d+\.\d{3})", timing)
+        assert match, timing
+        app_ms, store_ms = float(match[1]), float(match[2])
+        assert 0 < app_ms < 5000 and 0 <= store_ms <= app_ms

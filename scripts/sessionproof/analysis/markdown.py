@@ -30,8 +30,30 @@ def _validity_lines(summary: dict[str, Any]) -> list[str]:
     if summary["valid"]:
         cpu_percent = summary["cpu"].get("max_percent")
         cpu = "not recorded" if cpu_percent is None else f"peaked at {cpu_percent:.0f}%"
-        return [f"Validity: **valid** (load generator CPU {cpu}; requests recorded; long enough).", ""]
+        lag = summary.get("loop_lag_us") or {}
+        lag_text = f"; its event loop woke {_ms(lag['p99'])} ms late at p99" if lag.get("count") else ""
+        return [f"Validity: **valid** (load generator CPU {cpu}{lag_text}; requests recorded; long enough).", ""]
     return ["Validity: **INVALID**, do not trust these numbers:", *(f"- {r}" for r in summary["invalid_reasons"]), ""]
+
+
+def _decomposition_lines(parts: dict[str, dict[str, int]]) -> list[str]:
+    lines = ["## Where the time goes", ""]
+    if not parts:
+        return [*lines, "The app sent no Server-Timing header in this run.", ""]
+    lines += [
+        "At p50, in ms: what the client measured (service time), the app's own time and the part of it spent "
+        "waiting on Redis (from the app's Server-Timing header), and the rest: network, nginx and the load "
+        "generator. Each column is its own p50, so they need not add up exactly.",
+        "",
+        "| endpoint | client | app | of which store | outside the app |",
+        "|---|--:|--:|--:|--:|",
+    ]
+    for endpoint, p in parts.items():
+        lines.append(
+            f"| {endpoint} | {_ms(p['client_p50'])} | {_ms(p['app_p50'])} | {_ms(p['store_p50'])} | "
+            f"{_ms(p['outside_app_p50'])} |"
+        )
+    return [*lines, ""]
 
 
 def _tax_lines(tax: dict[str, Any] | None) -> list[str]:
@@ -193,6 +215,7 @@ def render_markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         "",
         "![latency by percentile, service time against intended time](plots/percentiles.png)",
         "",
+        *_decomposition_lines(summary.get("latency_decomposition_us") or {}),
         *_tax_lines(summary["session_tax_us"]),
         *_correctness_lines(summary["correctness"], summary["failures_by_kind"]),
         "![failed requests over time](plots/errors.png)",

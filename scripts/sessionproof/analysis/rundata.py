@@ -28,7 +28,10 @@ from sessionproof.analysis.runfiles import (
     require_file,
 )
 
-KINDS = ("service", "intended")
+KINDS = ("service", "intended")  # the client's two views of a request
+# The app's own view, from its Server-Timing header: its whole time, and the part spent waiting on Redis.
+SERVER_KINDS = ("app", "store")
+ALL_KINDS = (*KINDS, *SERVER_KINDS)
 ALL_ENDPOINTS = "all endpoints"
 
 _DECODE_ERRORS = (
@@ -58,7 +61,7 @@ class LatencyData:
     totals: dict[tuple[str, str], HdrHistogram] = field(default_factory=dict)
     # kind -> endpoint (or ALL_ENDPOINTS) -> per-second stats in time order.
     per_second: dict[str, dict[str, list[SecondStats]]] = field(
-        default_factory=lambda: {kind: defaultdict(list) for kind in KINDS}
+        default_factory=lambda: {kind: defaultdict(list) for kind in ALL_KINDS}
     )
 
 
@@ -99,15 +102,15 @@ def _read_latency(path: Path) -> LatencyData:
     # is ~140 KB, so holding one per (second, endpoint, kind) would not fit long runs.
     encoded: dict[int, dict[tuple[str, str], list[tuple[int, str]]]] = defaultdict(lambda: defaultdict(list))
     for line_no, record in iter_jsonl(path, ("t", "endpoint", "kind", "hist")):
-        if record["kind"] not in KINDS:
-            raise RunFileError(f"{path}:{line_no}: kind must be one of {', '.join(KINDS)}, not {record['kind']!r}")
+        if record["kind"] not in ALL_KINDS:
+            raise RunFileError(f"{path}:{line_no}: kind must be one of {', '.join(ALL_KINDS)}, not {record['kind']!r}")
         t = int(number_field(record, "t", f"{path}:{line_no}"))
         encoded[t][(record["kind"], record["endpoint"])].append((line_no, record["hist"]))
 
     latency = LatencyData()
     scratch = new_histogram()
     for t in sorted(encoded):
-        merged_by_kind = {kind: new_histogram() for kind in KINDS}
+        merged_by_kind = {kind: new_histogram() for kind in ALL_KINDS}
         for (kind, endpoint), texts in sorted(encoded[t].items()):
             scratch.reset()
             for line_no, text in texts:  # several worker processes report the same second

@@ -8,16 +8,34 @@ from typing import Any
 
 from sessionproof.analysis import failover, partition
 from sessionproof.analysis.histograms import percentiles_us
-from sessionproof.analysis.rundata import LatencyData, RunData
+from sessionproof.analysis.rundata import SERVER_KINDS, LatencyData, RunData
 
 CORRECTNESS_CLASSES = ("lost_writes", "stale_reads", "sessions_lost", "foreign_sessions", "lost_updates")
 MAX_TRUSTED_CPU_PERCENT = 90.0
 MIN_VALID_DURATION_S = 5.0
+# A 1 ms sleeper waking this late at p99 means responses wait as long before the harness sees them.
+MAX_LOOP_LAG_P99_US = 5_000
 
 
 def _latency_table(latency: LatencyData, kind: str) -> dict[str, dict[str, int | None]]:
     endpoints = sorted(endpoint for k, endpoint in latency.totals if k == kind)
     return {endpoint: percentiles_us(latency.totals[(kind, endpoint)]) for endpoint in endpoints}
+
+
+def decomposition(service: dict[str, dict], latency: LatencyData) -> dict[str, dict[str, int]]:
+    """Per endpoint at p50: the client's time, the app's own time and its store time (from Server-Timing), and
+    what is outside the app (client minus app: network, nginx, the generator). Endpoints the app timed only."""
+    app, store = _latency_table(latency, "app"), _latency_table(latency, "store")
+    parts = {}
+    for endpoint, client in service.items():
+        if endpoint in app and client.get("p50") is not None:
+            parts[endpoint] = {
+                "client_p50": client["p50"],
+                "app_p50": app[endpoint]["p50"],
+                "store_p50": (store.get(endpoint) or {}).get("p50"),
+                "outside_app_p50": client["p50"] - app[endpoint]["p50"],
+            }
+    return parts
 
 
 def session_tax_us(service: dict[str, dict], intended: dict[str, dict]) -> dict[str, Any] | None:
@@ -42,9 +60,18 @@ def _correctness(counters: dict[str, Any]) -> dict[str, int]:
     return {name: int(given.get(name, 0)) for name in names}
 
 
-def invalid_reasons(duration_s: float, total_requests: int, cpu: dict[str, Any]) -> list[str]:
+def invalid_reasons(
+    duration_s: float, total_requests: int, cpu: dict[str, Any], loop_lag_us: dict[str, Any] | None = None
+) -> list[str]:
     """Why the run's numbers cannot be trusted; empty when they can."""
     reasons = []
+    lag_p99_us = (loop_lag_us or {}).get("p99")
+    if lag_p99_us is not None and (loop_lag_us or {}).get("count") and lag_p99_us > MAX_LOOP_LAG_P99_US:
+        reasons.append(
+            f"the load generator's event loop woke {lag_p99_us / 1000:.1f} ms late at p99 "
+            f"(>{MAX_LOOP_LAG_P99_US / 1000:g} ms): that wait is in every latency it measured; use fewer users "
+            "or --processes"
+        )
     cpu_percent = cpu.get("max_percent")
     if isinstance(cpu_percent, int | float) and cpu_percent > MAX_TRUSTED_CPU_PERCENT:
         reasons.append(
@@ -65,7 +92,8 @@ def summarize(run: RunData) -> dict[str, Any]:
     ok = sum(run.ok_by_second.values())
     failed = sum(run.failed_by_second.values())
     cpu = counters.get("cpu") or {}
-    reasons = invalid_reasons(duration_s, ok + failed, cpu)
+    loop_lag = counters.get("loop_lag_us")
+    reasons = invalid_reasons(duration_s, ok + failed, cpu, loop_lag)
     service = _latency_table(run.latency, "service")
     intended = _latency_table(run.latency, "intended")
     summary: dict[str, Any] = {
@@ -83,6 +111,9 @@ def summarize(run: RunData) -> dict[str, Any]:
         "served_by": dict(sorted((counters.get("served_by") or {}).items())),
         "failures_by_kind": dict(sorted((counters.get("failures_by_kind") or {}).items())),
         "cpu": cpu,
+        "loop_lag_us": loop_lag,
+        "server_timing_us": {kind: _latency_table(run.latency, kind) for kind in SERVER_KINDS},
+        "latency_decomposition_us": decomposition(service, run.latency),
         "events": dict(sorted(Counter(str(event.get("type", "unknown")) for event in run.events).items())),
         **_failover_keys(run),
     }

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,7 @@ from sessionproof.load.recorder import Recorder
 log = logging.getLogger("sessionproof")
 recorder = Recorder()
 CPU_SAMPLE_INTERVAL_S = 1.0
+LOOP_LAG_SLEEP_S = 0.001
 HEARTBEAT_INTERVAL_S = 5.0
 MAX_EVENTS_PER_PROCESS = 2000
 WORKER_REPORT_WAIT_S = 10.0  # how long a stopped test waits for every worker's last report
@@ -148,6 +150,7 @@ def _on_init(environment, runner, **_kwargs) -> None:
     worker = isinstance(runner, WorkerRunner)
     apply_scenario(environment, scenario, keep_every_class=worker)
     gevent.spawn(_sample_cpu)
+    gevent.spawn(_probe_loop_lag)
     if worker:
         events.report_to_master.add_listener(_ship_to_master)
         return
@@ -167,6 +170,16 @@ def _sample_cpu() -> None:
     while True:
         gevent.sleep(CPU_SAMPLE_INTERVAL_S)
         recorder.cpu(process.cpu_percent(None))
+
+
+def _probe_loop_lag() -> None:
+    """How late the event loop wakes a greenlet that sleeps LOOP_LAG_SLEEP_S: time every response waits too,
+    before the harness sees it. Generator CPU alone misses it."""
+    sleep_ns = int(LOOP_LAG_SLEEP_S * 1e9)
+    while True:
+        started_ns = time.perf_counter_ns()
+        gevent.sleep(LOOP_LAG_SLEEP_S)
+        recorder.lag((time.perf_counter_ns() - started_ns - sleep_ns) // 1000)
 
 
 def _ship_to_master(client_id, data) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogWriter
 
-from sessionproof.analysis.histograms import HIGHEST_US, LOWEST_US, new_histogram
+from sessionproof.analysis.histograms import HIGHEST_US, LOWEST_US, new_histogram, percentiles_us
 
 MAX_TIMELINE_ENTRIES = 2_000_000  # per process between drains: bounds memory on very long runs
 CORRECTNESS_KEYS = ("checks", "lost_writes", "stale_reads", "sessions_lost", "foreign_sessions", "lost_updates")
@@ -35,6 +35,7 @@ class Recorder:
         self.failures_by_kind: Counter[str] = Counter()
         self.cpu_max_percent = 0.0
         self.cpu_samples = 0
+        self.loop_lag = new_histogram()  # how late the generator's event loop woke a 1 ms sleeper, µs
         self.events: list[dict] = []
         # [t, endpoint, ok, kind, store] per request, for error windows, gaps and which Redis node acknowledged
         # a write (store: the X-Store-Node header, None when absent).
@@ -52,12 +53,15 @@ class Recorder:
         at_s: float | None = None,
         kind: str = "ok",
         store: str | None = None,
+        server_us: dict[str, int] | None = None,
     ) -> None:
+        """One request: its client-side times, and the app's own (server_us: {"app": µs, "store": µs}, from
+        its Server-Timing header) when it sent them."""
         at_s = at_s if at_s is not None else time.time()
         if len(self.timeline) < MAX_TIMELINE_ENTRIES:
             self.timeline.append([round(at_s, 4), endpoint, ok, kind, store])
         second = int(at_s)
-        for kind, value in (("service", service_us), ("intended", intended_us)):
+        for kind, value in (("service", service_us), ("intended", intended_us), *(server_us or {}).items()):
             key = (second, endpoint, kind)
             histogram = self.histograms.get(key)
             if histogram is None:
@@ -77,6 +81,9 @@ class Recorder:
     def event(self, type_: str, **fields) -> None:
         self.events.append({"t": time.time(), "type": type_, **fields})
 
+    def lag(self, late_us: int) -> None:
+        self.loop_lag.record_value(min(max(late_us, LOWEST_US), HIGHEST_US))
+
     def cpu(self, percent: float) -> None:
         self.cpu_max_percent = max(self.cpu_max_percent, percent)
         self.cpu_samples += 1
@@ -91,6 +98,7 @@ class Recorder:
             "served_by": dict(self.served_by),
             "failures_by_kind": dict(self.failures_by_kind),
             "cpu": [self.cpu_max_percent, self.cpu_samples],
+            "loop_lag": self.loop_lag.encode().decode("ascii") if self.loop_lag.get_total_count() else None,
             "events": self.events,
             "timeline": self.timeline,
             "ledger": self.ledger,
@@ -114,6 +122,8 @@ class Recorder:
         cpu_max, samples = data.get("cpu", [0.0, 0])
         self.cpu_max_percent = max(self.cpu_max_percent, cpu_max)
         self.cpu_samples += samples
+        if data.get("loop_lag"):
+            self.loop_lag.decode_and_add(data["loop_lag"])
         self.events.extend(data.get("events", []))
         self.timeline.extend(data.get("timeline", []))
         self.ledger.extend(data.get("ledger", []))
@@ -145,6 +155,7 @@ class Recorder:
             "correctness": {key: self.correctness.get(key, 0) for key in CORRECTNESS_KEYS},
             "served_by": dict(sorted(self.served_by.items())),
             "cpu": {"max_percent": round(self.cpu_max_percent, 1), "samples": self.cpu_samples},
+            "loop_lag_us": percentiles_us(self.loop_lag),
             "failures_by_kind": dict(sorted(self.failures_by_kind.items())),
         }
         (raw_dir / "counters.json").write_text(json.dumps(counters, indent=2) + "\n")

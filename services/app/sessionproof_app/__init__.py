@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask
+from flask import Flask, request
 
 from . import errors, settings, store, views
 from .hardened_layer import HardenedSessionInterface
@@ -31,7 +31,26 @@ def config_from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     }
 
 
+SERVER_TIMING_HEADER = "Server-Timing"
+_STARTED_NS = "sessionproof.started_ns"
+
+
 class SessionproofFlask(Flask):
+    def wsgi_app(self, environ, start_response):
+        environ[_STARTED_NS] = time.perf_counter_ns()
+        store.reset_store_time()
+        return super().wsgi_app(environ, start_response)
+
+    def process_response(self, response):
+        response = super().process_response(response)  # after_request and the session's save included
+        started_ns = request.environ.get(_STARTED_NS)
+        if started_ns is not None:
+            app_ms = (time.perf_counter_ns() - started_ns) / 1e6
+            store_ms = store.store_time_ns() / 1e6
+            # The W3C Server-Timing header: the app's own time and the part of it spent waiting on Redis, in ms.
+            response.headers[SERVER_TIMING_HEADER] = f"app;dur={app_ms:.3f}, store;dur={store_ms:.3f}"
+        return response
+
     def full_dispatch_request(self):
         # The hardened layer runs a request again after a session conflict or an unavailable store.
         return self.session_interface.run_request(self, super().full_dispatch_request)

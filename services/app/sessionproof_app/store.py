@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping
 from contextvars import ContextVar
 
@@ -105,12 +106,37 @@ def _describe(sentinel: Redis, error: RedisError) -> str:
 _last_node: ContextVar[tuple[str, int] | None] = ContextVar("sessionproof_last_node", default=None)
 
 
+# Nanoseconds this thread's request has spent sending to and reading from Redis (for Server-Timing).
+_store_ns: ContextVar[int] = ContextVar("sessionproof_store_ns", default=0)
+
+
 class NodeRecordingConnection(SentinelManagedConnection):
-    """A Sentinel-managed connection that records which node each command goes to (for X-Store-Node)."""
+    """A Sentinel-managed connection that records which node each command goes to (for X-Store-Node) and how long
+    the request waits on Redis (for Server-Timing)."""
 
     def send_packed_command(self, command, check_health=True):
-        super().send_packed_command(command, check_health)
-        _last_node.set((self.host, self.port))
+        started_ns = time.perf_counter_ns()
+        try:
+            super().send_packed_command(command, check_health)
+            _last_node.set((self.host, self.port))
+        finally:
+            _store_ns.set(_store_ns.get() + time.perf_counter_ns() - started_ns)
+
+    def read_response(self, *args, **kwargs):
+        started_ns = time.perf_counter_ns()
+        try:
+            return super().read_response(*args, **kwargs)
+        finally:
+            _store_ns.set(_store_ns.get() + time.perf_counter_ns() - started_ns)
+
+
+def reset_store_time() -> None:
+    _store_ns.set(0)
+
+
+def store_time_ns() -> int:
+    """Time spent on Redis round trips since reset_store_time() in this thread (0 for a plain test client)."""
+    return _store_ns.get()
 
 
 def forget_last_node() -> None:
