@@ -168,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             raise settings.ConfigError(f"--layers: {unknown} unknown; choose from {', '.join(CONFIGURATIONS)}")
         out_dir = runs.reserve_run_dir("bench")
+        (out_dir / "raw").mkdir(parents=True, exist_ok=True)  # the wrk scripts (with their session cookies)
         base = get_runtime()
         results = {}
         for layer in layers:
@@ -175,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"== {layer}: bringing the stack up with {CONFIGURATIONS[layer]}")
             runtime.up(progress=lambda *_: None)
             base_url, cookie = runtime.config.entry_url, runtime.config.get("SESSION_COOKIE_NAME")
-            results[layer] = measure_configuration(base_url, cookie, args, out_dir)
+            results[layer] = measure_configuration(base_url, cookie, args, out_dir / "raw")
             say(f"  harness accuracy: the latency scenario for {args.accuracy_s:g} s, then hey at its rates")
             env = {**os.environ, **runtime.config.env}
             results[layer]["accuracy"] = harness_accuracy(

@@ -72,7 +72,8 @@ class Target:
 
 def wrk(base_url: str, target: Target, connections: int, duration_s: float, threads: int, workdir: Path) -> dict:
     """A closed-loop wrk run: requests/s, errors, and µs percentiles of its latency (p50 ... p99.9, max)."""
-    script = workdir / ("wrk-" + "-".join(target.name.lower().replace("/", " ").split()) + ".lua")
+    slug = "-".join("".join(c if c.isalnum() else " " for c in target.name.lower()).split())
+    script = workdir / f"wrk-{slug}.lua"
     cookies = ", ".join(json.dumps(c) for c in target.cookies)
     script.write_text(WRK_SCRIPT % {"cookies": cookies, "method": target.method, "path": target.path, "mark": WRK_MARK})
     command = [require("wrk"), f"-t{threads}", f"-c{connections}", f"-d{duration_s:g}s", "-s", str(script),
