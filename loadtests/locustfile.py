@@ -24,7 +24,7 @@ from sessionproof import settings
 from sessionproof.analysis.checker import SessionModel, Verdict, lost_updates
 from sessionproof.analysis.history import operation_of, outcome_type
 from sessionproof.load.loadrun import note_event, recorder
-from sessionproof.load.pacing import Pacer, Timing, paced
+from sessionproof.load.pacing import Pacer, exchange_only, paced, server_timing_us
 
 REQUEST_TIMEOUT_S = 10.0
 COOKIE_NAME = settings.get_str("SESSION_COOKIE_NAME")
@@ -35,34 +35,6 @@ class Reply(NamedTuple):
     body: dict | None  # the JSON body of a 200, else None
     at_s: float  # when the response ended (Unix time), as in the timeline
     store: str | None  # X-Store-Node: "<host>:<port>" of the Redis node that acknowledged the session write
-
-
-def server_timing_us(header: str | None) -> dict[str, int] | None:
-    """{"app": µs, "store": µs} from the app's `Server-Timing: app;dur=1.234, store;dur=0.456` (ms); None if absent."""
-    if not header:
-        return None
-    found = {}
-    for metric in header.split(","):
-        name, _, params = metric.strip().partition(";")
-        if name in ("app", "store") and params.startswith("dur="):
-            try:
-                found[name] = round(float(params[4:].split(";")[0]) * 1000)
-            except ValueError:
-                continue
-    return found or None
-
-
-def exchange_only(timing: Timing, exchange_ms: float | None) -> Timing:
-    """The request's times without the generator's own work around it: Locust times the HTTP exchange alone
-    (from the send to the last byte of the body), before its event handlers, our JSON parsing and recording.
-    The intended time loses the same amount: the response was in hand that much earlier."""
-    if exchange_ms is None:
-        return timing
-    exchange_us = max(1, round(exchange_ms * 1000))
-    overhead_us = timing.service_us - exchange_us
-    if overhead_us <= 0:
-        return timing
-    return Timing(service_us=exchange_us, intended_us=max(exchange_us, timing.intended_us - overhead_us))
 
 
 def failure_kind(response) -> str:

@@ -77,3 +77,20 @@ def test_timing_counts_from_the_slot_when_late_and_from_the_send_when_early():
     assert (late.service_us, late.intended_us) == (100_000, 600_000)
     on_time = timing_of(slot_s=1.0, sent_s=1.0, done_s=1.001)
     assert on_time.service_us == on_time.intended_us == 1000
+
+
+def test_the_exchange_alone_is_the_service_time_and_the_intended_time_loses_the_same():
+    from sessionproof.load.pacing import Timing, exchange_only
+
+    # 3.0 ms around the call, of which Locust timed 2.2 ms of HTTP exchange; the slot was 1 ms before the send.
+    assert exchange_only(Timing(service_us=3000, intended_us=4000), 2.2) == Timing(2200, 3200)
+    assert exchange_only(Timing(3000, 4000), None) == Timing(3000, 4000)  # no exchange time: as measured
+    assert exchange_only(Timing(3000, 4000), 3.5) == Timing(3000, 4000)  # never longer than measured
+
+
+def test_server_timing_gives_the_apps_time_and_store_time_in_us():
+    from sessionproof.load.pacing import server_timing_us
+
+    assert server_timing_us("app;dur=1.234, store;dur=0.456") == {"app": 1234, "store": 456}
+    assert server_timing_us('cache;desc="hit", app;dur=2;desc=x') == {"app": 2000}
+    assert server_timing_us(None) is None and server_timing_us("app;dur=oops") is None

@@ -1,0 +1,61 @@
+"""make bench's report and its rules, from a synthetic summary (the live run is `make bench`, not a test)."""
+
+from __future__ import annotations
+
+import json
+
+from sessionproof.load import bench
+from sessionproof.load.bench_report import report_lines, write_report
+
+
+def spread(value: float) -> dict:
+    return {"median": value, "min": value * 0.9, "max": value * 1.1, "reps": [value * 0.9, value, value * 1.1]}
+
+
+def configuration(ping_rps: float, cart_rps: float, tax_us: int, accurate: bool) -> dict:
+    unloaded = {name: {key: spread(500.0 * (i + 1)) for key in ("p50", "p99", "p999")}
+                for i, name in enumerate(bench.ENDPOINTS)}  # fmt: skip
+    return {
+        "capacity_rps": {"GET /ping": spread(ping_rps), "GET /cart": spread(cart_rps), "POST /cart/[item]": spread(900)},
+        "capacity_errors": dict.fromkeys(bench.ENDPOINTS, 0),
+        "ratios": {"GET /cart ÷ GET /ping": round(cart_rps / ping_rps, 3), "POST ÷ GET /ping": 0.3},
+        "unloaded_us": unloaded,
+        "session_tax_p50_us": tax_us,
+        "post_over_cart_p50": 1.5,
+        "accuracy": {"endpoints": {"GET /ping": {
+            "harness": {"p50_us": 1700, "p99_us": 3400, "count": 800},
+            "independent": {"count": 800, "p50_us": 1500 if accurate else 700, "p99_us": 3000, "statuses": {"200": 800}},
+            "p50_diff_us": 200 if accurate else 1000, "p99_diff_us": 400, "p50_allowed_us": 375 if accurate else 300,
+            "accurate": accurate}}},
+    }  # fmt: skip
+
+
+SUMMARY = {
+    "started_at": "20261123T235933Z",
+    "command": "bench.py",
+    "machine": {"cores": 2, "platform": "Linux"},
+    "config": {"APPS": "3", "GUNICORN_WORKERS": "2", "GUNICORN_THREADS": "4"},
+    "settings": {"reps": 3, "connections": 32, "capacity_s": 5.0, "unloaded_s": 5.0, "accuracy_s": 20.0},
+    "targets": bench.TARGETS,
+    "configurations": {
+        "hardened": configuration(4000, 3400, 150, True),
+        "stock": configuration(4000, 1600, 900, False),
+    },
+}
+
+
+def test_the_report_judges_each_configuration_against_the_targets(tmp_path):
+    text = "\n".join(report_lines(SUMMARY))
+    assert "| hardened | GET /cart ÷ GET /ping saturated | 0.85 | ≥ 0.8 | met |" in text
+    assert "| stock | GET /cart ÷ GET /ping saturated | 0.40 | ≥ 0.8 | **not met** |" in text
+    assert "| hardened | session tax at p50, unloaded | 150 µs | ≤ 200 µs | met |" in text
+    assert "| stock | GET /ping | 1700 | 700 | +1000 | 3400 | 3000 | +400 | **no** |" in text
+    assert "| hardened | 4000 (3600 to 4400) | 3400 (3060 to 3740) |" in text  # median (min to max) of the repetitions
+    write_report(json.loads(json.dumps(SUMMARY)), tmp_path)
+    assert (tmp_path / "plots" / "bench.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_each_repetition_runs_the_endpoints_in_another_order():
+    orders = [bench._rotated(rep) for rep in range(3)]
+    assert {order[0] for order in orders} == set(bench.ENDPOINTS)
+    assert all(sorted(order) == sorted(bench.ENDPOINTS) for order in orders)
