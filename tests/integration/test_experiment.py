@@ -14,11 +14,11 @@ SHORT_REDIS_KILL = """
 description: a short failover-redis-kill for the test suite
 users: 6
 spawn_rate: 6
-duration: 14s
+duration: 16s
 rate_per_user_per_s: 4
 mix: {bounce: 1}
 faults:
-  - {fault: kill-redis-master, at_s: 4, hold_s: 3}
+  - {fault: kill-redis-master, at_s: 4, hold_s: 7}  # Sentinel promotes after 2-3.5 s here: heal well after it
 slo:
   - {path: [failover, lost_acknowledged_writes], max: 0}
 """
