@@ -198,15 +198,15 @@ class HardenedSessionInterface(StockSessionInterface):
         sid = request.cookies.get(app.config["SESSION_COOKIE_NAME"]) or None
         wants_record = request.method not in SAFE_METHODS
         raw = record = None
-        if sid or wants_record:
+        if sid and wants_record:
             pipe = self.client.pipeline(transaction=False)
-            if sid:
-                pipe.getex(self.store_key(sid), ex=self._ttl_s(app))  # read and slide the expiry: one round trip
-            if wants_record:
-                pipe.get(self._record_key(state))
-            replies = pipe.execute()
-            raw = replies.pop(0) if sid else None
-            record = replies.pop(0) if wants_record else None
+            pipe.getex(self.store_key(sid), ex=self._ttl_s(app))  # read and slide the expiry: one round trip
+            pipe.get(self._record_key(state))
+            raw, record = pipe.execute()
+        elif sid:  # a read: one command, without a pipeline's own cost
+            raw = self.client.getex(self.store_key(sid), ex=self._ttl_s(app))
+        elif wants_record:
+            record = self.client.get(self._record_key(state))
         state["record"] = msgspec.msgpack.decode(record) if record else None
         if raw is None:
             # No such session (never was, expired or logged out): a new id, never the old one again.
