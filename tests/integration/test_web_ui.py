@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 import requests
 
 from sessionproof import REPO_ROOT
+from sessionproof.load.screenshots import free_port
 from sessionproof.waiting import wait_until
 
 pytestmark = pytest.mark.stack
@@ -35,12 +35,6 @@ latency_mix: {{"GET /cart": 0.5, "GET /ping": 0.5}}
 slo:
   - {{path: [correctness, lost_writes], max: 0}}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def run_folders(results: Path) -> list[Path]:

@@ -26,6 +26,7 @@ def configuration(ping_rps: float, cart_rps: float, tax_us: int, accurate: bool)
             "harness": {"p50_us": 1700, "p99_us": 3400, "count": 800},
             "independent": {"count": 800, "p50_us": 1500 if accurate else 700, "p99_us": 3000, "statuses": {"200": 800}},
             "p50_diff_us": 200 if accurate else 1000, "p99_diff_us": 400, "p50_allowed_us": 375 if accurate else 300,
+            "rate_per_s": 40.0,
             "accurate": accurate}}},
     }  # fmt: skip
 
@@ -49,7 +50,7 @@ def test_the_report_judges_each_configuration_against_the_targets(tmp_path):
     assert "| hardened | GET /cart ÷ GET /ping saturated | 0.85 | ≥ 0.8 | met |" in text
     assert "| stock | GET /cart ÷ GET /ping saturated | 0.40 | ≥ 0.8 | **not met** |" in text
     assert "| hardened | session tax at p50, unloaded | 150 µs | ≤ 200 µs | met |" in text
-    assert "| stock | GET /ping | 1700 | 700 | +1000 | 3400 | 3000 | +400 | **no** |" in text
+    assert "| stock | GET /ping | 40.0 | 1700 | 700 | +1000 | 3400 | 3000 | +400 | **no** |" in text
     assert "| hardened | 4000 (3600 to 4400) | 3400 (3060 to 3740) |" in text  # median (min to max) of the repetitions
     write_report(json.loads(json.dumps(SUMMARY)), tmp_path)
     assert (tmp_path / "plots" / "bench.png").read_bytes().startswith(b"\x89PNG")
@@ -59,3 +60,10 @@ def test_each_repetition_runs_the_endpoints_in_another_order():
     orders = [bench._rotated(rep) for rep in range(3)]
     assert {order[0] for order in orders} == set(bench.ENDPOINTS)
     assert all(sorted(order) == sorted(bench.ENDPOINTS) for order in orders)
+
+
+def test_hey_sends_each_endpoint_what_the_latency_scenario_sends_it():
+    from sessionproof.load import scenarios
+
+    # 10 users x 10 req/s, split 0.4 / 0.2 / 0.4 between GET /cart, POST and GET /ping.
+    assert bench.endpoint_rates(scenarios.load("latency")) == {"GET /ping": 40.0, "GET /cart": 40.0}

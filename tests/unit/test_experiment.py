@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from sessionproof.chaos.experiment import CONFIGURATIONS, EXPERIMENTS, _duration_s
+from sessionproof.chaos.experiment import CONFIGURATIONS, EXPERIMENTS
 from sessionproof.chaos.final_read import MAX_LOST_EXAMPLES, judge_final_read
 from sessionproof.load import scenarios
+from sessionproof.load.scenarios import duration_s as _duration_s
 
 
 def reader(states: dict):

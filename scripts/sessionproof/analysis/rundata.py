@@ -24,7 +24,6 @@ from sessionproof.analysis.runfiles import (
     iter_jsonl,
     number_field,
     read_json_object,
-    read_jsonl,
     require_file,
 )
 
@@ -154,9 +153,12 @@ def _read_outcomes(path: Path) -> tuple[dict[int, int], dict[int, int], dict[str
 
 def _read_events(path: Path) -> list[dict[str, Any]]:
     """Each event record, in file order; [] for a run without chaos, which writes no events."""
-    events = read_jsonl(path, ("t",))
-    for line_no, record in enumerate(events, start=1):
-        number_field(record, "t", f"{path}: record {line_no}")
+    if not path.is_file():
+        return []
+    events = []
+    for line_no, record in iter_jsonl(path, ("t",)):
+        number_field(record, "t", f"{path}:{line_no}")  # the file's line, as every other reader names it
+        events.append(record)
     return events
 
 

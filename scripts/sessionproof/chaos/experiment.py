@@ -38,6 +38,7 @@ from sessionproof.chaos.faults import FAULTS, heal, inject
 from sessionproof.chaos.final_read import judge_final_read, load_ledger, session_reader
 from sessionproof.chaos.watchers import start_watchers, stop_watchers
 from sessionproof.load import scenarios
+from sessionproof.load.loadtest import headless_command
 from sessionproof.load.runinfo import HEARTBEAT_PREFIX, REPORT_LATER_ENV, RUN_DIR_ENV
 from sessionproof.runs import EventLog
 from sessionproof.runtimes.interface import Runtime, get_runtime
@@ -61,15 +62,6 @@ EXPERIMENTS = (
 )
 # Run after the faults, per layer: the session tax and read p50 at low load, and lost updates.
 LOAD_SCENARIOS = ("latency", "concurrency")
-
-
-def _locust_command(scenario: scenarios.Scenario, host: str) -> list[str]:
-    locust = str(Path(sys.executable).parent / "locust")
-    return [
-        locust, "--headless", "--scenario", scenario.name, "--host", host,
-        "-u", str(scenario.users), "-r", str(scenario.spawn_rate), "-t", scenario.duration,
-        "--stop-timeout", "15", "--only-summary",
-    ]  # fmt: skip
 
 
 def say(line: str) -> None:
@@ -99,7 +91,7 @@ def run_experiment(name: str, runtime: Runtime, progress=say) -> tuple[Path, int
     # The runtime's env carries SESSION_LAYER, so meta.json names the layer this run measured.
     # The run writes raw data only: the report waits for the final read below.
     env = {**os.environ, **runtime.config.env, RUN_DIR_ENV: str(run_dir), REPORT_LATER_ENV: "1", "SCENARIO": name}
-    command = _locust_command(scenario, runtime.config.entry_url)
+    command = headless_command(scenario, runtime.config.entry_url)
     progress(f"[{name}] load: {' '.join(command[1:])}")
     injected: list[tuple] = []
     with (run_dir / "raw" / "locust.log").open("w") as locust_log:
@@ -176,23 +168,10 @@ def _sleep_until(deadline: float, locust: subprocess.Popen) -> None:
 
 def _wait_for_locust(locust: subprocess.Popen, scenario: scenarios.Scenario) -> int:
     try:
-        return locust.wait(timeout=_duration_s(scenario.duration) + 120)
+        return locust.wait(timeout=scenario.duration_s + 120)
     except subprocess.TimeoutExpired:
         locust.kill()
         return locust.wait()
-
-
-def _duration_s(text: str) -> float:
-    # Not locust.util.timespan: importing locust monkey-patches this process (threads, sockets) with gevent.
-    units = {"s": 1, "m": 60, "h": 3600}
-    total, number = 0.0, ""
-    for char in text.strip():
-        if char.isdigit() or char == ".":
-            number += char
-        elif char in units and number:
-            total += float(number) * units[char]
-            number = ""
-    return total + (float(number) if number else 0.0)
 
 
 EXPERIMENT_OVERHEAD_S = 25.0  # steady state, final read, report: measured 15-30 s per experiment here
@@ -201,7 +180,7 @@ EXPERIMENT_OVERHEAD_S = 25.0  # steady state, final read, report: measured 15-30
 def estimate_s(name: str) -> float:
     """How long one experiment should take: its load plus the overhead around it."""
     try:
-        return _duration_s(scenarios.load(name).duration) + EXPERIMENT_OVERHEAD_S
+        return scenarios.load(name).duration_s + EXPERIMENT_OVERHEAD_S
     except scenarios.ScenarioError:
         return EXPERIMENT_OVERHEAD_S
 

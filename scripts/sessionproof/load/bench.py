@@ -31,8 +31,9 @@ import requests
 
 from sessionproof import REPO_ROOT, runs, settings
 from sessionproof.analysis.runfiles import RunFileError, read_json_object
-from sessionproof.load import independent
+from sessionproof.load import independent, scenarios
 from sessionproof.load.independent import GeneratorError, Target
+from sessionproof.load.loadtest import headless_command
 from sessionproof.runtimes.interface import get_runtime
 from sessionproof.settings import CONFIGURATIONS
 from sessionproof.waiting import DeadlineExceeded
@@ -41,7 +42,8 @@ ENDPOINTS = ("GET /ping", "GET /cart", "POST /cart/[item]")
 CART_ITEMS = 5  # a read session holds a few items, as a shopper's would
 READ_SESSIONS = 50
 WRITE_SESSIONS_PER_RUN = 400  # 50 items each (CART_MAX_ITEMS): room for every POST of a saturated run
-ACCURACY_RATE_PER_S = {"GET /ping": 40.0, "GET /cart": 40.0}  # the latency scenario's mix at 100 req/s
+ACCURACY_SCENARIO = "latency"  # paced reads and writes with GET /ping beside them
+ACCURACY_ENDPOINTS = ("GET /ping", "GET /cart")  # hey sends one fixed request: GETs only
 ACCURACY_TOLERANCE = (0.25, 300)  # 25% or 300 µs, whichever is larger
 TARGETS = {"cart_over_ping_min": 0.8, "session_tax_p50_max_us": 200, "post_over_cart_p50_max": 2.0}
 
@@ -110,11 +112,17 @@ def measure_configuration(base_url: str, cookie_name: str, args, workdir: Path) 
     }
 
 
+def endpoint_rates(scenario) -> dict[str, float]:
+    """Requests/s the scenario sends to each of ACCURACY_ENDPOINTS: its users' rate split by its latency mix."""
+    total_per_s = scenario.users * scenario.rate_per_user_per_s
+    weights = scenario.latency_mix
+    return {name: round(total_per_s * weights.get(name, 0.0) / sum(weights.values()), 1) for name in ACCURACY_ENDPOINTS}
+
+
 def harness_accuracy(base_url: str, cookie_name: str, env: dict, out_dir: Path, duration_s: float) -> dict:
     """The latency scenario through the harness, then hey at its rates: p50 and p99 of both, per endpoint."""
-    locust = str(Path(sys.executable).parent / "locust")
-    command = [locust, "--headless", "--scenario", "latency", "--host", base_url, "-u", "10", "-r", "10",
-               "-t", f"{duration_s:g}s", "--only-summary"]  # fmt: skip
+    scenario = scenarios.load(ACCURACY_SCENARIO)
+    command = headless_command(scenario, base_url, duration=f"{duration_s:g}s")
     result = subprocess.run(
         command, cwd=REPO_ROOT, env={**env, "RESULTS_DIR": str(out_dir)}, capture_output=True, text=True,
         timeout=duration_s + 120, check=False,
@@ -127,9 +135,9 @@ def harness_accuracy(base_url: str, cookie_name: str, env: dict, out_dir: Path, 
         "GET /ping": Target("GET /ping", "GET", "/ping"),
         "GET /cart": Target("GET /cart", "GET", "/cart", _sessions(base_url, 1, CART_ITEMS, cookie_name)),
     }
+    rates = endpoint_rates(scenario)
     started = {
-        name: independent.hey(base_url, target, ACCURACY_RATE_PER_S[name], duration_s)
-        for name, target in targets.items()
+        name: independent.hey(base_url, target, rates[name], duration_s) for name, target in targets.items()
     }  # side by side, as the harness sent them
     figures = {}
     for name, process in started.items():
@@ -143,6 +151,7 @@ def harness_accuracy(base_url: str, cookie_name: str, env: dict, out_dir: Path, 
             "p50_diff_us": diff_us,
             "p99_diff_us": (ours.get("p99") or 0) - theirs["p99_us"],
             "p50_allowed_us": round(allowed_us),
+            "rate_per_s": rates[name],
             "accurate": abs(diff_us) <= allowed_us,
         }
     return {"endpoints": figures, "harness_run": os.path.relpath((out_dir / "latest").resolve(), out_dir.parent)}

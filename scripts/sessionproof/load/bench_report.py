@@ -75,19 +75,20 @@ def report_lines(summary: dict) -> list[str]:
         ]
     lines += [
         "",
-        f"## Harness accuracy ({settings['accuracy_s']:g} s of the latency scenario at 100 req/s, then hey at "
-        "40 req/s on each endpoint)",
+        f"## Harness accuracy ({settings['accuracy_s']:g} s of the latency scenario, then hey at the rates it "
+        "sent to each endpoint)",
         "",
         "The harness's service time against hey's, at p50 and p99 (µs). Accurate: p50 within 25% or 300 µs.",
         "",
-        "| configuration | endpoint | harness p50 | hey p50 | diff | harness p99 | hey p99 | diff | accurate |",
-        "|---|---|--:|--:|--:|--:|--:|--:|---|",
+        "| configuration | endpoint | req/s | harness p50 | hey p50 | diff | harness p99 | hey p99 | diff | accurate |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     for layer, figures in summary["configurations"].items():
         for name, row in figures["accuracy"]["endpoints"].items():
             ours, theirs = row["harness"], row["independent"]
             lines.append(
-                f"| {layer} | {name} | {ours['p50_us']} | {theirs['p50_us']} | {row['p50_diff_us']:+d} | "
+                f"| {layer} | {name} | {row.get('rate_per_s', 'n/a')} | {ours['p50_us']} | {theirs['p50_us']} | "
+                f"{row['p50_diff_us']:+d} | "
                 f"{ours['p99_us']} | {theirs['p99_us']} | {row['p99_diff_us']:+d} | "
                 f"{'yes' if row['accurate'] else '**no**'} |"
             )

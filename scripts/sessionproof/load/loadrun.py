@@ -85,7 +85,7 @@ def _add_arguments(parser) -> None:
     names = scenarios.available()
     parser.add_argument(
         "--scenario",
-        default=os.environ.get("SCENARIO") or "mixed",
+        default=_scenario_from_argv([]),  # $SCENARIO, else mixed
         choices=names or None,  # a drop-down in the web UI
         help=f"scenario in loadtests/scenarios/ ({', '.join(names)}); default: $SCENARIO or mixed",
     )
@@ -135,7 +135,7 @@ class ScenarioShape(LoadTestShape):
         if self.scenario is None:
             self.scenario = _scenario_of(self.runner.environment)
             apply_scenario(self.runner.environment, self.scenario)  # before the first spawn picks the classes
-        if self.get_run_time() >= _duration_s(self.scenario.duration):
+        if self.get_run_time() >= self.scenario.duration_s:
             return None
         return self.scenario.users, self.scenario.spawn_rate
 
@@ -325,14 +325,8 @@ def _heartbeat(environment) -> None:
             continue
         elapsed_s = (dt.datetime.now(dt.UTC) - run.started).total_seconds()
         options = environment.parsed_options
-        duration_s = getattr(options, "run_time", None) or _duration_s(run.scenario.duration)
+        duration_s = getattr(options, "run_time", None) or run.scenario.duration_s
         _say(runinfo.heartbeat_line(elapsed_s, duration_s, runner.stats.total, runner.user_count))
-
-
-def _duration_s(text: str) -> float:
-    from locust.util.timespan import parse_timespan
-
-    return float(parse_timespan(text))
 
 
 def note_event(type_: str, **fields) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -17,21 +16,29 @@ from sessionproof.load import scenarios
 from sessionproof.topology import StackConfig
 
 
-def locust_command(args: argparse.Namespace, scenario: scenarios.Scenario, host: str) -> list[str]:
-    locust = shutil.which("locust", path=str(Path(sys.executable).parent)) or "locust"
+def headless_command(
+    scenario: scenarios.Scenario,
+    host: str,
+    *,
+    users: int | None = None,
+    spawn_rate: float | None = None,
+    duration: str | None = None,
+    processes: int | None = None,
+) -> list[str]:
+    """The one headless Locust command line: the scenario's users, rate and duration unless given."""
     command = [
-        locust,
+        str(Path(sys.executable).parent / "locust"),
         "--headless",
         "--scenario", scenario.name,
         "--host", host,
-        "-u", str(args.users or scenario.users),
-        "-r", str(args.spawn_rate or scenario.spawn_rate),
-        "-t", args.duration or scenario.duration,
+        "-u", str(users or scenario.users),
+        "-r", str(spawn_rate or scenario.spawn_rate),
+        "-t", duration or scenario.duration,
         "--stop-timeout", "15",
         "--only-summary",
     ]  # fmt: skip
-    if args.processes:
-        command += ["--processes", str(args.processes)]
+    if processes:
+        command += ["--processes", str(processes)]
     return command
 
 
@@ -50,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     host = args.host or StackConfig.from_env().entry_url
-    command = locust_command(args, scenario, host)
+    command = headless_command(
+        scenario, host, users=args.users, spawn_rate=args.spawn_rate, duration=args.duration, processes=args.processes
+    )
     print("running: " + " ".join(command), flush=True)
     os.chdir(REPO_ROOT)
     os.execv(command[0], command)

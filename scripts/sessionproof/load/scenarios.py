@@ -30,6 +30,24 @@ class Scenario:
     slo: list[dict] = field(default_factory=list)
     raw: dict = field(default_factory=dict, repr=False)
 
+    @property
+    def duration_s(self) -> float:
+        return duration_s(self.duration)
+
+
+def duration_s(text: str) -> float:
+    """Seconds of a Locust time span such as "40s", "2m" or "1m30s" (a bare number is seconds)."""
+    # Not locust.util.timespan: importing locust monkey-patches this process (threads, sockets) with gevent.
+    units = {"s": 1, "m": 60, "h": 3600}
+    total, number = 0.0, ""
+    for char in text.strip():
+        if char.isdigit() or char == ".":
+            number += char
+        elif char in units and number:
+            total += float(number) * units[char]
+            number = ""
+    return total + (float(number) if number else 0.0)
+
 
 def scenario_dir() -> Path:
     path = Path(settings.get_str("SCENARIO_DIR"))

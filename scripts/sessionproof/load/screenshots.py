@@ -64,7 +64,8 @@ def render_report(run_dir: Path, out: Path) -> Path:
     return out
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -76,7 +77,7 @@ def _test_running(ui: str) -> bool:
 
 
 def photograph_web_ui(scenario: str, out: Path, host: str) -> Path:
-    port = _free_port()
+    port = free_port()
     scratch = Path(tempfile.mkdtemp(prefix="sessionproof-ui-"))
     locust = str(Path(sys.executable).parent / "locust")
     env = {**os.environ, "RESULTS_DIR": str(scratch)}
