@@ -105,6 +105,14 @@ HARNESS_SETTINGS: tuple[Setting, ...] = (
     Setting(
         "RESULTS_DIR", "results", "Where each run writes results/<UTC-time>-<scenario>/ and the `latest` link.", "load"
     ),
+    Setting("SCALE_SIZES", "10000 100000 1000000", "`make scale`: the live session counts it measures at.", "load"),
+    Setting(
+        "SCALE_MAXMEMORY",
+        "2gb",
+        "`make scale`: Redis maxmemory during the run (the largest size, its idempotency records and headroom).",
+        "load",
+    ),
+    Setting("SCALE_LOAD_S", "30", "`make scale`: seconds of the latency scenario at each size.", "load"),
 )
 
 # What `make experiments LAYERS=...` can compare: each name's settings on top of the user's. The one home of

@@ -217,6 +217,21 @@ def test_the_cookie_is_httponly_lax_and_secure_when_configured(redis_client):
         assert ("Secure" in header) is secure
 
 
+def test_hardened_reads_send_no_cookie_because_it_lasts_the_absolute_lifetime(redis_client, clock):
+    from email.utils import parsedate_to_datetime
+
+    client = make_app(redis_client, clock).test_client()
+    written = client.post("/cart/apple")
+    expires = parsedate_to_datetime(written.headers["Set-Cookie"].split("Expires=")[1].split(";")[0])
+    assert expires.timestamp() == clock.now + 43200  # created_at + SESSION_ABSOLUTE_LIFETIME_S's default
+    clock.now += 600
+    read = client.get("/cart")
+    assert read.get_json()["cart"] == ["apple"]
+    assert "Set-Cookie" not in read.headers and "Cookie" in read.headers["Vary"]
+    (key,) = session_keys(redis_client)
+    assert redis_client.ttl(key) > 1790  # the read slid the idle TTL in Redis (GETEX), where it is enforced
+
+
 def test_the_cookie_is_secure_by_default():
     from sessionproof_app import config_from_env
 

@@ -67,3 +67,28 @@ def test_hey_sends_each_endpoint_what_the_latency_scenario_sends_it():
 
     # 10 users x 10 req/s, split 0.4 / 0.2 / 0.4 between GET /cart, POST and GET /ping.
     assert bench.endpoint_rates(scenarios.load("latency")) == {"GET /ping": 40.0, "GET /cart": 40.0}
+
+
+def test_the_cpu_split_counts_each_part_per_request_and_new_processes_from_zero():
+    from sessionproof.load.cpu_split import CpuSnapshot, per_request_us
+
+    before = CpuSnapshot({10: ("app", 1.0), 11: ("redis master", 0.5)}, generator_s=2.0, machine_busy_s=10.0)
+    # pid 12 is a gunicorn worker that started during the run; pid 11 exited (counts nothing).
+    after = CpuSnapshot({10: ("app", 1.6), 12: ("app", 0.2)}, generator_s=2.1, machine_busy_s=11.0)
+    split = per_request_us(before, after, requests=1000)
+    assert split["app"] == 800.0 and split["generator"] == 100.0 and split["machine"] == 1000.0
+    assert split["redis master"] == 0.0 and split["nginx"] == 0.0
+    assert per_request_us(before, after, requests=0) == {}
+
+
+def test_the_report_shows_where_a_saturated_requests_cpu_goes():
+    from sessionproof.load.cpu_split import PARTS
+
+    summary = json.loads(json.dumps(SUMMARY))
+    summary["configurations"]["hardened"]["capacity_cpu_us_per_request"] = {
+        "GET /ping": dict.fromkeys(PARTS, 10.0) | {"app": 650.0, "machine": 750.0},
+    }
+    text = "\n".join(report_lines(summary))
+    assert "| hardened | GET /ping | 650 | 10 | 10 | 10 | 10 | 10 | 750 |" in text
+    assert "| stock | GET /ping |" not in text.split("Where a saturated")[1].split("## Unloaded")[0]
+    assert "Where a saturated" not in "\n".join(report_lines(SUMMARY))  # no split measured: no section

@@ -23,6 +23,22 @@ COMPOSE = ["docker", "compose", "-f", str(COMPOSE_FILE)]
 KUBECTL = ["kubectl", "--namespace", "sessionproof-dev"]
 
 
+USED_MEMORY = 1_048_576
+
+
+def _redis_cli_answer(command: str) -> str:
+    return f"# Memory\r\nused_memory:{USED_MEMORY}\r\n" if "INFO memory" in command else "OK\n"
+
+
+def config_sets(calls: list[list[str]]) -> list[tuple[str, str]]:
+    """(node, value) of every CONFIG SET maxmemory sent through the engine, in order."""
+    return [
+        (next(a for a in call if a.startswith("redis-")), call[-1].rsplit(" ", 1)[1])
+        for call in calls
+        if "CONFIG SET maxmemory" in call[-1]
+    ]
+
+
 class FakeCompose:
     def __init__(self):
         names = [f"redis-{i}" for i in (1, 2, 3)] + [f"sentinel-{i}" for i in (1, 2, 3)]
@@ -41,6 +57,8 @@ class FakeCompose:
             command = args[-1]
             if "get-master-addr-by-name" in command:
                 return "redis-1\n6379\n"
+            if command.endswith(("INFO memory", "CONFIG SET")) or "CONFIG SET" in command:
+                return _redis_cli_answer(command)
             return ("master" if args[1] == "redis-1" else "slave") + "\n"
         new_state = {"kill": "exited", "pause": "paused", "unpause": "running", "start": "running",
                      "stop": "exited", "restart": "running"}  # fmt: skip
@@ -79,6 +97,8 @@ class FakeCluster:
             command = args[-1]
             if "get-master-addr-by-name" in command:
                 return "redis-0.redis\n6379\n"
+            if "INFO memory" in command or "CONFIG SET" in command:
+                return _redis_cli_answer(command)
             return ("master" if args[0] == "redis-0" else "slave") + "\n"
         if verb == "delete":
             name = args[1]
@@ -121,6 +141,7 @@ COMPOSE_EXPECTED = {
     "pause-redis-master": [("pause", "redis-1"), ("unpause", "redis-1")],
     "kill-sentinel": [("kill", "-s", "SIGKILL", "sentinel-1"), ("start", "sentinel-1")],
     "restart-redis-all": [("kill", "-s", "SIGKILL", f"redis-{i}") for i in (1, 2, 3)],
+    "fill-redis": [],  # in-band: see config_sets
 }
 
 
@@ -134,6 +155,10 @@ def test_every_fault_on_compose(name, tmp_path):
     for command in COMPOSE_EXPECTED[name]:
         assert fake.sent(*command), (command, fake.calls)
     assert any(call[4] == "up" and "--wait" in call for call in fake.calls)  # heal waits for a healthy stack
+    if name == "fill-redis":  # half the master's use, then REDIS_MAXMEMORY on every node
+        assert config_sets(fake.calls) == [("redis-1", str(USED_MEMORY // 2))] + [
+            (f"redis-{i}", "256mb") for i in (1, 2, 3)
+        ]
     assert set(fake.state.values()) == {"running"}
 
 
@@ -150,6 +175,7 @@ K8S_EXPECTED = {
     "kill-sentinel": [("delete", "pod", "sentinel-0", "--grace-period=0", "--force", "--wait=false")],
     "restart-redis-all": [("delete", "pod", f"redis-{i}", "--grace-period=0", "--force", "--wait=false")
                           for i in range(3)],
+    "fill-redis": [],  # in-band: see config_sets
 }  # fmt: skip
 
 
@@ -161,6 +187,10 @@ def test_every_fault_on_k8s(name, tmp_path):
         assert fake.sent(*command), (command, fake.calls)
     assert ["kubectl", "apply", "-k", str(k8s_runtime(fake).overlay)] in fake.calls  # heal re-applies and waits
     assert fake.sent("rollout", "status", "statefulset/redis", "--timeout=60s")
+    if name == "fill-redis":
+        assert config_sets(fake.calls) == [("redis-0", str(USED_MEMORY // 2))] + [
+            (f"redis-{i}", "256mb") for i in range(3)
+        ]
 
 
 @pytest.mark.parametrize("name", sorted(NETWORK_FAULTS))

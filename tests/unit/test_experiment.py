@@ -195,7 +195,8 @@ def test_new_experiments_follow_the_process_faults():
         "partition-redis-master", "partition-app", "isolate-sentinel", "partition-sentinels-minority",
         "congest-redis-master",
     )  # fmt: skip
-    assert EXPERIMENTS.index("redis-full-restart") == len(EXPERIMENTS) - 6
+    assert EXPERIMENTS.index("fill-redis") == len(EXPERIMENTS) - 6
+    assert EXPERIMENTS.index("redis-full-restart") == len(EXPERIMENTS) - 7
 
 
 class LoopbackRuntime(FakeRuntime):

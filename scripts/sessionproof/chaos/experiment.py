@@ -53,6 +53,7 @@ EXPERIMENTS = (
     "failover-redis-pause",
     "sentinel-kill",
     "redis-full-restart",
+    "fill-redis",  # a full store: in-band (CONFIG SET), so any runtime
     # Network faults: they need a runtime that can cut links (NETWORK=netns); others skip them.
     "partition-redis-master",
     "partition-app",

@@ -104,6 +104,24 @@ def heal_stack(runtime: Runtime, targets: list[str]) -> None:
     runtime.up(timeout_s=HEAL_TIMEOUT_S, progress=lambda *_: None)
 
 
+# ------------------------------------------------------------------ a full store
+def _fill(runtime: Runtime, targets: list[str]) -> None:
+    """maxmemory below what the node uses: with noeviction, Redis refuses every write that needs memory (OOM)."""
+    for target in targets:
+        used = int(runtime.redis_info(target, "memory")["used_memory"])
+        runtime.redis_config_set(target, "maxmemory", str(max(1, used // 2)))
+
+
+def heal_fill(runtime: Runtime, targets: list[str]) -> None:
+    """Idempotent: REDIS_MAXMEMORY on every Redis node again (a failover may have moved the master), then what
+    heal_stack waits for."""
+    maxmemory = settings.get_str("REDIS_MAXMEMORY", runtime.config.env)
+    for node in runtime.nodes("redis"):
+        if runtime.is_running(node.name):
+            runtime.redis_config_set(node.name, "maxmemory", maxmemory)
+    heal_stack(runtime, [])
+
+
 # ------------------------------------------------------------------ network faults
 def _names(runtime: Runtime, *kinds: str) -> list[str]:
     return [n.name for n in runtime.nodes() if n.kind in kinds]
@@ -178,6 +196,14 @@ FAULTS: dict[str, Fault] = {
             _redis_master,
             _pause_each,
             heal_stack,
+        ),
+        Fault(
+            "fill-redis",
+            "lower the master's maxmemory to half its use: it refuses writes (OOM) until healed",
+            5,
+            _redis_master,
+            _fill,
+            heal_fill,
         ),
         Fault(
             "kill-sentinel",

@@ -5,7 +5,8 @@ with that configuration's settings, side by side in one run:
 
 - capacity: saturated requests/s of GET /ping, GET /cart and POST /cart/<item> with wrk
   (closed loop, BENCH_CONNECTIONS connections), repeated BENCH_REPS times in alternating
-  order; and the ratios GET /cart ÷ GET /ping and POST ÷ GET /ping;
+  order; the ratios GET /cart ÷ GET /ping and POST ÷ GET /ping; and, where the runtime
+  names its processes (local), the CPU each part of the stack spends per request;
 - unloaded latency: p50, p99 and p99.9 of each endpoint with wrk on one connection, and
   the session tax (GET /cart minus GET /ping at p50);
 - harness accuracy: the `latency` scenario (100 req/s) through the harness, then hey at the
@@ -22,18 +23,17 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import requests
 
-from sessionproof import REPO_ROOT, runs, settings
-from sessionproof.analysis.runfiles import RunFileError, read_json_object
+from sessionproof import runs, settings
 from sessionproof.load import independent, scenarios
+from sessionproof.load.cpu_split import PARTS, CpuMeter, per_request_us
 from sessionproof.load.independent import GeneratorError, Target
-from sessionproof.load.loadtest import headless_command
+from sessionproof.load.loadtest import HarnessRunError, run_headless
 from sessionproof.runtimes.interface import get_runtime
 from sessionproof.settings import CONFIGURATIONS
 from sessionproof.waiting import DeadlineExceeded
@@ -82,14 +82,18 @@ def _spread(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "reps": values}
 
 
-def measure_configuration(base_url: str, cookie_name: str, args, workdir: Path) -> dict:
+def measure_configuration(base_url: str, cookie_name: str, args, workdir: Path, meter: CpuMeter | None = None) -> dict:
     capacity: dict[str, list[dict]] = {name: [] for name in ENDPOINTS}
     unloaded: dict[str, list[dict]] = {name: [] for name in ENDPOINTS}
+    cpu: dict[str, list[dict]] = {name: [] for name in ENDPOINTS}
     for rep in range(args.reps):
         targets = _targets(base_url, cookie_name, WRITE_SESSIONS_PER_RUN)  # fresh carts: a full one answers 409
         for name in _rotated(rep):
+            before = meter.snapshot() if meter else None
             run = independent.wrk(base_url, targets[name], args.connections, args.capacity_s, 2, workdir)
             capacity[name].append(run)
+            if meter and before:
+                cpu[name].append(per_request_us(before, meter.snapshot(), run["requests"]))
             say(f"  [{rep + 1}/{args.reps}] capacity {name}: {run['rps']:.0f} req/s ({run['errors']} errors)")
         for name in _rotated(rep + 1):
             run = independent.wrk(base_url, targets[name], 1, args.unloaded_s, 1, workdir)
@@ -102,8 +106,15 @@ def measure_configuration(base_url: str, cookie_name: str, args, workdir: Path) 
     }
     ping, cart, post = (rps[name]["median"] for name in ENDPOINTS)
     p50 = {name: latency[name]["p50"]["median"] for name in ENDPOINTS}
+    cpu_us = {
+        name: {part: statistics.median(split[part] for split in splits) for part in PARTS}
+        for name, splits in cpu.items()
+        if splits
+    }
     return {
         "capacity_rps": rps,
+        # µs of CPU per request, per part of the stack, while saturated (median of the repetitions)
+        "capacity_cpu_us_per_request": cpu_us,
         "capacity_errors": {name: sum(r["errors"] for r in runs_) for name, runs_ in capacity.items()},
         "ratios": {"GET /cart ÷ GET /ping": round(cart / ping, 3), "POST ÷ GET /ping": round(post / ping, 3)},
         "unloaded_us": latency,
@@ -122,15 +133,10 @@ def endpoint_rates(scenario) -> dict[str, float]:
 def harness_accuracy(base_url: str, cookie_name: str, env: dict, out_dir: Path, duration_s: float) -> dict:
     """The latency scenario through the harness, then hey at its rates: p50 and p99 of both, per endpoint."""
     scenario = scenarios.load(ACCURACY_SCENARIO)
-    command = headless_command(scenario, base_url, duration=f"{duration_s:g}s")
-    result = subprocess.run(
-        command, cwd=REPO_ROOT, env={**env, "RESULTS_DIR": str(out_dir)}, capture_output=True, text=True,
-        timeout=duration_s + 120, check=False,
-    )  # fmt: skip
     try:
-        summary = read_json_object((out_dir / "latest").resolve() / "summary.json")
-    except RunFileError as error:
-        raise GeneratorError(f"the harness run failed ({result.returncode}): {error}") from None
+        summary = run_headless(ACCURACY_SCENARIO, base_url, env, out_dir, duration_s)
+    except HarnessRunError as error:
+        raise GeneratorError(str(error)) from None
     targets = {
         "GET /ping": Target("GET /ping", "GET", "/ping"),
         "GET /cart": Target("GET /cart", "GET", "/cart", _sessions(base_url, 1, CART_ITEMS, cookie_name)),
@@ -185,7 +191,10 @@ def main(argv: list[str] | None = None) -> int:
             say(f"== {layer}: bringing the stack up with {CONFIGURATIONS[layer]}")
             runtime.up(progress=lambda *_: None)
             base_url, cookie = runtime.config.entry_url, runtime.config.get("SESSION_COOKIE_NAME")
-            results[layer] = measure_configuration(base_url, cookie, args, out_dir / "raw")
+            meter = CpuMeter(runtime)
+            results[layer] = measure_configuration(
+                base_url, cookie, args, out_dir / "raw", meter if meter.available else None
+            )
             say(f"  harness accuracy: the latency scenario for {args.accuracy_s:g} s, then hey at its rates")
             env = {**os.environ, **runtime.config.env}
             results[layer]["accuracy"] = harness_accuracy(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sessionproof.analysis.plots import log_ms_axis
+from sessionproof.load.cpu_split import PARTS
 
 ENDPOINTS = ("GET /ping", "GET /cart", "POST /cart/[item]")
 
@@ -16,6 +17,35 @@ def _range(spread: dict, digits: int = 0) -> str:
 
 def _verdict(met: bool) -> str:
     return "met" if met else "**not met**"
+
+
+def _cpu_lines(summary: dict) -> list[str]:
+    """Where a saturated request's CPU goes: µs per request of each part (psutil, per process tree)."""
+    rows = [
+        (layer, figures.get("capacity_cpu_us_per_request") or {})
+        for layer, figures in summary["configurations"].items()
+    ]
+    if not any(split for _, split in rows):
+        return []
+    parts = [part for part in PARTS if part != "machine"]
+    lines = [
+        "",
+        "### Where a saturated request's CPU goes, µs per request",
+        "",
+        "CPU time of each node's processes (workers included) over each capacity run, divided by its requests; "
+        "`generator` is wrk, `machine` every busy CPU on the machine (kernel and interrupts too).",
+        "",
+        "| configuration | endpoint | " + " | ".join(parts) + " | machine |",
+        "|---|---|" + "--:|" * (len(parts) + 1),
+    ]
+    for layer, split in rows:
+        for name in ENDPOINTS:
+            if name in split:
+                lines.append(
+                    f"| {layer} | {name} | " + " | ".join(f"{split[name][p]:.0f}" for p in parts)
+                    + f" | {split[name]['machine']:.0f} |"
+                )  # fmt: skip
+    return lines
 
 
 def report_lines(summary: dict) -> list[str]:
@@ -44,6 +74,7 @@ def report_lines(summary: dict) -> list[str]:
             + f" | {ratios['GET /cart ÷ GET /ping']:.2f} | {ratios['POST ÷ GET /ping']:.2f} | "
             + f"{sum(figures['capacity_errors'].values())} |"
         )  # fmt: skip
+    lines += _cpu_lines(summary)
     lines += [
         "",
         f"## Unloaded latency (wrk, one connection, {settings['unloaded_s']:g} s each), µs",

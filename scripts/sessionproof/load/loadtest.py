@@ -8,12 +8,32 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 from sessionproof import REPO_ROOT
 from sessionproof.load import scenarios
 from sessionproof.topology import StackConfig
+
+
+class HarnessRunError(RuntimeError):
+    """A headless harness run left no summary; the message has Locust's exit code and why."""
+
+
+def run_headless(scenario_name: str, base_url: str, env: dict, out_dir: Path, duration_s: float) -> dict:
+    """A headless run of the scenario for duration_s, its run folder under out_dir: the run's summary.json."""
+    from sessionproof.analysis.runfiles import RunFileError, read_json_object
+
+    command = headless_command(scenarios.load(scenario_name), base_url, duration=f"{duration_s:g}s")
+    result = subprocess.run(
+        command, cwd=REPO_ROOT, env={**env, "RESULTS_DIR": str(out_dir)}, capture_output=True, text=True,
+        timeout=duration_s + 120, check=False,
+    )  # fmt: skip
+    try:
+        return read_json_object((out_dir / "latest").resolve() / "summary.json")
+    except RunFileError as error:
+        raise HarnessRunError(f"the harness run failed ({result.returncode}): {error}") from None
 
 
 def headless_command(

@@ -118,6 +118,13 @@ class _SentinelQueries:
     def heal_network(self) -> None:
         return None  # nothing was cut
 
+    def redis_info(self, node_name: str, section: str) -> dict[str, str]:
+        out = self._redis_cli(node_name, REDIS_PORT, f"INFO {section}")
+        return dict(line.split(":", 1) for line in out.splitlines() if ":" in line and not line.startswith("#"))
+
+    def redis_config_set(self, node_name: str, parameter: str, value: str) -> None:
+        self._redis_cli(node_name, REDIS_PORT, f"CONFIG SET {parameter} {value}")
+
     def redis_roles(self) -> dict[str, str]:
         roles = {}
         for node in self.nodes("redis"):

@@ -105,18 +105,30 @@ class LocalRuntime:
         )
 
     def _apply_min_replicas(self) -> None:
-        """REDIS_MIN_REPLICAS_* on every running node (and into its config file): they can change without
-        `make clean`, e.g. between the configurations of `make experiments`."""
-        to_write = settings.get_int("REDIS_MIN_REPLICAS_TO_WRITE", self.config.env, minimum=0)
-        max_lag_s = settings.get_int("REDIS_MIN_REPLICAS_MAX_LAG_S", self.config.env, minimum=1)
+        """REDIS_MIN_REPLICAS_* and REDIS_MAXMEMORY on every running node (and into its config file): they can
+        change without `make clean`, e.g. between the configurations of `make experiments`, or for `make scale`."""
+        wanted = {
+            "min-replicas-to-write": settings.get_int("REDIS_MIN_REPLICAS_TO_WRITE", self.config.env, minimum=0),
+            "min-replicas-max-lag": settings.get_int("REDIS_MIN_REPLICAS_MAX_LAG_S", self.config.env, minimum=1),
+            "maxmemory": settings.get_str("REDIS_MAXMEMORY", self.config.env),
+        }
         for node in self.config.redis_nodes:
             with probes.redis_client(node.host, node.port, self.password) as client:
-                current = client.config_get("min-replicas-*")
-                if current == {"min-replicas-to-write": str(to_write), "min-replicas-max-lag": str(max_lag_s)}:
-                    continue
-                client.config_set("min-replicas-to-write", to_write)
-                client.config_set("min-replicas-max-lag", max_lag_s)
-                client.config_rewrite()
+                before = {name: client.config_get(name).get(name) for name in wanted}
+                for name, value in wanted.items():
+                    client.config_set(name, value)
+                if {name: client.config_get(name).get(name) for name in wanted} != before:
+                    client.config_rewrite()
+
+    def redis_info(self, node_name: str, section: str) -> dict[str, str]:
+        node = self.config.node(node_name)
+        with probes.redis_client(node.host, node.port, self.password) as client:
+            return {key: str(value) for key, value in client.info(section).items()}
+
+    def redis_config_set(self, node_name: str, parameter: str, value: str) -> None:
+        node = self.config.node(node_name)
+        with probes.redis_client(node.host, node.port, self.password) as client:
+            client.config_set(parameter, value)
 
     def _network_call(self, action, *args):
         try:

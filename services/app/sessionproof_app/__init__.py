@@ -56,7 +56,10 @@ class SessionproofFlask(Flask):
         return self.session_interface.run_request(self, super().full_dispatch_request)
 
     def log_exception(self, exc_info) -> None:
-        # An unreachable store is an expected, answered condition (503): one line, no traceback.
+        # An unreachable or full store is an expected, answered condition (503): one line, no traceback.
+        if isinstance(exc_info[1], store.RedisError) and store.is_store_full(exc_info[1]):
+            self.logger.warning("session store full, write refused: %s", exc_info[1])
+            return
         if isinstance(exc_info[1], store.RedisError) and store.is_store_unavailable(exc_info[1]):
             if store.sentinels_unreachable(exc_info[1]) is not None:
                 self.logger.warning("session store unreachable from this replica: %s", exc_info[1])

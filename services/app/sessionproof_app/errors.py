@@ -1,11 +1,11 @@
-"""Every error leaves the app as JSON; an unreachable store is a 503 with Retry-After."""
+"""Every error leaves the app as JSON; an unreachable or full store is a 503 with Retry-After."""
 
 from __future__ import annotations
 
 from flask import Flask, current_app, jsonify
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from .store import RedisError, is_store_unavailable, sentinels_unreachable
+from .store import RedisError, is_store_full, is_store_unavailable, sentinels_unreachable
 
 
 def error_response(status: int, code: str, message: str, **extra):
@@ -18,6 +18,15 @@ def error_response(status: int, code: str, message: str, **extra):
 
 
 def _store_error_response(error: BaseException):
+    if is_store_full(error):
+        # Full (maxmemory with noeviction): a write is refused whole, reads still work. Not retried
+        # inside the request: memory frees only as keys expire, so the client is told when to come back.
+        return error_response(
+            503,
+            "store_full",
+            "The session store is full and refused this write; nothing of it was stored. Reads still work. "
+            "Retry later.",
+        )
     if is_store_unavailable(error):
         # The hardened layer stops at once when this replica reaches no Sentinel (see session_layer).
         # 502, not 503: nginx re-sends a 502 to another replica and counts it against this one

@@ -13,6 +13,7 @@ import random
 import re
 import time
 import uuid
+from datetime import UTC, datetime
 
 import msgspec
 from flask import Flask, Request, Response, request
@@ -22,6 +23,7 @@ from werkzeug.exceptions import ServiceUnavailable
 
 from . import store
 from .errors import error_response
+from .records import DEFAULT_HEADERS, FINGERPRINT_BYTES, RECORD_DECODER, RECORDED_HEADERS, Record
 from .session_layer import (
     IDEMPOTENCY_HEADER,
     REPLAYED_HEADER,
@@ -36,8 +38,6 @@ from .store import RedisError, WriteNotReplicated, is_store_unavailable
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 _STATE = "sessionproof.hardened"
 ONLINE_REPLICAS_TTL_S = 1.0  # how old the count of online replicas (SESSION_WAIT_REPLICAS=all) may be
-# Headers a replayed response must repeat; the rest (X-Served-By, ...) belong to whoever replays it.
-_RECORDED_HEADERS = ("Content-Type", "Set-Cookie", "Vary")
 
 
 class SessionConflict(Exception):
@@ -57,7 +57,10 @@ class RecordNotOnMaster(WriteNotReplicated):
 # KEYS: [1] the session key as read (may be absent), [2] the key to write, [3] the idempotency record.
 # ARGV: [1] bytes read from KEYS[1] ('' = it did not exist), [2] new session bytes ('' = delete),
 #       [3] session TTL s, [4] the idempotency record, [5] its TTL s.
-_COMMIT_LUA = """
+# The shebang makes Redis 7 refuse the whole script up front when it is at maxmemory (OOM), instead of
+# failing at its first SET after a DEL already ran: a login must not delete the old session and
+# then fail to write the new one.
+_COMMIT_LUA = """#!lua
 if redis.call('EXISTS', KEYS[3]) == 1 then return 'DUPLICATE' end
 local current = redis.call('GET', KEYS[1])
 if ARGV[1] == '' then
@@ -116,8 +119,7 @@ class HardenedSessionInterface(StockSessionInterface):
             state = {
                 "deadline": time.monotonic() + self.retry_budget_s,
                 "client_key": key,
-                # Without a key (nginx always sends one) the app's own retries still apply a write once.
-                "key": key or f"internal-{uuid.uuid4()}",
+                "key": key or None,  # made by _record_key on first use: a read without a key needs none
                 "record": None,
                 "replayed": False,
             }
@@ -127,13 +129,16 @@ class HardenedSessionInterface(StockSessionInterface):
     def _record_key(self, state: dict) -> str:
         # Scoped by the incoming session cookie: one client's key never reaches another's record.
         scope = request.cookies.get(self.app.config["SESSION_COOKIE_NAME"]) or "-"
+        if state["key"] is None:
+            # Without a key (nginx always sends one) the app's own retries still apply a write once.
+            state["key"] = f"internal-{uuid.uuid4()}"
         digest = hashlib.sha256(f"{scope}\n{state['key']}".encode()).hexdigest()[:40]
         return f"{self.namespace}:idempotency:{digest}"
 
     @staticmethod
-    def _fingerprint() -> str:
+    def _fingerprint() -> bytes:
         body = request.get_data(cache=True)
-        return hashlib.sha256(f"{request.method} {request.full_path}\n".encode() + body).hexdigest()
+        return hashlib.sha256(f"{request.method} {request.full_path}\n".encode() + body).digest()[:FINGERPRINT_BYTES]
 
     def _ttl_s(self, app: Flask) -> int:
         return int(app.permanent_session_lifetime.total_seconds())
@@ -203,11 +208,11 @@ class HardenedSessionInterface(StockSessionInterface):
             pipe.getex(self.store_key(sid), ex=self._ttl_s(app))  # read and slide the expiry: one round trip
             pipe.get(self._record_key(state))
             raw, record = pipe.execute()
-        elif sid:  # a read: one command, without a pipeline's own cost
-            raw = self.client.getex(self.store_key(sid), ex=self._ttl_s(app))
+        elif sid:  # a read: one command, without a pipeline's or the client's per-command cost
+            raw = store.get_and_touch(self.client, self.store_key(sid), self._ttl_s(app))
         elif wants_record:
             record = self.client.get(self._record_key(state))
-        state["record"] = msgspec.msgpack.decode(record) if record else None
+        state["record"] = RECORD_DECODER.decode(record) if record else None
         if raw is None:
             # No such session (never was, expired or logged out): a new id, never the old one again.
             session = self.session_class(sid=self._generate_sid(self.sid_length), permanent=self.permanent)
@@ -239,7 +244,7 @@ class HardenedSessionInterface(StockSessionInterface):
         state["replayed"] = False
         if record is None:
             return None
-        if record["fingerprint"] != self._fingerprint():
+        if record.fingerprint != self._fingerprint():
             state["replayed"] = True  # answered from the record: nothing of this request is stored
             return error_response(
                 422,
@@ -259,10 +264,14 @@ class HardenedSessionInterface(StockSessionInterface):
             raise RecordNotOnMaster("the idempotency record read is not on the current master")
         self._require_replicas(acknowledged, needed)
         state["replayed"] = True
-        response = self.app.response_class(record["body"], status=record["status"])
-        response.headers.remove("Content-Type")
-        for name, value in record["headers"]:
-            response.headers.add(name, value)
+        response = self.app.response_class(record.body, status=record.status)
+        for name, value in DEFAULT_HEADERS:
+            response.headers[name] = value
+        for name, value in record.headers:
+            if name == "Set-Cookie":
+                response.headers.add(name, value)
+            else:
+                response.headers[name] = value
         response.headers[REPLAYED_HEADER] = "true"
         return response
 
@@ -298,9 +307,8 @@ class HardenedSessionInterface(StockSessionInterface):
             response.vary.add("Cookie")
         name, domain, path = self.get_cookie_name(app), self.get_cookie_domain(app), self.get_cookie_path(app)
         if not session.modified:
-            # Unchanged: GETEX at open already slid the expiry; only the cookie's is refreshed.
-            if session and self.should_set_cookie(app, session):
-                self._set_cookie(app, session, response)
+            # Unchanged: GETEX at open already slid the expiry, and the cookie, which lasts the session's
+            # absolute lifetime (_set_cookie), needs no refresh: a read sends no Set-Cookie.
             return
         if session:
             write_key, new_bytes = self.store_key(session.sid), self.serializer.encode(session)
@@ -317,7 +325,7 @@ class HardenedSessionInterface(StockSessionInterface):
         response.set_cookie(
             key=self.get_cookie_name(app),
             value=self._sign(app, session.sid) if self.use_signer else session.sid,
-            expires=self.get_expiration_time(app, session),
+            expires=self._cookie_expires(app, session),
             httponly=self.get_cookie_httponly(app),
             domain=self.get_cookie_domain(app),
             path=self.get_cookie_path(app),
@@ -326,15 +334,31 @@ class HardenedSessionInterface(StockSessionInterface):
         )
         response.vary.add("Cookie")
 
+    def _cookie_expires(self, app: Flask, session) -> datetime:
+        """The end of the session's absolute lifetime: the cookie outlives every request the session can serve.
+
+        Flask-Session's default, now + the idle TTL, must be re-sent on every request to slide, which
+        costs a Set-Cookie per read. The idle timeout is enforced where it has to be anyway, in Redis
+        (the key's EX, slid by GETEX), so the browser keeps the cookie as long as the session may live.
+        """
+        created_at = session.get("created_at")
+        if created_at is None:  # not written by the views' write path: the default
+            return self.get_expiration_time(app, session)
+        return datetime.fromtimestamp(created_at + app.config["SESSION_ABSOLUTE_LIFETIME_S"], tz=UTC)
+
     def _commit(self, app: Flask, session, write_key: str, new_bytes: bytes, response: Response) -> None:
         state = self._state()
         record = msgspec.msgpack.encode(
-            {
-                "fingerprint": self._fingerprint(),
-                "status": response.status_code,
-                "headers": [(k, v) for k, v in response.headers.items() if k in _RECORDED_HEADERS],
-                "body": response.get_data(),
-            }
+            Record(
+                self._fingerprint(),
+                response.status_code,
+                [
+                    (k, v)
+                    for k, v in response.headers.items()
+                    if k in RECORDED_HEADERS and (k, v) not in DEFAULT_HEADERS
+                ],
+                response.get_data(),
+            )
         )
         pipe = self.client.pipeline(transaction=False)
         pipe.eval(

@@ -18,7 +18,7 @@ from flask_session.redis import RedisSessionInterface
 
 from . import settings, store
 
-SESSIONLESS_PATHS = frozenset({"/ping", "/healthz", "/readyz"})
+SESSIONLESS_PATHS = frozenset({"/ping", "/healthz", "/readyz", "/openapi.json"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"

@@ -101,8 +101,11 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "IDEMPOTENCY_TTL_S",
-        "600",
-        "Hardened layer: how long the response to a write is kept for a retry with the same Idempotency-Key.",
+        "90",
+        "Hardened layer: how long the response to a write is kept for a retry with the same Idempotency-Key. "
+        "It covers nginx's re-sends (within NGINX_PROXY_READ_TIMEOUT_S, 10 s, of the first), the app's own "
+        "retries (STORE_RETRY_BUDGET_S, 6 s) and a client retrying for up to a minute; no longer, since every "
+        "write keeps a record this long (README, Sizing).",
         "app",
     ),
     Setting("RETRY_AFTER_S", "1", "Retry-After sent with a 503 when the session store is unreachable.", "app"),

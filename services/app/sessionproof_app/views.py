@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from importlib import resources
 
 from flask import Blueprint, Flask, current_app, jsonify, request, session
 
@@ -144,6 +145,15 @@ def ping():
 @bp.get("/healthz")
 def healthz():
     return jsonify({"servedBy": current_app.config["INSTANCE_ID"], "status": "alive"})
+
+
+_OPENAPI = resources.files(__package__).joinpath("openapi.json").read_bytes()
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """The session contract as OpenAPI 3.0 (kept in openapi.json; `make test` fuzzes the live stack with it)."""
+    return current_app.response_class(_OPENAPI, mimetype="application/json")
 
 
 @bp.get("/readyz")
