@@ -10,7 +10,7 @@ STACK_CLI := $(PY) -m sessionproof.runtimes.stack
 
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: generate validate help deps venv up down status logs clean config lint format test test-quick lock unloaded loadtest report check chaos experiment experiments demo screenshots bench scale
+.PHONY: generate validate help deps venv up down status logs clean config lint format test test-quick lock unloaded loadtest report check chaos experiment experiments demo screenshots bench scale soak
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -103,6 +103,9 @@ bench: deps venv ## Capacity (wrk), unloaded latency and harness accuracy (hey) 
 
 scale: deps venv ## Fill the store to SCALE_SIZES live sessions (default 10k 100k 1M): bytes per session and per record, p50/p99, resync and AOF load times: results/<UTC-time>-scale/
 	@$(PY) -m sessionproof.load.scale
+
+soak: deps venv ## The mixed scenario for DURATION (default 30m), failed (exit 3) if Redis memory outgrows the sizing rule or p99 drifts upward: results/<UTC-time>-soak/
+	@$(PY) -m sessionproof.load.soak --duration "$(or $(DURATION),30m)"
 
 demo: deps venv ## The main job in one command (under 3 minutes): stack up, mixed load, the Redis master killed and healed, headline figures
 	@$(PY) -m sessionproof.chaos.demo || { rc=$$?; echo "demo exited $$rc (3: an SLO was breached, see results/latest/report.md)"; exit $$rc; }

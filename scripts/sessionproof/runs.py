@@ -141,3 +141,10 @@ class EventLog:
         with self.path.open("a") as out:
             out.write(json.dumps(event) + "\n")
         return event
+
+
+def write_report_files(out_dir: Path, lines: list[str], plot_name: str, plot) -> None:
+    """A run folder's report.md and its one plot, plots/<plot_name> (written by `plot(path)`)."""
+    (out_dir / "plots").mkdir(parents=True, exist_ok=True)
+    plot(out_dir / "plots" / plot_name)
+    (out_dir / "report.md").write_text("\n".join(lines))

@@ -113,6 +113,12 @@ HARNESS_SETTINGS: tuple[Setting, ...] = (
         "load",
     ),
     Setting("SCALE_LOAD_S", "30", "`make scale`: seconds of the latency scenario at each size.", "load"),
+    Setting(
+        "SCALE_REPEATS",
+        "2",
+        "`make scale`: latency runs again at the smallest and the largest size, in turn (p99 is compared on medians).",
+        "load",
+    ),
 )
 
 # What `make experiments LAYERS=...` can compare: each name's settings on top of the user's. The one home of

@@ -45,8 +45,8 @@ SUMMARY = {
 def test_the_report_judges_whether_p99_stays_flat_as_the_store_fills(tmp_path):
     assert round(p99_growth(SUMMARY, "GET /cart"), 2) == 0.3
     text = "\n".join(report_lines(SUMMARY))
-    assert "- GET /cart: p99 at 1000000 sessions is +30% against 10000 (**not flat**: within 20%)." in text
-    assert "- POST /cart/[item]: p99 at 1000000 sessions is +0% against 10000 (flat: within 20%)." in text
+    assert "- GET /cart: the median p99 at 1000000 sessions is +30% against 10000 (**not flat**: within 20%)." in text
+    assert "- POST /cart/[item]: the median p99 at 1000000 sessions is +0% against 10000 (flat: within 20%)." in text
     assert "| 1000000 | 420.0 MiB | 410 | 400 | 250 | 232 | 10.0 s |" in text
     assert "| 10000 | 1.50 s | partial | 50.0 MiB | 2.00 s |" in text
     write_report(json.loads(json.dumps(SUMMARY)), tmp_path)
@@ -58,4 +58,17 @@ def test_a_size_without_a_p99_is_shown_as_such_not_judged():
     summary["steps"][0]["latency"]["GET /cart"]["p99"] = None
     assert p99_growth(summary, "GET /cart") is None
     text = "\n".join(report_lines(summary))
-    assert "| 10000 | 1500 | n/a |" in text and "- GET /cart: p99" not in text
+    assert "| 10000 | 1500 | n/a |" in text and "- GET /cart: the median p99" not in text
+
+
+def test_the_verdict_takes_the_median_of_the_alternating_runs():
+    summary = json.loads(json.dumps(SUMMARY))
+    first, last = summary["steps"][0], summary["steps"][-1]
+    for step, p99s in ((first, (4000, 5000, 4500)), (last, (5200, 4600, 4700))):
+        step["latency_repeats"] = [json.loads(json.dumps(step["latency"])) for _ in p99s]
+        for run, p99 in zip(step["latency_repeats"], p99s, strict=True):
+            run["GET /cart"]["p99"] = p99
+    assert round(p99_growth(summary, "GET /cart"), 3) == round(4700 / 4500 - 1, 3)  # medians: +4%, flat
+    assert "| 10000 | 1500 | 4000 | 2500 | 6000 | 4000, 5000, 4500 | 6000, 6000, 6000 | yes |" in "\n".join(
+        report_lines(summary)
+    )

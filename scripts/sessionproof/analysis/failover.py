@@ -85,7 +85,7 @@ def _error_class(kind: str) -> str:
     return kind if kind in ERROR_CLASSES else "other"
 
 
-def _latency_between(histogram_lines: list[dict], first_s: int, last_s: int) -> dict:
+def latency_between(histogram_lines: list[dict], first_s: int, last_s: int) -> dict:
     merged = new_histogram()
     for line in histogram_lines:
         if line["kind"] == "intended" and first_s <= line["t"] <= last_s:
@@ -123,8 +123,8 @@ def failover_figures(run_dir: Path) -> dict | None:
 def _latency_around(path: Path, first_fault_s: int, last_fault_s: int) -> dict:
     lines = read_jsonl(path, ("t", "kind", "hist"))
     return {
-        "before": _latency_between(lines, 0, first_fault_s - 1),
-        "during": _latency_between(lines, first_fault_s, last_fault_s),
+        "before": latency_between(lines, 0, first_fault_s - 1),
+        "during": latency_between(lines, first_fault_s, last_fault_s),
     }
 
 

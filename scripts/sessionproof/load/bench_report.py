@@ -6,6 +6,7 @@ from pathlib import Path
 
 from sessionproof.analysis.plots import log_ms_axis
 from sessionproof.load.cpu_split import PARTS
+from sessionproof.runs import write_report_files
 
 ENDPOINTS = ("GET /ping", "GET /cart", "POST /cart/[item]")
 
@@ -158,6 +159,4 @@ def plot_bench(summary: dict, path: Path) -> None:
 
 
 def write_report(summary: dict, out_dir: Path) -> None:
-    (out_dir / "plots").mkdir(parents=True, exist_ok=True)
-    plot_bench(summary, out_dir / "plots" / "bench.png")
-    (out_dir / "report.md").write_text("\n".join(report_lines(summary)))
+    write_report_files(out_dir, report_lines(summary), "bench.png", lambda path: plot_bench(summary, path))

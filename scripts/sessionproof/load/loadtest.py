@@ -7,13 +7,16 @@ Flags given here override the scenario file; the exit code is Locust's (0 ok,
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from sessionproof import REPO_ROOT
 from sessionproof.load import scenarios
+from sessionproof.load.runinfo import HEARTBEAT_PREFIX
 from sessionproof.topology import StackConfig
 
 
@@ -21,19 +24,35 @@ class HarnessRunError(RuntimeError):
     """A headless harness run left no summary; the message has Locust's exit code and why."""
 
 
-def run_headless(scenario_name: str, base_url: str, env: dict, out_dir: Path, duration_s: float) -> dict:
-    """A headless run of the scenario for duration_s, its run folder under out_dir: the run's summary.json."""
+def run_headless(scenario_name: str, base_url: str, env: dict, out_dir: Path, duration_s: float, progress=None) -> dict:
+    """A headless run of the scenario for duration_s, its run folder under out_dir: the run's summary.json.
+
+    `progress`, if given, gets the run's heartbeat (every 5 s of load)."""
     from sessionproof.analysis.runfiles import RunFileError, read_json_object
 
     command = headless_command(scenarios.load(scenario_name), base_url, duration=f"{duration_s:g}s")
-    result = subprocess.run(
-        command, cwd=REPO_ROOT, env={**env, "RESULTS_DIR": str(out_dir)}, capture_output=True, text=True,
-        timeout=duration_s + 120, check=False,
+    process = subprocess.Popen(
+        command, cwd=REPO_ROOT, env={**env, "RESULTS_DIR": str(out_dir)}, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
+    watchdog = threading.Timer(duration_s + 120, process.kill)  # a hung run ends; its folder then says so
+    watchdog.start()
+    tail: collections.deque[str] = collections.deque(maxlen=5)
+    try:
+        for line in process.stdout:
+            tail.append(line.rstrip())
+            if progress and line.startswith(HEARTBEAT_PREFIX):
+                progress(f"load {line[len(HEARTBEAT_PREFIX) :].strip()}")
+        returncode = process.wait()
+    finally:
+        watchdog.cancel()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
     try:
         return read_json_object((out_dir / "latest").resolve() / "summary.json")
     except RunFileError as error:
-        raise HarnessRunError(f"the harness run failed ({result.returncode}): {error}") from None
+        raise HarnessRunError(f"the harness run failed ({returncode}): {error}; last lines: {list(tail)}") from None
 
 
 def headless_command(

@@ -101,6 +101,28 @@ def settle(client: redis.Redis) -> None:
     wait_until(lambda: replicas_caught_up(client), SETTLE_TIMEOUT_S, "the replicas to hold every write", 0.2)
 
 
+def rewrite_aofs(runtime: Runtime) -> None:
+    """BGREWRITEAOF on every Redis node, awaited: the AOFs then hold the live data alone, not the history of
+    earlier fills and deletes, and no automatic rewrite (a fork) overlaps the measurements that follow."""
+    password = runtime.config.get("REDIS_PASSWORD")
+    clients = [redis.Redis(host=n.host, port=n.port, password=password, socket_timeout=10)
+               for n in runtime.nodes("redis")]  # fmt: skip
+    try:
+        for client in clients:
+            wait_until(lambda c=client: not int(c.info("persistence")["aof_rewrite_in_progress"]),
+                       SETTLE_TIMEOUT_S, "a running AOF rewrite to end", 0.1)  # fmt: skip
+            client.bgrewriteaof()
+        for client in clients:
+            wait_until(
+                lambda c=client: not int(c.info("persistence")["aof_rewrite_in_progress"])
+                and not int(c.info("persistence")["aof_rewrite_scheduled"]),
+                SETTLE_TIMEOUT_S, "the AOF rewrite", 0.1,
+            )  # fmt: skip
+    finally:
+        for client in clients:
+            client.close()
+
+
 def used_memory(client: redis.Redis) -> int:
     return int(client.info("memory")["used_memory"])
 
@@ -151,26 +173,37 @@ def harness_latency(base_url: str, env: dict, out_dir: Path, duration_s: float) 
 
 
 def replica_resync(runtime: Runtime, client: redis.Redis) -> dict:
-    """SIGKILL one replica, start it, and time until the master sees it online at the master's offset."""
-    replica = next(name for name, role in runtime.redis_roles().items() if role == "replica")
+    """SIGKILL one replica, start it, and time until it has loaded, linked up and holds the master's offset."""
+    name = next(name for name, role in runtime.redis_roles().items() if role == "replica")
+    node = runtime.config.node(name)
     stats_before = client.info("stats")
+    target_offset = client.info("replication")["master_repl_offset"]
     started = time.monotonic()
-    runtime.kill(replica)
-    runtime.start(replica)
-    wait_until(lambda: replicas_caught_up(client) and _replica_count(client) == 2, RESYNC_TIMEOUT_S,
-               f"{replica} to resync", 0.1)  # fmt: skip
+    runtime.kill(name)
+    runtime.start(name)
+    replica = redis.Redis(host=node.host, port=node.port, password=runtime.config.get("REDIS_PASSWORD"),
+                          socket_timeout=2)  # fmt: skip
+
+    def in_sync() -> bool:  # a LOADING error while it reads its AOF counts as "not yet"
+        info = replica.info("replication")
+        return (
+            info.get("master_link_status") == "up"
+            and not int(info.get("master_sync_in_progress", 1))
+            and int(info.get("slave_repl_offset", -1)) >= target_offset
+        )
+
+    try:
+        wait_until(in_sync, RESYNC_TIMEOUT_S, f"{name} to resync", 0.05)
+    finally:
+        replica.close()
     elapsed_s = time.monotonic() - started
     stats = client.info("stats")
     return {
-        "node": replica,
+        "node": name,
         "seconds": round(elapsed_s, 2),
         "full_syncs": stats["sync_full"] - stats_before["sync_full"],
         "partial_syncs": stats["sync_partial_ok"] - stats_before["sync_partial_ok"],
     }
-
-
-def _replica_count(client: redis.Redis) -> int:
-    return int(client.info("replication")["connected_slaves"])
 
 
 def aof_restart(runtime: Runtime, password: str | None) -> dict:
@@ -209,7 +242,9 @@ def delete_fill(client: redis.Redis, namespace: str) -> int:
     return deleted
 
 
-def measure_size(runtime: Runtime, args, size: int, filled: int, blob: bytes, out_dir: Path) -> dict:
+def measure_size(
+    runtime: Runtime, args, size: int, filled: int, blob: bytes, out_dir: Path, fill_keys: list[str]
+) -> dict:
     env = runtime.config.env
     namespace = settings.get_str("SESSION_NAMESPACE", env)
     ttl_s = settings.get_int("SESSION_IDLE_TTL_S", env, minimum=1)
@@ -235,7 +270,10 @@ def measure_size(runtime: Runtime, args, size: int, filled: int, blob: bytes, ou
     }
     figures["idempotency"] = record_cost(base_url, client, namespace, cookie)
     say(f"  records: {figures['idempotency']['bytes_per_record_used_memory']} bytes each (used_memory)")
+    fill_keys.extend(keys)
+    rewrite_aofs(runtime)
     figures["latency"] = harness_latency(base_url, {**os.environ, **env}, out_dir / f"harness-{size}", args.load_s)
+    figures["latency_repeats"] = [figures["latency"]]
     say(f"  GET /cart p99 {figures['latency']['GET /cart']['p99']} µs; resyncing a replica")
     figures["replica_resync"] = replica_resync(runtime, client)
     figures["aof_bytes"] = aof_bytes(client)
@@ -245,12 +283,41 @@ def measure_size(runtime: Runtime, args, size: int, filled: int, blob: bytes, ou
     return figures
 
 
+def alternate_latency(runtime: Runtime, args, steps: list[dict], blob: bytes, out_dir: Path,
+                      fill_keys: list[str]) -> None:  # fmt: skip
+    """The latency at the smallest and the largest size again, args.repeats times in turn: one 30 s run per size
+    is within this machine's noise, so the report compares medians of several, taken alternately."""
+    env = runtime.config.env
+    namespace = settings.get_str("SESSION_NAMESPACE", env)
+    ttl_s = settings.get_int("SESSION_IDLE_TTL_S", env, minimum=1)
+    smallest, largest = steps[0], steps[-1]
+    client = master_client(runtime)
+    for repeat in range(1, args.repeats + 1):
+        for step, wanted in ((smallest, smallest["sessions"]), (largest, largest["sessions"])):
+            if len(fill_keys) > wanted:
+                for start in range(wanted, len(fill_keys), 10_000):
+                    client.unlink(*fill_keys[start : start + 10_000])
+                del fill_keys[wanted:]
+            else:
+                fill_keys.extend(fill(client, f"{namespace}:session:", blob, wanted - len(fill_keys), ttl_s,
+                                      lambda *_: None))  # fmt: skip
+            settle(client)
+            rewrite_aofs(runtime)
+            say(f"[repeat {repeat}/{args.repeats}] latency at {wanted} live sessions")
+            run = harness_latency(runtime.config.entry_url, {**os.environ, **env},
+                                  out_dir / f"harness-{wanted}", args.load_s)  # fmt: skip
+            step["latency_repeats"].append(run)
+    client.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sessionproof.load.scale", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--sizes", default=settings.get_str("SCALE_SIZES"), help="live sessions at each step")
     parser.add_argument("--maxmemory", default=settings.get_str("SCALE_MAXMEMORY"), help="Redis maxmemory for the run")
     parser.add_argument("--load-s", type=float, default=settings.get_float("SCALE_LOAD_S"))
+    parser.add_argument("--repeats", type=int, default=settings.get_int("SCALE_REPEATS", minimum=0),
+                        help="latency runs again at the smallest and largest size, in turn")  # fmt: skip
     args = parser.parse_args(argv)
     from sessionproof.load.scale_report import write_report
 
@@ -267,11 +334,13 @@ def main(argv: list[str] | None = None) -> int:
         client = master_client(runtime)
         blob = template_session(runtime.config.entry_url, runtime.config.get("SESSION_COOKIE_NAME"), client, namespace)
         client.close()
-        steps, filled = [], 0
+        steps, filled, fill_keys = [], 0, []
         for n, size in enumerate(sizes, 1):
             say(f"[{n}/{len(sizes)}] {size} live sessions")
-            steps.append(measure_size(runtime, args, size, filled, blob, out_dir))
+            steps.append(measure_size(runtime, args, size, filled, blob, out_dir, fill_keys))
             filled = size
+        if len(sizes) > 1:
+            alternate_latency(runtime, args, steps, blob, out_dir, fill_keys)
         summary = {
             "started_at": out_dir.name.split("-")[0],
             "command": runs.command_line(),
@@ -282,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
                 "sizes": sizes,
                 "maxmemory": args.maxmemory,
                 "load_s": args.load_s,
+                "repeats": args.repeats,
                 "cart_items": CART_ITEMS,
                 "record_writes": RECORD_WRITES,
             },

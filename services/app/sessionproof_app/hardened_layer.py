@@ -312,7 +312,12 @@ class HardenedSessionInterface(StockSessionInterface):
             return
         if session:
             write_key, new_bytes = self.store_key(session.sid), self.serializer.encode(session)
-            self._set_cookie(app, session, response)
+            if write_key != session.read_key:
+                # A new or regenerated id. An unchanged id needs no Set-Cookie: the client sent it, and its
+                # cookie lasts the absolute lifetime (keeps responses and idempotency records small too).
+                self._set_cookie(app, session, response)
+            else:
+                response.vary.add("Cookie")
         else:
             write_key, new_bytes = session.read_key or self.store_key(session.sid), b""
             response.delete_cookie(key=name, domain=domain, path=path)
