@@ -137,6 +137,26 @@ def test_a_retried_post_with_the_same_idempotency_key_applies_once(redis_client)
     assert fresh.get_json()["cart"] == ["apple", "apple"]  # a new key is a new request
 
 
+def test_a_record_in_the_earlier_format_is_still_replayed_after_an_upgrade(redis_client):
+    """Records the code before the compact format wrote (a map, a hex fingerprint) live up to 600 s."""
+    import msgspec
+
+    client = make_app(redis_client).test_client()
+    client.post("/login", json={"user": "alice"})
+    before = set(redis_client.keys(f"{NAMESPACE}:idempotency:*"))  # the login's own record
+    first = client.post("/cart/apple", headers={"Idempotency-Key": "key-old"})
+    (record_key,) = set(redis_client.keys(f"{NAMESPACE}:idempotency:*")) - before
+    new = msgspec.msgpack.decode(redis_client.get(record_key))  # [fingerprint, status, headers, body]
+    fingerprint_hex = new[0].hex() + "0" * 32  # the old format kept all 32 bytes; only the first 16 are compared
+    old = {"fingerprint": fingerprint_hex, "status": new[1], "body": new[3],
+           "headers": [["Content-Type", "application/json"], ["Vary", "Cookie"]]}  # fmt: skip
+    redis_client.set(record_key, msgspec.msgpack.encode(old), keepttl=True)
+    again = client.post("/cart/apple", headers={"Idempotency-Key": "key-old"})
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json() == first.get_json() and again.headers["Content-Type"] == "application/json"
+    assert client.get("/cart").get_json()["cart"] == ["apple"]
+
+
 def test_a_record_read_that_the_master_does_not_hold_is_never_replayed(redis_client):
     """During a partition the record can be read from the old master over one connection while the next
     command goes to the new master, which never got it. The replay must not be acknowledged there."""

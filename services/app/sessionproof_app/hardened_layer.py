@@ -23,7 +23,7 @@ from werkzeug.exceptions import ServiceUnavailable
 
 from . import store
 from .errors import error_response
-from .records import DEFAULT_HEADERS, FINGERPRINT_BYTES, RECORD_DECODER, RECORDED_HEADERS, Record
+from .records import DEFAULT_HEADERS, FINGERPRINT_BYTES, RECORDED_HEADERS, Record, decode_record
 from .session_layer import (
     IDEMPOTENCY_HEADER,
     REPLAYED_HEADER,
@@ -212,7 +212,7 @@ class HardenedSessionInterface(StockSessionInterface):
             raw = store.get_and_touch(self.client, self.store_key(sid), self._ttl_s(app))
         elif wants_record:
             record = self.client.get(self._record_key(state))
-        state["record"] = RECORD_DECODER.decode(record) if record else None
+        state["record"] = decode_record(record) if record else None
         if raw is None:
             # No such session (never was, expired or logged out): a new id, never the old one again.
             session = self.session_class(sid=self._generate_sid(self.sid_length), permanent=self.permanent)

@@ -25,3 +25,20 @@ class Record(msgspec.Struct, array_like=True, frozen=True):
 
 
 RECORD_DECODER = msgspec.msgpack.Decoder(Record)
+
+
+def decode_record(raw: bytes) -> Record:
+    """A stored record; one in the earlier format (a map with a hex fingerprint, kept up to 600 s by the code
+    before it) is read too, so a rolling upgrade replays it instead of failing the request."""
+    try:
+        return RECORD_DECODER.decode(raw)
+    except msgspec.ValidationError:
+        legacy = msgspec.msgpack.decode(raw)
+        if not isinstance(legacy, dict):
+            raise
+        return Record(
+            bytes.fromhex(legacy["fingerprint"])[:FINGERPRINT_BYTES],  # the same SHA-256, cut the same way
+            legacy["status"],
+            [(name, value) for name, value in legacy["headers"] if (name, value) not in DEFAULT_HEADERS],
+            legacy["body"],
+        )
