@@ -31,6 +31,7 @@ import secrets
 import statistics
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import redis
@@ -127,9 +128,11 @@ def used_memory(client: redis.Redis) -> int:
     return int(client.info("memory")["used_memory"])
 
 
-def memory_usage(client: redis.Redis, keys: list[str]) -> float:
+def memory_usage(client: redis.Redis, keys: list) -> float:
+    """Median `MEMORY USAGE` of up to MEMORY_SAMPLES of `keys`, evenly spread; keys gone meanwhile are skipped."""
     sample = keys[:: max(1, len(keys) // MEMORY_SAMPLES)][:MEMORY_SAMPLES]
-    return statistics.median(client.memory_usage(key, samples=0) for key in sample) if sample else 0.0
+    sizes = [size for key in sample if (size := client.memory_usage(key, samples=0))]
+    return statistics.median(sizes) if sizes else 0.0
 
 
 def record_cost(base_url: str, client: redis.Redis, namespace: str, cookie_name: str) -> dict:
@@ -229,17 +232,19 @@ def aof_bytes(client: redis.Redis) -> int:
     return int(info.get("aof_current_size", 0))
 
 
-def delete_fill(client: redis.Redis, namespace: str) -> int:
-    deleted = 0
-    batch = []
-    for key in client.scan_iter(match=f"{namespace}:session:{FILL_PREFIX}*", count=10_000):
+def unlink(client: redis.Redis, keys: Iterable) -> int:
+    """UNLINK every key, 10k per command; how many existed."""
+    deleted, batch = 0, []
+    for key in keys:
         batch.append(key)
         if len(batch) >= 10_000:
             deleted += client.unlink(*batch)
             batch = []
-    if batch:
-        deleted += client.unlink(*batch)
-    return deleted
+    return deleted + (client.unlink(*batch) if batch else 0)
+
+
+def delete_fill(client: redis.Redis, namespace: str) -> int:
+    return unlink(client, client.scan_iter(match=f"{namespace}:session:{FILL_PREFIX}*", count=10_000))
 
 
 def measure_size(
@@ -295,8 +300,7 @@ def alternate_latency(runtime: Runtime, args, steps: list[dict], blob: bytes, ou
     for repeat in range(1, args.repeats + 1):
         for step, wanted in ((smallest, smallest["sessions"]), (largest, largest["sessions"])):
             if len(fill_keys) > wanted:
-                for start in range(wanted, len(fill_keys), 10_000):
-                    client.unlink(*fill_keys[start : start + 10_000])
+                unlink(client, fill_keys[wanted:])
                 del fill_keys[wanted:]
             else:
                 fill_keys.extend(fill(client, f"{namespace}:session:", blob, wanted - len(fill_keys), ttl_s,

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import threading
 import time
@@ -30,6 +29,7 @@ from sessionproof import runs, settings
 from sessionproof.analysis.failover import latency_between
 from sessionproof.analysis.runfiles import read_jsonl
 from sessionproof.load.loadtest import HarnessRunError, run_headless
+from sessionproof.load.scale import master_client, memory_usage
 from sessionproof.load.scenarios import duration_s as parse_duration_s
 from sessionproof.runtimes.interface import get_runtime
 from sessionproof.waiting import DeadlineExceeded
@@ -77,10 +77,9 @@ class MemorySampler(threading.Thread):
                 self.samples.append({"t": round(time.time(), 1), "error": str(error)})
 
 
-def _bytes_per_key(client: redis.Redis, pattern: str) -> float | None:
+def _bytes_per_key(client: redis.Redis, pattern: str) -> float:
     keys = [k for _, k in zip(range(KEY_SAMPLES), client.scan_iter(match=pattern, count=1000), strict=False)]
-    sizes = [client.memory_usage(k, samples=0) for k in keys]
-    return statistics.median(s for s in sizes if s) if any(sizes) else None
+    return memory_usage(client, keys)
 
 
 def memory_verdict(baseline: int, samples: list[dict], bytes_per_session: float, bytes_per_record: float,
@@ -132,10 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         runtime.up(progress=lambda *_: None)
         env = runtime.config.env
         namespace = settings.get_str("SESSION_NAMESPACE", env)
-        master = runtime.master_node()
-        if master is None:
-            raise RuntimeError("no Sentinel names a master; `make up` first")
-        client = redis.Redis(host=master.host, port=master.port, password=runtime.config.get("REDIS_PASSWORD"))
+        client = master_client(runtime)
         out_dir = runs.reserve_run_dir("soak")
         sampler = MemorySampler(client, namespace)
         baseline = sampler.sample()
@@ -151,8 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         posts = sum(v.get("ok", 0) for k, v in summary["requests"]["by_endpoint"].items() if k.startswith("POST"))
         memory = memory_verdict(
             baseline["used_memory"], sampler.samples,
-            _bytes_per_key(client, f"{namespace}:session:*") or 0.0,
-            _bytes_per_key(client, f"{namespace}:idempotency:*") or 0.0,
+            _bytes_per_key(client, f"{namespace}:session:*"),
+            _bytes_per_key(client, f"{namespace}:idempotency:*"),
             posts / duration_s, settings.get_int("IDEMPOTENCY_TTL_S", env, minimum=1),
         )  # fmt: skip
         lines = read_jsonl(run_dir / "raw" / "histograms.jsonl", ("t", "kind", "hist"))

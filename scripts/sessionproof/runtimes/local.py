@@ -84,7 +84,7 @@ class LocalRuntime:
             wait_until(check, timeout_s, what, interval_s=0.2, hint=f"logs: {self.state_dir / 'logs'}")
             progress(f"  ok: {what}")
             if group[0].kind == "redis":
-                self._apply_min_replicas()
+                self._apply_redis_settings()
         if nginx_changed:
             # Only then: a reload closes idle client connections, which a client can see as an error.
             self._reload_nginx()
@@ -104,7 +104,7 @@ class LocalRuntime:
             hint=f"logs: {self.state_dir / 'logs'}",
         )
 
-    def _apply_min_replicas(self) -> None:
+    def _apply_redis_settings(self) -> None:
         """REDIS_MIN_REPLICAS_* and REDIS_MAXMEMORY on every running node (and into its config file): they can
         change without `make clean`, e.g. between the configurations of `make experiments`, or for `make scale`."""
         wanted = {
@@ -114,10 +114,10 @@ class LocalRuntime:
         }
         for node in self.config.redis_nodes:
             with probes.redis_client(node.host, node.port, self.password) as client:
-                before = {name: client.config_get(name).get(name) for name in wanted}
+                before = client.config_get(*wanted)
                 for name, value in wanted.items():
                     client.config_set(name, value)
-                if {name: client.config_get(name).get(name) for name in wanted} != before:
+                if client.config_get(*wanted) != before:
                     client.config_rewrite()
 
     def redis_info(self, node_name: str, section: str) -> dict[str, str]:
