@@ -39,8 +39,8 @@ down: ## Stop every process of the stack
 status: venv ## Show every node with its role (as Sentinel sees it), state, pid and port
 	@$(STACK_CLI) status
 
-logs: venv ## Show recent log lines of every node (NODE=app-1 for one, FOLLOW=1 to follow)
-	@$(STACK_CLI) logs $(NODE) $(if $(FOLLOW),--follow)
+logs: venv ## Show recent log lines of every node (NODE=app-1 for one, FOLLOW=1 to follow; REQUEST_ID=<id> for one request's lines in nginx and the apps)
+	@$(STACK_CLI) logs $(NODE) $(if $(FOLLOW),--follow) $(if $(REQUEST_ID),--request-id $(REQUEST_ID))
 
 clean: ## Delete the stack's state folder (configs, logs, Redis data); the stack must be down
 	@if [ -x $(PY) ]; then $(STACK_CLI) clean; fi

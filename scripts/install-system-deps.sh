@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install the system programs the local runtime runs: redis-server, redis-sentinel, nginx, and
-# iproute2 and iptables for NETWORK=netns.
+# Install the system programs the local runtime runs: redis-server, redis-sentinel, nginx, Prometheus
+# and its Redis and nginx exporters, and iproute2 and iptables for NETWORK=netns.
 # Debian/Ubuntu: apt-get (with sudo when not root). Elsewhere: says what to install.
 set -euo pipefail
 
@@ -9,6 +9,10 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+# OBSERVABILITY=on (the default): Prometheus, and the exporters of Redis and nginx
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v prometheus-redis-exporter >/dev/null 2>&1 || missing+=(prometheus-redis-exporter)
+command -v prometheus-nginx-exporter >/dev/null 2>&1 || missing+=(prometheus-nginx-exporter)
 # make bench: independent load generators in C (wrk, closed loop) and Go (hey, fixed rate)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v hey >/dev/null 2>&1 || missing+=(hey)
@@ -50,6 +54,17 @@ $sudo apt-get update -qq
 if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   echo "installed: ${missing[*]}"
+  # Debian starts a system-wide service per package where systemd runs; the stack runs its own (on
+  # PROMETHEUS_PORT, REDIS_EXPORTER_PORT, NGINX_EXPORTER_PORT), so stop the ones installed just now.
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    for package in "${missing[@]}"; do
+      case "$package" in
+        prometheus|prometheus-redis-exporter|prometheus-nginx-exporter)
+          $sudo systemctl disable --now "$package" >/dev/null 2>&1 &&
+            echo "note: stopped and disabled the system service $package (the stack runs its own)" ;;
+      esac
+    done
+  fi
 fi
 if [ -n "$want_kubectl" ]; then
   if $sudo apt-get install -y -qq --no-install-recommends kubectl >/dev/null 2>&1; then

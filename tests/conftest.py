@@ -134,3 +134,13 @@ def split_brain_sentinels(redis_binary, sentinel_binary, tmp_path_factory):
         for proc in procs:
             proc.kill()
             proc.wait(timeout=10)
+
+
+@pytest.fixture
+def unreachable_store():
+    from sessionproof_app.store import make_retry
+
+    # The app's own retry policy (3 retries with backoff), against a port nobody listens on.
+    client = redis.Redis(port=free_port_block(1), socket_timeout=0.2, socket_connect_timeout=0.2, retry=make_retry({}))
+    yield client
+    client.close()

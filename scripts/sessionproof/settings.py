@@ -89,6 +89,21 @@ HARNESS_SETTINGS: tuple[Setting, ...] = (
         "failover scenarios' session and replication traffic needs there (a few hundred kbit/s and more).",
         "stack",
     ),
+    # --- observability: Prometheus and its exporters -----------------------
+    Setting(
+        "OBSERVABILITY",
+        "on",
+        "`on`: the local stack runs Prometheus, a Redis exporter and an nginx exporter beside its nodes, and every "
+        "report adds the server side; `off`: none of them (reports say so).",
+        "stack",
+    ),
+    Setting("PROMETHEUS_PORT", "9090", "Port of Prometheus (on BIND_HOST); reports query it for their run.", "stack"),
+    Setting("METRICS_SCRAPE_INTERVAL_S", "1", "How often Prometheus scrapes every app, exporter and itself.", "stack"),
+    Setting("REDIS_EXPORTER_PORT", "9121", "Port of the Redis exporter, which scrapes every Redis node.", "stack"),
+    Setting("NGINX_EXPORTER_PORT", "9113", "Port of the nginx exporter.", "stack"),
+    Setting(
+        "NGINX_STATUS_PORT", "8081", "Port of nginx's stub_status (loopback only), read by the nginx exporter.", "stack"
+    ),
     # --- load tests -------------------------------------------------------
     Setting(
         "SCENARIO", "mixed", "Load scenario (loadtests/scenarios/<name>.yaml) when locust gets no --scenario.", "load"

@@ -18,6 +18,10 @@ REDIS_PORT = 6379
 SENTINEL_PORT = 26379
 APP_PORT = 8000
 NGINX_PORT = 8080
+NGINX_STATUS_PORT = 8081
+PROMETHEUS_PORT = 9090
+REDIS_EXPORTER_PORT = 9121
+NGINX_EXPORTER_PORT = 9113
 NETWORKS = ("auto", "loopback", "netns")
 # Host numbers inside NETNS_SUBNET: .1 is the bridge (the host side, where nginx and the harness
 # live); each data node and app replica gets a fixed address, so configs and reports can name it.
@@ -27,8 +31,8 @@ MAX_APPS_NETNS = 150
 
 @dataclass(frozen=True)
 class Node:
-    name: str  # redis-1, sentinel-2, app-3, nginx
-    kind: str  # redis | sentinel | app | nginx
+    name: str  # redis-1, sentinel-2, app-3, nginx, prometheus, redis-exporter, nginx-exporter
+    kind: str  # redis | sentinel | app | nginx, or an observability node's kind (= its name)
     port: int
     host: str = "127.0.0.1"  # the address other nodes reach it on (its own address with NETWORK=netns)
 
@@ -49,6 +53,11 @@ class StackConfig:
     state_dir: Path
     network: str = "loopback"  # resolved: loopback or netns
     subnet: str = "10.199.0.0/24"
+    observability: bool = False  # Prometheus and the exporters run beside the stack
+    prometheus_port: int = PROMETHEUS_PORT
+    redis_exporter_port: int = REDIS_EXPORTER_PORT
+    nginx_exporter_port: int = NGINX_EXPORTER_PORT
+    nginx_status_port: int = NGINX_STATUS_PORT
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StackConfig:
@@ -74,6 +83,11 @@ class StackConfig:
             state_dir=state_dir,
             network=network,
             subnet=subnet,
+            observability=settings.get_choice("OBSERVABILITY", ("on", "off"), env) == "on",
+            prometheus_port=settings.get_int("PROMETHEUS_PORT", env, minimum=1),
+            redis_exporter_port=settings.get_int("REDIS_EXPORTER_PORT", env, minimum=1),
+            nginx_exporter_port=settings.get_int("NGINX_EXPORTER_PORT", env, minimum=1),
+            nginx_status_port=settings.get_int("NGINX_STATUS_PORT", env, minimum=1),
         )
         config.check_ports()
         return config
@@ -123,13 +137,37 @@ class StackConfig:
 
     @property
     def nodes(self) -> list[Node]:
+        """The session stack: what serves sessions, and what the faults break."""
         return [*self.redis_nodes, *self.sentinel_nodes, *self.app_nodes, self.nginx_node]
 
+    @property
+    def observability_nodes(self) -> list[Node]:
+        """Prometheus and its exporters (OBSERVABILITY=on): ordinary nodes on BIND_HOST, never a fault's target."""
+        if not self.observability:
+            return []
+        return [
+            Node("redis-exporter", "redis-exporter", self.redis_exporter_port, self.bind_host),
+            Node("nginx-exporter", "nginx-exporter", self.nginx_exporter_port, self.bind_host),
+            Node("prometheus", "prometheus", self.prometheus_port, self.bind_host),
+        ]
+
+    @property
+    def all_nodes(self) -> list[Node]:
+        return [*self.nodes, *self.observability_nodes]
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://{self.bind_host}:{self.prometheus_port}"
+
+    @property
+    def nginx_status_url(self) -> str:
+        return f"http://{self.bind_host}:{self.nginx_status_port}/stub_status"
+
     def node(self, name: str) -> Node:
-        for node in self.nodes:
+        for node in self.all_nodes:
             if node.name == name:
                 return node
-        known = ", ".join(n.name for n in self.nodes)
+        known = ", ".join(n.name for n in self.all_nodes)
         raise KeyError(f"no node named {name!r}; the stack has {known}")
 
     @property
@@ -142,13 +180,14 @@ class StackConfig:
 
     def check_ports(self) -> None:
         ports: dict[int, str] = {}
-        for node in self.nodes:
-            if node.port in ports:
+        listeners = [(n.name, n.port) for n in self.all_nodes] + [("nginx's stub_status", self.nginx_status_port)]
+        for name, port in listeners:
+            if port in ports:
                 raise settings.ConfigError(
-                    f"{node.name} and {ports[node.port]} would both listen on port {node.port}; "
-                    "change APP_PORT_BASE, REDIS_PORT_BASE, SENTINEL_PORT_BASE or NGINX_PORT"
+                    f"{name} and {ports[port]} would both listen on port {port}; change APP_PORT_BASE, "
+                    "REDIS_PORT_BASE, SENTINEL_PORT_BASE, NGINX_PORT or the OBSERVABILITY ports (PROMETHEUS_PORT, ...)"
                 )
-            ports[node.port] = node.name
+            ports[port] = name
 
 
 def resolve_network(choice: str) -> str:

@@ -12,7 +12,7 @@ from support import free_port_block
 
 
 def stack_env(state_dir, apps: int = 3) -> dict[str, str]:
-    base = free_port_block(20)
+    base = free_port_block(24)
     return {
         "STATE_DIR": str(state_dir),
         "APPS": str(apps),
@@ -20,6 +20,10 @@ def stack_env(state_dir, apps: int = 3) -> dict[str, str]:
         "SENTINEL_PORT_BASE": str(base + 3),
         "APP_PORT_BASE": str(base + 6),
         "NGINX_PORT": str(base + 19),
+        "NGINX_STATUS_PORT": str(base + 20),
+        "REDIS_EXPORTER_PORT": str(base + 21),
+        "NGINX_EXPORTER_PORT": str(base + 22),
+        "PROMETHEUS_PORT": str(base + 23),
         "GUNICORN_WORKERS": "1",
         # Its own subnet, so a user's `make up` (10.199.0.0/24) can run beside the tests' stack.
         "NETNS_SUBNET": f"10.198.{base % 250}.0/24",

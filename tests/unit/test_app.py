@@ -247,17 +247,6 @@ def test_probes_and_ping_do_not_touch_the_session_store(client, redis_client):
     assert after - before == 1  # the INFO call itself
 
 
-@pytest.fixture
-def unreachable_store():
-    from sessionproof_app.store import make_retry
-    from support import free_port_block
-
-    # The app's own retry policy (3 retries with backoff), against a port nobody listens on.
-    client = redis.Redis(port=free_port_block(1), socket_timeout=0.2, socket_connect_timeout=0.2, retry=make_retry({}))
-    yield client
-    client.close()
-
-
 @pytest.mark.parametrize(
     ("method", "path"),
     [("get", "/cart"), ("post", "/cart/apple"), ("post", "/logout"), ("get", "/readyz")],

@@ -11,7 +11,7 @@ from sessionproof import REPO_ROOT
 
 # Import name -> distribution name, where they differ.
 DISTRIBUTION = {
-    "flask_session": "flask-session", "hdrh": "hdrhistogram", "yaml": "pyyaml",
+    "flask_session": "flask-session", "hdrh": "hdrhistogram", "yaml": "pyyaml", "prometheus_client": "prometheus-client",
     "compose_spec": "compose-spec", "kubernetes_validate": "kubernetes-validate",
 }  # fmt: skip
 NOT_IN_THE_APP = (

@@ -110,8 +110,16 @@ def _is_ip(host: str) -> bool:
 
 
 def nginx_conf(
-    env: Mapping[str, str], *, state_dir: object, bind_host: str, port: int, upstreams: list[tuple[str, int]]
+    env: Mapping[str, str],
+    *,
+    state_dir: object,
+    bind_host: str,
+    port: int,
+    upstreams: list[tuple[str, int]],
+    status_listen: str,
+    access_log: str | None = None,
 ) -> str:
+    """`status_listen`: where stub_status answers (loopback locally); `access_log`: a file, or /dev/stdout."""
     servers = "\n".join(
         f"        server {host}:{upstream_port} "
         f"max_fails={settings.get_int('NGINX_MAX_FAILS', env, minimum=0)} "
@@ -122,6 +130,8 @@ def nginx_conf(
         "nginx/nginx.conf.tmpl",
         {
             "state_dir": state_dir,
+            "access_log": access_log or f"{state_dir}/logs/nginx-access.log",
+            "status_listen": status_listen,
             "bind_host": bind_host,
             "port": port,
             "upstream_servers": servers,

@@ -73,7 +73,14 @@ class LocalRuntime:
             ),
             (self.config.app_nodes, self.probe.apps_ready, "every app replica is ready (/readyz)"),
             ([self.config.nginx_node], self.probe.nginx_ready, "nginx serves /ping"),
+            (
+                self.config.observability_nodes,
+                self.probe.observability_ready,
+                f"Prometheus ({self.config.prometheus_url}) scrapes every app, Redis node and nginx",
+            ),
         ):
+            if not group:
+                continue
             names = [n.name for n in group]
             progress(f"starting {', '.join(names)}")
             for name in names:
@@ -88,7 +95,7 @@ class LocalRuntime:
         if nginx_changed:
             # Only then: a reload closes idle client connections, which a client can see as an error.
             self._reload_nginx()
-        names = [n.name for n in self.config.nodes]
+        names = [n.name for n in self.config.all_nodes]
         wait_until(
             lambda: all(self.supervisor.process_info()[n]["statename"] == "RUNNING" for n in names),
             timeout_s,
@@ -184,7 +191,7 @@ class LocalRuntime:
             return
         tree = process_tree(pid)
         try:
-            for node in reversed(self.config.nodes):  # entry first, data last
+            for node in reversed(self.config.all_nodes):  # observability and entry first, data last
                 self.resume(node.name)
             progress("stopping every node")
             self.supervisor.shutdown()

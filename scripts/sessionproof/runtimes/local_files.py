@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sessionproof import SERVICES_DIR, settings
 from sessionproof.configs import templates as configs
+from sessionproof.configs.observability import prometheus_conf
 from sessionproof.configs.render import write_if_changed
 from sessionproof.runtimes.interface import StackError
 from sessionproof.runtimes.netns import NodeNetwork
@@ -28,13 +29,23 @@ _STATEFUL_KEYS = ("bind_host", "redis_port_base", "sentinel_port_base", "master_
 # State folders made before a key existed were made with these values.
 _DEFAULTS_BEFORE = {"network": "loopback", "subnet": None}
 _STATE_SUBDIRS = ("logs", "run", "nginx/client_body", "nginx/proxy", "nginx/fastcgi", "nginx/uwsgi", "nginx/scgi")
+# The Debian packages of the binaries the stack runs.
+_PACKAGES = {
+    "redis-server": "redis-server",
+    "redis-sentinel": "redis-sentinel",
+    "nginx": "nginx",
+    "prometheus": "prometheus",
+    "prometheus-redis-exporter": "prometheus-redis-exporter",
+    "prometheus-nginx-exporter": "prometheus-nginx-exporter",
+}
 
 
 def require_binary(name: str) -> str:
     path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin")
     if not path:
+        hint = " (or OBSERVABILITY=off to run the stack without Prometheus)" if name.startswith("prometheus") else ""
         raise StackError(
-            f"{name} is not installed; `make deps` installs it (apt-get install redis-server redis-sentinel nginx)"
+            f"{name} is not installed; `make deps` installs it (apt-get install {_PACKAGES.get(name, name)}){hint}"
         )
     return path
 
@@ -53,8 +64,25 @@ class LocalFiles:
         self._check_fingerprint()
         self._render_data_nodes()
         nginx_changed = self._render_nginx()
+        if self.config.observability:
+            write_if_changed(self.prometheus_dir / "prometheus.yml", self.prometheus_text())
         self._render_supervisor()
         return nginx_changed
+
+    @property
+    def prometheus_dir(self) -> Path:
+        return self.state_dir / "prometheus"
+
+    def prometheus_text(self) -> str:
+        config = self.config
+        return prometheus_conf(
+            config.env,
+            apps=[(n.name, n.address) for n in config.app_nodes],
+            redis=[(n.name, n.address) for n in config.redis_nodes],
+            redis_exporter=config.node("redis-exporter").address,
+            nginx_exporter=config.node("nginx-exporter").address,
+            prometheus=config.node("prometheus").address,
+        )
 
     def _fingerprint(self) -> dict:
         return {
@@ -109,6 +137,7 @@ class LocalFiles:
             bind_host=self.config.bind_host,
             port=self.config.nginx_port,
             upstreams=[(n.host, n.port) for n in self.config.app_nodes],
+            status_listen=f"{self.config.bind_host}:{self.config.nginx_status_port}",
         )
 
     def _render_nginx(self) -> bool:
@@ -125,6 +154,7 @@ class LocalFiles:
             REDIS_MASTER_NAME=self.config.get("REDIS_MASTER_NAME"),
             PYTHONUNBUFFERED="1",
         )
+        env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(self.state_dir / "metrics" / node.name))
         return env
 
     def _program(self, node: Node, command: str, directory: Path, environment: dict[str, str] | None = None) -> str:
@@ -157,4 +187,40 @@ class LocalFiles:
             f"{nginx} -c {nginx_dir / 'nginx.conf'} -p {nginx_dir}/ -e {self.state_dir / 'logs' / 'nginx-error.log'}"
         )
         programs.append(self._program(self.config.nginx_node, command, nginx_dir))
+        if self.config.observability:
+            programs += self._observability_programs()
         return self.supervisor.write_conf(programs)
+
+    def _observability_programs(self) -> list[str]:
+        """The exporters and Prometheus, in the host's namespace, where every node's address is reachable."""
+        config = self.config
+        redis_exporter, nginx_exporter, prometheus = (
+            config.node(n) for n in ("redis-exporter", "nginx-exporter", "prometheus")
+        )
+        scrape_timeout = f"{settings.get_int('METRICS_SCRAPE_INTERVAL_S', config.env, minimum=1) * 0.8:g}s"
+        return [
+            self.supervisor.program_section(
+                redis_exporter.name,
+                # Its default target is not ours: only the multi-target /scrape is used. The password comes from
+                # the environment (REDIS_PASSWORD), not the command line, where `ps` would show it.
+                f"{require_binary('prometheus-redis-exporter')} -web.listen-address {redis_exporter.address} "
+                f'-redis.addr "" -connection-timeout {scrape_timeout}',
+                self.state_dir,
+                {"REDIS_PASSWORD": config.get("REDIS_PASSWORD")},
+            ),
+            self.supervisor.program_section(
+                nginx_exporter.name,
+                f"{require_binary('prometheus-nginx-exporter')} -web.listen-address {nginx_exporter.address} "
+                f"-nginx.scrape-uri {config.nginx_status_url} -nginx.timeout {scrape_timeout}",
+                self.state_dir,
+                None,
+            ),
+            self.supervisor.program_section(
+                prometheus.name,
+                f"{require_binary('prometheus')} --config.file={self.prometheus_dir / 'prometheus.yml'} "
+                f"--storage.tsdb.path={self.prometheus_dir / 'data'} --web.listen-address={prometheus.address} "
+                "--storage.tsdb.retention.size=2GB",
+                self.prometheus_dir,
+                None,
+            ),
+        ]

@@ -78,3 +78,31 @@ def http_get_json(url: str, timeout_s: float = 1.0) -> tuple[int, dict | None]:
 
 def http_ok(url: str) -> bool:
     return http_get_json(url)[0] == 200
+
+
+def http_status(url: str, timeout_s: float = 1.0) -> int:
+    """Status of a GET whatever its body (an exporter's /metrics is text); 0 when nothing answered."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            response.read()
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return 0
+
+
+def prometheus_targets(prometheus_url: str) -> list[dict] | None:
+    """Prometheus's active targets (job, node, health, lastError), or None when it does not answer."""
+    code, body = http_get_json(f"{prometheus_url}/api/v1/targets?state=active")
+    if code != 200 or not isinstance(body, dict):
+        return None
+    return [
+        {
+            "job": t["labels"].get("job"),
+            "node": t["labels"].get("node"),
+            "health": t.get("health"),
+            "last_error": t.get("lastError", ""),
+        }
+        for t in body.get("data", {}).get("activeTargets", [])
+    ]

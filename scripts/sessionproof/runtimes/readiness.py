@@ -95,6 +95,15 @@ class StackProbe:
         master = self.master_node()
         return master is not None and self.redis_roles().get(master.name) == "master"
 
+    def observability_ready(self) -> bool:
+        """Both exporters answer, and Prometheus has scraped every target with success."""
+        for node in self.config.observability_nodes:
+            path = "/-/ready" if node.kind == "prometheus" else "/metrics"
+            if probes.http_status(f"http://{node.address}{path}") != 200:
+                return False
+        targets = probes.prometheus_targets(self.config.prometheus_url)
+        return bool(targets) and all(t["health"] == "up" for t in targets)
+
     def healthy(self) -> bool:
         return all(check() for check in (self.topology_settled, self.apps_ready, self.nginx_ready))
 
@@ -105,6 +114,9 @@ class StackProbe:
             "nginx": self.nginx_ready,
             "redis": lambda: probes.redis_replication(node.host, node.port, self.password) is not None,
             "sentinel": lambda: probes.sentinel_view(node.host, node.port, self.password, self.master_name) is not None,
+            "prometheus": lambda: probes.http_status(f"http://{node.address}/-/ready") == 200,
+            "redis-exporter": lambda: probes.http_status(f"http://{node.address}/metrics") == 200,
+            "nginx-exporter": lambda: probes.http_status(f"http://{node.address}/metrics") == 200,
         }[node.kind]
 
     # ---------------------------------------------------------------- status
@@ -112,7 +124,7 @@ class StackProbe:
         """One row per node, from supervisor's process info ({} when it is not running) and each node's answer."""
         view = self.sentinel_view() if process_info else None
         rows = []
-        for node in self.config.nodes:
+        for node in self.config.all_nodes:
             proc = process_info.get(node.name, {})
             state = proc.get("statename", "DOWN")
             pid = proc.get("pid") or None
@@ -144,5 +156,15 @@ class StackProbe:
         if node.kind == "app":
             code, _ = probes.http_get_json(f"http://{host}:{node.port}/readyz") if up else (0, None)
             return "app", {200: "ready", 503: "store unreachable", 0: "not answering"}.get(code, f"HTTP {code}")
+        if node.kind == "prometheus":
+            targets = probes.prometheus_targets(self.config.prometheus_url) if up else None
+            if targets is None:
+                return "metrics", "not answering"
+            down = [f"{t['node']} ({t['last_error'] or 'down'})" for t in targets if t["health"] != "up"]
+            detail = f"{len(targets) - len(down)}/{len(targets)} targets up, scraped at {self.config.prometheus_url}"
+            return "metrics", detail + (f"; down: {', '.join(down)}" if down else "")
+        if node.kind in ("redis-exporter", "nginx-exporter"):
+            code = probes.http_status(f"http://{node.address}/metrics") if up else 0
+            return "metrics", "serving /metrics" if code == 200 else f"HTTP {code or 'none'}"
         code, _ = probes.http_get_json(f"{self.config.entry_url}/ping") if up else (0, None)
         return "entry", f"{self.config.entry_url} " + ("serving" if code == 200 else f"HTTP {code or 'none'}")

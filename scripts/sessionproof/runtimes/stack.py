@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from sessionproof import settings
+from sessionproof.runtimes import request_logs
 from sessionproof.runtimes.containers import ContainerError
 from sessionproof.runtimes.interface import get_runtime
 from sessionproof.runtimes.local import LocalRuntime, StackError, default_runtime
@@ -65,7 +66,16 @@ def cmd_status(runtime: LocalRuntime, args) -> int:
 
 
 def cmd_logs(runtime: LocalRuntime, args) -> int:
-    names = [args.node] if args.node else [n.name for n in runtime.config.nodes] + ["nginx-error", "supervisord"]
+    if args.request_id:
+        apps = [n.name for n in runtime.config.app_nodes]
+        found = request_logs.find_request(runtime.state_dir / "logs", apps, args.request_id)
+        print(request_logs.format_request(found, args.request_id))
+        return 0 if found else 1
+    names = (
+        [args.node]
+        if args.node
+        else [n.name for n in runtime.config.all_nodes] + ["nginx-access", "nginx-error", "supervisord"]
+    )
     paths = [runtime.supervisor.log_path(name) for name in names if runtime.supervisor.log_path(name).exists()]
     if not paths:
         print(f"no logs yet under {runtime.state_dir / 'logs'}")
@@ -130,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.add_argument("node", nargs="?")
     logs.add_argument("-n", "--lines", type=int, default=20)
     logs.add_argument("-f", "--follow", action="store_true")
+    logs.add_argument("--request-id", help="print every log line (nginx's and each app's) of this one request")
     for name in NODE_COMMANDS:
         sub.add_parser(name).add_argument("node")
     args = parser.parse_args(argv)

@@ -9,9 +9,9 @@ from typing import Any
 
 from flask import Flask, request
 
-from . import errors, settings, store, views
+from . import errors, metrics, settings, store, views
 from .hardened_layer import HardenedSessionInterface
-from .session_layer import LAYERS, SESSIONLESS_PATHS, StockSessionInterface
+from .session_layer import LAYERS, REPLAYED_HEADER, SESSIONLESS_PATHS, STORE_NODE_HEADER, StockSessionInterface
 
 
 def config_from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -28,6 +28,7 @@ def config_from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "USER_MAX_LEN": settings.get_int("USER_MAX_LEN", env, minimum=1),
         "MAX_CONTENT_LENGTH": settings.get_int("REQUEST_MAX_BYTES", env, minimum=64),
         "SESSION_LAYER": settings.get_choice("SESSION_LAYER", LAYERS, env),
+        "REQUEST_LOG": settings.get_choice("REQUEST_LOG", ("json", "off"), env) == "json",
     }
 
 
@@ -39,16 +40,36 @@ class SessionproofFlask(Flask):
     def wsgi_app(self, environ, start_response):
         environ[_STARTED_NS] = time.perf_counter_ns()
         store.reset_store_time()
+        metrics.reset_request()
         return super().wsgi_app(environ, start_response)
 
     def process_response(self, response):
         response = super().process_response(response)  # after_request and the session's save included
         started_ns = request.environ.get(_STARTED_NS)
-        if started_ns is not None:
-            app_ms = (time.perf_counter_ns() - started_ns) / 1e6
-            store_ms = store.store_time_ns() / 1e6
-            # The W3C Server-Timing header: the app's own time and the part of it spent waiting on Redis, in ms.
-            response.headers[SERVER_TIMING_HEADER] = f"app;dur={app_ms:.3f}, store;dur={store_ms:.3f}"
+        if started_ns is None or request.path == "/metrics":
+            return response
+        app_ms = (time.perf_counter_ns() - started_ns) / 1e6
+        store_ms = store.store_time_ns() / 1e6
+        # The W3C Server-Timing header: the app's own time and the part of it spent waiting on Redis, in ms.
+        response.headers[SERVER_TIMING_HEADER] = f"app;dur={app_ms:.3f}, store;dur={store_ms:.3f}"
+        rule = request.url_rule.rule if request.url_rule is not None else None
+        endpoint = metrics.endpoint_label(request.method, rule)
+        metrics.observe(endpoint, response.status_code, app_ms / 1e3)
+        if self.config["REQUEST_LOG"]:
+            metrics.log_request(
+                {
+                    "request_id": request.headers.get("X-Request-ID"),
+                    "replica": self.config["INSTANCE_ID"],
+                    "method": request.method,
+                    "endpoint": endpoint,
+                    "status": response.status_code,
+                    "duration_ms": round(app_ms, 3),
+                    "store_ms": round(store_ms, 3),
+                    "retries": metrics.request_retries(),
+                    "replayed": response.headers.get(REPLAYED_HEADER) == "true",
+                    "store_node": response.headers.get(STORE_NODE_HEADER),
+                }
+            )
         return response
 
     def full_dispatch_request(self):

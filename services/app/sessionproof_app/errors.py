@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask, current_app, jsonify
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from . import metrics
 from .store import RedisError, is_store_full, is_store_unavailable, sentinels_unreachable
 
 
@@ -19,6 +20,7 @@ def error_response(status: int, code: str, message: str, **extra):
 
 def _store_error_response(error: BaseException):
     if is_store_full(error):
+        metrics.STORE_FULL.inc()
         # Full (maxmemory with noeviction): a write is refused whole, reads still work. Not retried
         # inside the request: memory frees only as keys expire, so the client is told when to come back.
         return error_response(
@@ -34,12 +36,14 @@ def _store_error_response(error: BaseException):
         # sees) is passed to the client as it is, so it cannot take every replica out of rotation.
         # Stock keeps its one answer.
         if current_app.session_interface.layer == "hardened" and sentinels_unreachable(error) is not None:
+            metrics.STORE_UNAVAILABLE.labels(error="store_unreachable_from_replica").inc()
             return error_response(
                 502,
                 "store_unreachable_from_replica",
                 "This replica cannot reach any Sentinel, so it cannot reach the session store; the request "
                 "was not acknowledged. Send it to another replica (with the same Idempotency-Key), or retry shortly.",
             )
+        metrics.STORE_UNAVAILABLE.labels(error="store_unavailable").inc()
         return error_response(503, "store_unavailable", "The session store is unreachable; retry shortly.")
     current_app.logger.error("unexpected Redis error: %r", error)
     return error_response(500, "store_error", "The session store answered with an error.")

@@ -21,7 +21,7 @@ from flask.globals import request_ctx
 from redis.backoff import ExponentialWithJitterBackoff
 from werkzeug.exceptions import ServiceUnavailable
 
-from . import store
+from . import metrics, store
 from .errors import error_response
 from .records import DEFAULT_HEADERS, FINGERPRINT_BYTES, RECORDED_HEADERS, Record, decode_record
 from .session_layer import (
@@ -156,6 +156,7 @@ class HardenedSessionInterface(StockSessionInterface):
                 if conflicts > self.max_conflict_retries or time.monotonic() >= self._state()["deadline"]:
                     rv = app.handle_user_exception(SessionContended())
                     return app.finalize_request(rv, from_error_handler=True)
+                metrics.count_retry("conflict")
                 time.sleep(random.uniform(0, 0.001 * min(conflicts, 10)))  # de-synchronise the contenders
             except RedisError as error:
                 failures += 1
@@ -178,6 +179,7 @@ class HardenedSessionInterface(StockSessionInterface):
         remaining_s = self._state()["deadline"] - time.monotonic()
         if remaining_s <= 0:
             raise error
+        metrics.count_retry(store.retry_reason(error))
         time.sleep(min(self.backoff.compute(failures), remaining_s))  # the last attempt falls on the deadline
         # Idle connections may point at a dead, paused or demoted master; new ones re-discover it.
         self.client.connection_pool.disconnect(inuse_connections=False)
@@ -273,6 +275,7 @@ class HardenedSessionInterface(StockSessionInterface):
             else:
                 response.headers[name] = value
         response.headers[REPLAYED_HEADER] = "true"
+        metrics.IDEMPOTENT_REPLAYS.inc()
         return response
 
     def _replicas_to_wait(self) -> int:
@@ -385,6 +388,8 @@ class HardenedSessionInterface(StockSessionInterface):
         replies = pipe.execute()
         outcome = replies[0].decode() if isinstance(replies[0], bytes) else replies[0]
         if outcome != "OK":
+            if outcome == "CONFLICT":
+                metrics.SESSION_CONFLICTS.inc()
             raise SessionConflict(outcome)  # DUPLICATE too: the retry finds the record and replays it
         if needed:
             self._require_replicas(replies[1], needed)

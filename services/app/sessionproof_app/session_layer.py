@@ -18,7 +18,7 @@ from flask_session.redis import RedisSessionInterface
 
 from . import settings, store
 
-SESSIONLESS_PATHS = frozenset({"/ping", "/healthz", "/readyz", "/openapi.json"})
+SESSIONLESS_PATHS = frozenset({"/ping", "/healthz", "/readyz", "/openapi.json", "/metrics"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"

@@ -113,6 +113,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ITEM_MAX_LEN", "64", "Longest item name (characters A-Z a-z 0-9 _ . -).", "app"),
     Setting("USER_MAX_LEN", "64", "Longest user name (same characters as items).", "app"),
     Setting("REQUEST_MAX_BYTES", "4096", "Largest request body the app accepts; larger gets 413.", "app"),
+    Setting(
+        "REQUEST_LOG",
+        "json",
+        "`json`: one JSON line per request on the replica's log (request id, endpoint, status, duration, store "
+        "time, retries); `off`: none.",
+        "app",
+    ),
+    Setting(
+        "PROMETHEUS_MULTIPROC_DIR",
+        "<a fresh temporary folder>",
+        "Folder where gunicorn's workers keep their metrics for /metrics (prometheus-client's multiprocess "
+        "mode); emptied when the replica starts. The local runtime uses STATE_DIR/metrics/app-N.",
+        "app",
+    ),
     # gunicorn (services/app/gunicorn.conf.py reads these)
     Setting("GUNICORN_WORKERS", "2", "gunicorn worker processes per app replica.", "app"),
     Setting("GUNICORN_THREADS", "4", "Threads per gunicorn worker (gthread worker).", "app"),

@@ -21,7 +21,7 @@ from redis.exceptions import (
 from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool, SentinelManagedConnection
 
-from . import settings
+from . import metrics, settings
 
 
 class WriteNotReplicated(RedisError):
@@ -89,6 +89,10 @@ class StoreSentinel(Sentinel):
                 raise SentinelsUnreachable(f"No Sentinel answered for {service_name!r}{detail}")
             raise MasterNotFoundError(f"No master found for {service_name!r}{detail}")
         _, chosen, state = best
+        master = (state["ip"], state["port"])
+        if getattr(self, "_last_master", None) not in (None, master):
+            metrics.MASTER_CHANGES.inc()
+        self._last_master = master
         # As redis-py does: the Sentinel that named the master comes first next time (wins a tie).
         if chosen in self.sentinels:
             sentinel_no = self.sentinels.index(chosen)
@@ -209,6 +213,36 @@ def is_store_unavailable(error: BaseException) -> bool:
     return isinstance(error, ResponseError) and _UNAVAILABLE_REPLY.search(str(error)) is not None
 
 
+def retry_reason(error: BaseException) -> str:
+    """A short, bounded name for why a store call is tried again (the `reason` label of store retries)."""
+    if isinstance(error, WriteNotReplicated):
+        return "not_replicated"
+    if isinstance(error, MasterNotFoundError):
+        return "no_master"
+    for reply in _UNAVAILABLE_REPLIES:
+        if isinstance(error, ResponseError) and reply in str(error):
+            return reply.lower()
+    return {ReadOnlyError: "readonly", BusyLoadingError: "loading", TimeoutError: "timeout"}.get(
+        type(error), "connection" if isinstance(error, ConnectionError) else type(error).__name__.lower()
+    )
+
+
+class CountingRetry(Retry):
+    """redis-py's command Retry (the stock layer's), counting each retry it makes in the replica's metrics."""
+
+    def call_with_retry(self, do, fail, is_retryable=None, with_failure_count=False):
+        failures = 0
+
+        def counted_fail(error, *count):
+            nonlocal failures
+            failures += 1
+            if self.get_retries() < 0 or failures <= self.get_retries():
+                metrics.count_retry(retry_reason(error))
+            return fail(error, *count)
+
+        return super().call_with_retry(do, counted_fail, is_retryable, with_failure_count)
+
+
 def make_backoff(env: Mapping[str, str] | None = None) -> ExponentialWithJitterBackoff:
     return ExponentialWithJitterBackoff(
         base=settings.get_float("REDIS_RETRY_BACKOFF_BASE_S", env),
@@ -216,11 +250,11 @@ def make_backoff(env: Mapping[str, str] | None = None) -> ExponentialWithJitterB
     )
 
 
-def make_retry(env: Mapping[str, str] | None = None, retries: int | None = None) -> Retry:
+def make_retry(env: Mapping[str, str] | None = None, retries: int | None = None) -> CountingRetry:
     # Without an explicit Retry, Sentinel-managed connections do not retry at all
     # (redis-py's Sentinel-managed connections); with it, a retried command reconnects and so re-asks
     # Sentinel for the master.
-    return Retry(
+    return CountingRetry(
         make_backoff(env),
         retries=settings.get_int("REDIS_RETRIES", env, minimum=0) if retries is None else retries,
         supported_errors=(ConnectionError, TimeoutError, ReadOnlyError),
@@ -274,5 +308,6 @@ __all__ = [
     "last_node",
     "make_backoff",
     "make_retry",
+    "retry_reason",
     "sentinels_unreachable",
 ]

@@ -7,6 +7,7 @@ from importlib import resources
 
 from flask import Blueprint, Flask, current_app, jsonify, request, session
 
+from . import metrics
 from .errors import error_response
 
 bp = Blueprint("contract", __name__)
@@ -154,6 +155,13 @@ _OPENAPI = resources.files(__package__).joinpath("openapi.json").read_bytes()
 def openapi():
     """The session contract as OpenAPI 3.0 (kept in openapi.json; `make test` fuzzes the live stack with it)."""
     return current_app.response_class(_OPENAPI, mimetype="application/json")
+
+
+@bp.get("/metrics")
+def prometheus_metrics():
+    """This replica's counters and latency histogram for Prometheus (nginx does not pass /metrics on)."""
+    body, content_type = metrics.exposition()
+    return current_app.response_class(body, content_type=content_type)
 
 
 @bp.get("/readyz")
