@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sessionproof.analysis import partition
+from sessionproof.analysis import partition, server
 from sessionproof.analysis.histograms import MIN_SAMPLES_FOR_P999
 from sessionproof.analysis.summary import path_text
 
@@ -222,6 +222,7 @@ def render_markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         "",
         *_failover_lines(summary),
         *partition.markdown_lines(summary.get("partition")),
+        *server.markdown_lines(summary.get("server")),
         *_replica_lines(summary["served_by"]),
         *_slo_lines(summary["slo"]),
         *_events_lines(summary["events"]),

@@ -172,7 +172,7 @@ def mark_events(run: RunData, panels, label_panel=None) -> bool:
 
 
 # -------------------------------------------------------------------- plots
-def _plot_latency_panel(axes, run: RunData, kind: str, endpoints: list[str]) -> None:
+def plot_latency_panel(axes, run: RunData, kind: str, endpoints: list[str]) -> None:
     axes.set_title(f"latency, {KIND_TITLES[kind]}", fontsize=10)
     series = run.latency.per_second[kind]
     drawn = False
@@ -196,7 +196,7 @@ def plot_latency(run: RunData, path: Path) -> None:
     panels = list(grid[:, 0])
     endpoints = plotted_endpoints(run)
     for axes, kind in zip(panels[:2], KINDS, strict=True):
-        _plot_latency_panel(axes, run, kind, endpoints)
+        plot_latency_panel(axes, run, kind, endpoints)
     throughput = panels[2]
     throughput.set_title("throughput (requests/s)", fontsize=10)
     throughput.set_ylabel("requests/s")

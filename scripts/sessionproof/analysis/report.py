@@ -22,6 +22,7 @@ from sessionproof.analysis.markdown import render_markdown
 from sessionproof.analysis.plots import write_plots
 from sessionproof.analysis.rundata import load_run
 from sessionproof.analysis.runfiles import RunFileError
+from sessionproof.analysis.server_plot import write_server_plot
 from sessionproof.analysis.summary import path_text, summarize
 
 SLO_BREACH_EXIT_CODE = 3
@@ -33,6 +34,7 @@ def build_report(run_dir: Path) -> dict[str, Any]:
     run = load_run(Path(run_dir))
     summary = summarize(run)
     write_plots(run, summary, run.run_dir / "plots")
+    write_server_plot(run, summary, run.run_dir / "plots")
     (run.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (run.run_dir / "report.md").write_text(render_markdown(summary, run.meta))
     return summary

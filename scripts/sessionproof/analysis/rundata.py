@@ -76,6 +76,8 @@ class RunData:
     requests_by_endpoint: dict[str, dict[str, int]]
     counters: dict[str, Any]
     events: list[dict[str, Any]]  # every record of raw/events.jsonl, t checked to be a number
+    # raw/server.json: what Prometheus saw during the run (load/server_metrics.py); None for runs without one.
+    server: dict[str, Any] | None = None
 
 
 def _parse_started_unix_s(meta: dict[str, Any], meta_path: Path) -> float:
@@ -188,4 +190,5 @@ def load_run(run_dir: Path) -> RunData:
         requests_by_endpoint=requests_by_endpoint,
         counters=counters,
         events=_read_events(raw / "events.jsonl"),
+        server=read_json_object(raw / "server.json") if (raw / "server.json").is_file() else None,
     )

@@ -9,6 +9,7 @@ from typing import Any
 from sessionproof.analysis import failover, partition
 from sessionproof.analysis.histograms import percentiles_us
 from sessionproof.analysis.rundata import SERVER_KINDS, LatencyData, RunData
+from sessionproof.analysis.server import summarize_server
 
 CORRECTNESS_CLASSES = ("lost_writes", "stale_reads", "sessions_lost", "foreign_sessions", "lost_updates")
 MAX_TRUSTED_CPU_PERCENT = 90.0
@@ -116,6 +117,7 @@ def summarize(run: RunData) -> dict[str, Any]:
         "latency_decomposition_us": decomposition(service, run.latency),
         "events": dict(sorted(Counter(str(event.get("type", "unknown")) for event in run.events).items())),
         **_failover_keys(run),
+        "server": summarize_server(run),
     }
     # Checked last, over the whole summary, so an SLO may point anywhere in it (failover figures included).
     slos = (meta.get("scenario_config") or {}).get("slo") or []

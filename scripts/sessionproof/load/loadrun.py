@@ -35,7 +35,7 @@ from locust.runners import STATE_SPAWNING, MasterRunner, WorkerRunner
 
 from sessionproof import runs
 from sessionproof.analysis import report
-from sessionproof.load import runinfo, scenarios
+from sessionproof.load import runinfo, scenarios, server_metrics
 from sessionproof.load.recorder import Recorder
 
 log = logging.getLogger("sessionproof")
@@ -282,6 +282,7 @@ def _finalize(environment) -> None:
     recorder.write_raw(raw, run_start_s=run.started.timestamp())
     recorder.write_hlogs(raw / "hlog", run_start_s=run.started.timestamp())
     recorder.reset()
+    server_metrics.record(raw, run.started.timestamp(), run.stopped.timestamp(), progress=_say)
     _write_locust_files(environment, run)
     web_ui = isinstance(environment.shape_class, ScenarioShape)
     (run.dir / "meta.json").write_text(json.dumps(runinfo.meta(environment, run, web_ui), indent=2) + "\n")

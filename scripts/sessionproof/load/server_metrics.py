@@ -1,0 +1,103 @@
+"""The server side of a run, as Prometheus saw it: fetched once, when the load stops, into raw/server.json.
+
+The report (analysis/server.py) reads that file, never Prometheus, so `make report` renders a
+run again after its Prometheus data is gone. When Prometheus does not answer (OBSERVABILITY=off,
+a stack without it, a generator on another machine) the file says why, and the report says so.
+
+Each query is a range query over the run's window at the scrape interval. Counters are summed
+per replica in PromQL and turned into increases by the report (resets included: a killed
+replica starts from zero again).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import requests
+
+from sessionproof import settings
+from sessionproof.topology import StackConfig
+
+SERVER_FILE = "server.json"
+QUERY_TIMEOUT_S = 10.0
+# After the load stops, how long to wait for Prometheus to scrape past its end.
+LAST_SCRAPE_WAIT_S = 3.0
+QUERIES = {
+    "requests": "sum by (node, status) (sessionproof_requests_total)",
+    "retries": "sum by (node, reason) (sessionproof_store_retries_total)",
+    "conflicts": "sum by (node) (sessionproof_session_conflicts_total)",
+    "replays": "sum by (node) (sessionproof_idempotent_replays_total)",
+    "store_unavailable": "sum by (node) (sessionproof_store_unavailable_total)",
+    "store_full": "sum by (node) (sessionproof_store_full_total)",
+    "master_changes": "sum by (node) (sessionproof_master_changes_total)",
+    "app_p99_s": "histogram_quantile(0.99, sum by (node, le) (rate(sessionproof_request_seconds_bucket[3s])))",
+    "up": "up",
+    "redis_up": "redis_up",
+    "redis_role": "redis_instance_info",
+    "redis_master_offset": "redis_master_repl_offset",
+    "redis_replica_offset": "redis_connected_slave_offset_bytes",
+    "redis_clients": "redis_connected_clients",
+    "nginx_active": "nginx_connections_active",
+}
+
+
+class PrometheusError(RuntimeError):
+    """Prometheus did not answer, or answered with an error; the message says which and where."""
+
+
+def _get(url: str, path: str, params: dict) -> dict:
+    try:
+        answer = requests.get(f"{url}{path}", params=params, timeout=QUERY_TIMEOUT_S)
+    except requests.RequestException as error:
+        raise PrometheusError(f"Prometheus at {url} did not answer ({type(error).__name__})") from None
+    try:
+        body = answer.json()
+    except ValueError:
+        raise PrometheusError(f"Prometheus at {url} answered HTTP {answer.status_code} without JSON") from None
+    if body.get("status") != "success":
+        raise PrometheusError(f"Prometheus at {url}: {body.get('errorType')}: {body.get('error')}")
+    return body["data"]
+
+
+def _wait_for_last_scrape(url: str, end_s: float) -> None:
+    deadline = time.monotonic() + LAST_SCRAPE_WAIT_S
+    while time.monotonic() < deadline:
+        result = _get(url, "/api/v1/query", {"query": "min(timestamp(up))"})["result"]
+        if result and float(result[0]["value"][1]) >= end_s:
+            return
+        time.sleep(0.25)
+
+
+def fetch(url: str, start_s: float, end_s: float, step_s: float) -> dict:
+    """Every QUERIES series over [start_s, end_s]: {name: [{"labels": {...}, "values": [[t, value], ...]}]}."""
+    _wait_for_last_scrape(url, end_s)
+    series = {}
+    for name, query in QUERIES.items():
+        data = _get(url, "/api/v1/query_range", {"query": query, "start": start_s, "end": end_s, "step": step_s})
+        series[name] = [
+            {"labels": item["metric"], "values": [[float(t), float(v)] for t, v in item["values"]]}
+            for item in data["result"]
+        ]
+    return series
+
+
+def record(raw_dir: Path, start_s: float, end_s: float, env=None, progress=print) -> dict:
+    """Write raw_dir/server.json for the window [start_s, end_s]; never raises: a failure is written down."""
+    recorded: dict = {"window": {"start_s": start_s, "end_s": end_s}}
+    try:
+        config = StackConfig.from_env(env)
+        step_s = float(settings.get_int("METRICS_SCRAPE_INTERVAL_S", config.env, minimum=1))
+        recorded.update(prometheus_url=config.prometheus_url, step_s=step_s)
+        if not config.observability:
+            raise PrometheusError("OBSERVABILITY=off: the stack runs no Prometheus")
+        recorded["series"] = fetch(config.prometheus_url, start_s, end_s, step_s)
+        recorded["available"] = True
+        progress(f"sessionproof: server-side metrics of the run recorded from {config.prometheus_url}")
+    except (PrometheusError, settings.ConfigError) as error:
+        recorded.update(available=False, reason=str(error))
+        progress(f"sessionproof: no server-side metrics: {error}")
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    (raw_dir / SERVER_FILE).write_text(json.dumps(recorded, separators=(",", ":")) + "\n")
+    return recorded
