@@ -58,3 +58,12 @@ def test_an_experiment_heals_the_stack_and_reports_failover_figures(healthy_stac
     assert figures["latency"]["before"]["count"] > 0 and figures["latency"]["during"]["count"] > 0
     assert any(e["event"] == "+switch-master" for e in summary["sentinel_timeline"])
     assert (run_dir / "raw" / "final_read.json").exists() and (run_dir / "plots" / "latency.png").exists()
+    # The server side, from the stack's Prometheus: the replicas retried while the master was gone.
+    server = summary["server"]
+    assert server["available"] is True, server
+    assert server["totals"]["retries"] > 0, server["per_replica"]
+    assert set(server["per_replica"]) == {n.name for n in healthy_stack.config.app_nodes}
+    (at_fault,) = server["replica_lag_at_faults"]
+    assert at_fault["master"] == master_before.name and len(at_fault["lag_bytes"]) == 2, at_fault
+    assert server["redis_master_timeline"][0]["master"] == master_before.name
+    assert (run_dir / "plots" / "server.png").exists()
