@@ -74,7 +74,7 @@ def master_timeline(series: dict, window_start_s: float) -> list[dict]:
                 by_t[t].append(item["labels"].get("node", "?"))
     timeline: list[dict] = []
     for t in sorted(times):
-        masters = sorted(by_t.get(t, []))
+        masters = sorted(set(by_t.get(t, [])))  # a restarted node has a new series (its run_id label)
         current = ", ".join(masters) if masters else None
         if not timeline or timeline[-1]["master"] != current:
             timeline.append({"t_s": round(t - window_start_s, 1), "master": current})
@@ -83,12 +83,12 @@ def master_timeline(series: dict, window_start_s: float) -> list[dict]:
 
 def replica_lag_at(series: dict, t: float, names: dict[str, str]) -> dict[str, Any]:
     """Each replica's bytes behind the master's offset, from the last scrape before t (INFO replication on the master)."""
-    masters = [
+    masters = {
         item["labels"].get("node")
         for item in series.get("redis_role", [])
-        if item["labels"].get("role") == "master" and value_at(item["values"], t)
-    ]
-    master = masters[0] if len(masters) == 1 else None
+        if item["labels"].get("role") == "master" and (found := value_at(item["values"], t)) and found[1] <= 2.0
+    }
+    master = next(iter(masters)) if len(masters) == 1 else None
     if master is None:
         return {"master": None, "lag_bytes": {}, "note": "no single master reported just before the fault"}
     offset = next(
@@ -129,10 +129,10 @@ def summarize_server(run) -> dict[str, Any]:
         replicas[node]["requests"] += rise
         replicas[node]["5xx"] += rise if status.startswith("5") else 0
         replicas[node]["503"] += rise if status == "503" else 0
-    retries_by_reason: dict[str, dict[str, int]] = defaultdict(dict)
+    retries_by_reason: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for item in series.get("retries", []):
         node, reason = item["labels"].get("node", "?"), item["labels"].get("reason", "?")
-        retries_by_reason[node][reason] = round(counter_increase(item["values"], start_s, step_s))
+        retries_by_reason[node][reason] += round(counter_increase(item["values"], start_s, step_s))
     for key, name in COUNTERS.items():
         for item in series.get(name, []):
             node = item["labels"].get("node", "?")

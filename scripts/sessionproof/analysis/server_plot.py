@@ -129,7 +129,7 @@ def plot_server(run: RunData, server: dict[str, Any], path: Path) -> None:
         lag_panel.plot(
             [t - x0_s for t, _ in points], [v for _, v in points], lw=1.1, color=f"C{index + 3}", label=replica
         )
-    lag_panel.set_yscale("symlog", linthresh=100)
+    lag_panel.set_ylim(bottom=0)
     lag_panel.set_ylabel("bytes")
     if not lags:
         _note(lag_panel, "no replica reported")

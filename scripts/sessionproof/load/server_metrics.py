@@ -4,8 +4,8 @@ The report (analysis/server.py) reads that file, never Prometheus, so `make repo
 run again after its Prometheus data is gone. When Prometheus does not answer (OBSERVABILITY=off,
 a stack without it, a generator on another machine) the file says why, and the report says so.
 
-Each query is a range query over the run's window at the scrape interval. Counters are summed
-per replica in PromQL and turned into increases by the report (resets included: a killed
+Each query is a range query over the run's window at the scrape interval. The report turns
+counters into increases per series and adds them up per replica (resets included: a killed
 replica starts from zero again).
 """
 
@@ -23,15 +23,17 @@ from sessionproof.topology import StackConfig
 SERVER_FILE = "server.json"
 QUERY_TIMEOUT_S = 10.0
 # After the load stops, how long to wait for Prometheus to scrape past its end.
-LAST_SCRAPE_WAIT_S = 3.0
+LAST_SCRAPE_WAIT_S = 5.0
+# Counters are fetched series by series, not summed in PromQL: a sum over a restarted replica's series would
+# mix its old and new counter for a moment, and the report could not tell a reset from a rise.
 QUERIES = {
-    "requests": "sum by (node, status) (sessionproof_requests_total)",
-    "retries": "sum by (node, reason) (sessionproof_store_retries_total)",
-    "conflicts": "sum by (node) (sessionproof_session_conflicts_total)",
-    "replays": "sum by (node) (sessionproof_idempotent_replays_total)",
-    "store_unavailable": "sum by (node) (sessionproof_store_unavailable_total)",
-    "store_full": "sum by (node) (sessionproof_store_full_total)",
-    "master_changes": "sum by (node) (sessionproof_master_changes_total)",
+    "requests": "sessionproof_requests_total",
+    "retries": "sessionproof_store_retries_total",
+    "conflicts": "sessionproof_session_conflicts_total",
+    "replays": "sessionproof_idempotent_replays_total",
+    "store_unavailable": "sessionproof_store_unavailable_total",
+    "store_full": "sessionproof_store_full_total",
+    "master_changes": "sessionproof_master_changes_total",
     "app_p99_s": "histogram_quantile(0.99, sum by (node, le) (rate(sessionproof_request_seconds_bucket[3s])))",
     "up": "up",
     "redis_up": "redis_up",
@@ -71,8 +73,12 @@ def _wait_for_last_scrape(url: str, end_s: float) -> None:
 
 
 def fetch(url: str, start_s: float, end_s: float, step_s: float) -> dict:
-    """Every QUERIES series over [start_s, end_s]: {name: [{"labels": {...}, "values": [[t, value], ...]}]}."""
-    _wait_for_last_scrape(url, end_s)
+    """Every QUERIES series over [start_s, end_s + 2 steps]: {name: [{"labels": {...}, "values": [[t, value]]}]}.
+
+    Two steps past the end: a range query's point holds the last scrape before it, so without them the
+    requests of the run's last second, counted after the last scrape before its end, would be missing."""
+    end_s += 2 * step_s
+    _wait_for_last_scrape(url, end_s - step_s)
     series = {}
     for name, query in QUERIES.items():
         data = _get(url, "/api/v1/query_range", {"query": query, "start": start_s, "end": end_s, "step": step_s})

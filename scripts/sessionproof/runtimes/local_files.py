@@ -29,6 +29,8 @@ _STATEFUL_KEYS = ("bind_host", "redis_port_base", "sentinel_port_base", "master_
 # State folders made before a key existed were made with these values.
 _DEFAULTS_BEFORE = {"network": "loopback", "subnet": None}
 _STATE_SUBDIRS = ("logs", "run", "nginx/client_body", "nginx/proxy", "nginx/fastcgi", "nginx/uwsgi", "nginx/scgi")
+# Prometheus answers with a series' last sample for this many scrape intervals (its lookback delta).
+LOOKBACK_SCRAPES = 5
 # The Debian packages of the binaries the stack runs.
 _PACKAGES = {
     "redis-server": "redis-server",
@@ -197,7 +199,11 @@ class LocalFiles:
         redis_exporter, nginx_exporter, prometheus = (
             config.node(n) for n in ("redis-exporter", "nginx-exporter", "prometheus")
         )
-        scrape_timeout = f"{settings.get_int('METRICS_SCRAPE_INTERVAL_S', config.env, minimum=1) * 0.8:g}s"
+        interval_s = settings.get_int("METRICS_SCRAPE_INTERVAL_S", config.env, minimum=1)
+        scrape_timeout = f"{interval_s * 0.8:g}s"
+        # A series whose target stopped (or that a restarted node replaced: redis_instance_info carries run_id)
+        # must not live on for Prometheus's default 5 minutes: a run's queries would see old and new at once.
+        lookback_s = LOOKBACK_SCRAPES * interval_s
         return [
             self.supervisor.program_section(
                 redis_exporter.name,
@@ -219,7 +225,7 @@ class LocalFiles:
                 prometheus.name,
                 f"{require_binary('prometheus')} --config.file={self.prometheus_dir / 'prometheus.yml'} "
                 f"--storage.tsdb.path={self.prometheus_dir / 'data'} --web.listen-address={prometheus.address} "
-                "--storage.tsdb.retention.size=2GB",
+                f"--storage.tsdb.retention.size=2GB --query.lookback-delta={lookback_s}s",
                 self.prometheus_dir,
                 None,
             ),
