@@ -217,7 +217,15 @@ def test_a_failover_run_reports_its_figures_faults_and_slos(tmp_path):
     run_dir = make_failover_run(tmp_path / "run", slo=slo)
     assert main([str(run_dir)]) == SLO_BREACH_EXIT_CODE
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert list(summary)[-7:] == ["faults", "failover", "sentinel_timeline", "split_brain", "partition", "server", "slo"]
+    assert list(summary)[-7:] == [
+        "faults",
+        "failover",
+        "sentinel_timeline",
+        "split_brain",
+        "partition",
+        "server",
+        "slo",
+    ]
     assert summary["faults"] == [
         {
             "fault": "kill-redis-master",

@@ -13,8 +13,8 @@ from sessionproof.runtimes import validate
 
 @pytest.fixture
 def tree(tmp_path):
-    """A copy of what make validate reads: compose/, k8s/ and the Dockerfile."""
-    for name in ("compose", "k8s"):
+    """A copy of what make validate reads: compose/, k8s/, Grafana's files and the Dockerfile."""
+    for name in ("compose", "k8s", "services/grafana"):
         shutil.copytree(REPO_ROOT / name, tmp_path / name)
     (tmp_path / "services" / "app").mkdir(parents=True)
     shutil.copy(REPO_ROOT / "services" / "app" / "Dockerfile", tmp_path / "services" / "app" / "Dockerfile")

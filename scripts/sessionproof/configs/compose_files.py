@@ -20,6 +20,7 @@ from sessionproof.configs.container_files import (
     sentinel_confs,
     yaml_documents,
 )
+from sessionproof.configs.observability_files import COMPOSE_PROMETHEUS_CONF, compose_prometheus_conf, compose_services
 from sessionproof.topology import NGINX_PORT, REDIS_PORT, SENTINEL_PORT
 
 
@@ -37,7 +38,12 @@ def compose_files(env: Mapping[str, str]) -> dict[str, str]:
     }
     files["compose/config/nginx.conf"] = nginx_file(env, app_hosts)
     files["compose/app.env"] = env_file(app_env(env, sentinel_hosts))
-    files["compose/docker-compose.yml"] = yaml_documents(_compose_document(redis_hosts, sentinel_hosts, app_hosts))
+    files[COMPOSE_PROMETHEUS_CONF] = compose_prometheus_conf(env, app_hosts, redis_hosts)
+    document = _compose_document(redis_hosts, sentinel_hosts, app_hosts)
+    # The `observability` profile: Prometheus, its exporters and Grafana (observability_files.py).
+    document["services"] |= compose_services(env)
+    document["volumes"]["prometheus-data"] = {}
+    files["compose/docker-compose.yml"] = yaml_documents(document)
     return files
 
 

@@ -20,6 +20,7 @@ from sessionproof.configs.container_files import (
     sentinel_confs,
     yaml_documents,
 )
+from sessionproof.configs.observability_files import k8s_files as observability_files
 from sessionproof.topology import APP_PORT, NGINX_PORT, REDIS_PORT, SENTINEL_PORT
 
 
@@ -41,6 +42,8 @@ def k8s_files(env: Mapping[str, str]) -> dict[str, str]:
     files["k8s/base/app.yaml"] = yaml_documents(*_app_documents(apps))
     files["k8s/base/nginx.yaml"] = yaml_documents(*_nginx_documents())
     files["k8s/base/locust.yaml"] = yaml_documents(*_locust_documents())
+    # k8s/overlays/observability: Prometheus and the exporters on top of the dev overlay.
+    files |= observability_files(env, [host.split(".")[0] for host in redis_hosts])
     return files
 
 
@@ -140,7 +143,15 @@ def _app_documents(apps: int) -> list[dict]:
             "replicas": apps,
             "selector": {"matchLabels": _labels("app")},
             "template": {
-                "metadata": {"labels": _labels("app")},
+                "metadata": {
+                    "labels": _labels("app"),
+                    # Where a Prometheus that discovers pods (the observability overlay's, or a cluster's) scrapes.
+                    "annotations": {
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(APP_PORT),
+                        "prometheus.io/path": "/metrics",
+                    },
+                },
                 "spec": {
                     "shareProcessNamespace": True,
                     "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},

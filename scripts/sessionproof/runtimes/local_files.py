@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sessionproof import SERVICES_DIR, settings
 from sessionproof.configs import templates as configs
-from sessionproof.configs.observability import prometheus_conf
+from sessionproof.configs.observability import exporter_timeout, lookback_delta, prometheus_conf
 from sessionproof.configs.render import write_if_changed
 from sessionproof.runtimes.interface import StackError
 from sessionproof.runtimes.netns import NodeNetwork
@@ -29,8 +29,6 @@ _STATEFUL_KEYS = ("bind_host", "redis_port_base", "sentinel_port_base", "master_
 # State folders made before a key existed were made with these values.
 _DEFAULTS_BEFORE = {"network": "loopback", "subnet": None}
 _STATE_SUBDIRS = ("logs", "run", "nginx/client_body", "nginx/proxy", "nginx/fastcgi", "nginx/uwsgi", "nginx/scgi")
-# Prometheus answers with a series' last sample for this many scrape intervals (its lookback delta).
-LOOKBACK_SCRAPES = 5
 # The Debian packages of the binaries the stack runs.
 _PACKAGES = {
     "redis-server": "redis-server",
@@ -199,11 +197,7 @@ class LocalFiles:
         redis_exporter, nginx_exporter, prometheus = (
             config.node(n) for n in ("redis-exporter", "nginx-exporter", "prometheus")
         )
-        interval_s = settings.get_int("METRICS_SCRAPE_INTERVAL_S", config.env, minimum=1)
-        scrape_timeout = f"{interval_s * 0.8:g}s"
-        # A series whose target stopped (or that a restarted node replaced: redis_instance_info carries run_id)
-        # must not live on for Prometheus's default 5 minutes: a run's queries would see old and new at once.
-        lookback_s = LOOKBACK_SCRAPES * interval_s
+        scrape_timeout, lookback = exporter_timeout(config.env), lookback_delta(config.env)
         return [
             self.supervisor.program_section(
                 redis_exporter.name,
@@ -225,7 +219,7 @@ class LocalFiles:
                 prometheus.name,
                 f"{require_binary('prometheus')} --config.file={self.prometheus_dir / 'prometheus.yml'} "
                 f"--storage.tsdb.path={self.prometheus_dir / 'data'} --web.listen-address={prometheus.address} "
-                f"--storage.tsdb.retention.size=2GB --query.lookback-delta={lookback_s}s",
+                f"--storage.tsdb.retention.size=2GB --query.lookback-delta={lookback}",
                 self.prometheus_dir,
                 None,
             ),

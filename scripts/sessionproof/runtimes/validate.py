@@ -5,7 +5,10 @@
 3. each k8s overlay renders (`kubectl kustomize`) and every object validates against the
    Kubernetes schemas, offline and strict (kubernetes-validate);
 4. parity: the Redis, Sentinel and nginx settings, the app's settings, ports and probes are the
-   same in the local runtime, compose and k8s.
+   same in the local runtime, compose and k8s;
+5. observability (validate_observability.py): the Grafana dashboard and provisioning, the compose
+   `observability` profile and the k8s observability overlay, the Prometheus configs (promtool) and
+   their parity with the local one.
 
 Exit status 0 when all hold, 1 with every problem listed otherwise.
 """
@@ -23,11 +26,12 @@ import yaml
 
 from sessionproof import REPO_ROOT, settings
 from sessionproof.configs.generate import RUNTIME_SET_SETTINGS, drift
+from sessionproof.runtimes import validate_observability as observability
 from sessionproof.runtimes.local import LocalRuntime
 from sessionproof.topology import APP_PORT, NGINX_PORT, StackConfig
 
 K8S_VERSION = "1.33.0"
-OVERLAYS = ("dev", "production")
+OVERLAYS = ("dev", "production", "observability")
 
 # Lines that legitimately differ per runtime: addresses, folders, the password, announcing.
 _REDIS_LOCAL = re.compile(r"^(bind|port|dir|requirepass|masterauth|replicaof|replica-announce-ip) ")
@@ -63,6 +67,7 @@ def local_configs() -> dict[str, str]:
             "sentinel": (root / "sentinel-1" / "sentinel.conf").read_text(),
             "nginx": (root / "nginx" / "nginx.conf").read_text(),
             "app_env": "\n".join(f"{k}={v}" for k, v in _resolved_app_settings(runtime).items()),
+            "prometheus": runtime.files.prometheus_text(),
         }
 
 
@@ -105,8 +110,8 @@ def _env_pairs(text: str) -> dict[str, str]:
     return pairs
 
 
-def parity_problems(root: Path = REPO_ROOT) -> list[str]:
-    local = local_configs()
+def parity_problems(root: Path = REPO_ROOT, local: dict[str, str] | None = None) -> list[str]:
+    local = local_configs() if local is None else local
     problems = []
     for runtime, found in _runtime_configs(root).items():
         for key, pattern in (
@@ -148,7 +153,7 @@ def compose_problems(root: Path = REPO_ROOT) -> list[str]:
     for name, service in services.items():
         if "password" in str(service.get("environment", {})).lower():
             problems.append(f"compose: {name} has a password inline; use the redis_password secret")
-    return problems
+    return problems + observability.compose_problems(services, root)
 
 
 def k8s_objects(overlay_dir: Path) -> list[dict]:
@@ -179,6 +184,8 @@ def k8s_problems(root: Path = REPO_ROOT) -> list[str]:
             except kubernetes_validate.ValidationError as error:
                 problems.append(f"k8s {overlay}: {obj['kind']}/{obj['metadata']['name']}: {error.message}")
         problems += [f"k8s {overlay}: {p}" for p in _k8s_shape_problems(objects)]
+        if overlay == "observability":
+            problems += [f"k8s {overlay}: {p}" for p in observability.k8s_problems(objects)]
     return problems
 
 
@@ -199,6 +206,7 @@ def _k8s_shape_problems(objects: list[dict]) -> list[str]:
             problems.append("the app's livenessProbe must be GET /healthz (it never touches Redis)")
         if container["ports"][0]["containerPort"] != APP_PORT:
             problems.append(f"the app must listen on {APP_PORT}")
+        problems += observability.app_annotation_problems(app)
     secrets = [o for o in objects if o["kind"] == "Secret"]
     for secret in secrets:
         if secret["metadata"]["name"].startswith("sessionproof-redis") and "password" not in secret.get("data", {}):
@@ -229,18 +237,26 @@ def dockerfile_problems(root: Path = REPO_ROOT) -> list[str]:
     return problems
 
 
-def all_problems(root: Path = REPO_ROOT) -> list[str]:
+def all_problems(root: Path = REPO_ROOT, notes: list[str] | None = None) -> list[str]:
+    """Every problem; notes (when given) collects what could not be checked here, such as promtool's absence."""
+    local = local_configs()
     return [
         *[f"drift: {d}" for d in drift(root)],
         *compose_problems(root),
         *k8s_problems(root),
-        *parity_problems(root),
+        *parity_problems(root, local),
         *dockerfile_problems(root),
+        *observability.prometheus_problems(local["prometheus"], root, notes),
+        *observability.dashboard_problems(root, shutil.which("promtool")),
+        *observability.grafana_problems(root),
     ]
 
 
 def main() -> int:
-    problems = all_problems()
+    notes: list[str] = []
+    problems = all_problems(notes=notes)
+    for note in dict.fromkeys(notes):
+        print(f"note: {note}")
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:
@@ -249,7 +265,9 @@ def main() -> int:
     print(
         "validate: generated files match services/ and the settings; compose matches the compose specification; "
         f"k8s overlays {', '.join(OVERLAYS)} render and match the Kubernetes {K8S_VERSION} schemas; "
-        "Redis, Sentinel, nginx and app settings are the same in local, compose and k8s"
+        "Redis, Sentinel, nginx and app settings are the same in local, compose and k8s; "
+        "the Grafana dashboard queries only exported metrics through the provisioned datasource; "
+        "the Prometheus configs pass promtool and scrape the same jobs at the same interval as local"
     )
     return 0
 
