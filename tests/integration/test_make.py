@@ -46,7 +46,8 @@ def test_make_up_status_and_down_leave_no_process_behind(tmp_path):
         assert sorted(roles) == sorted(
             ["master", "replica", "replica", "sentinel", "sentinel", "sentinel", "app", "app"]
         )
-        assert "entry" in status and "9/9 nodes running" in status
+        assert "entry" in status and "12/12 nodes running" in status  # 9 of the stack, Prometheus and 2 exporters
+        assert "prometheus" in status and "targets up" in status
 
         pids_before = {p.pid for p in started}
         rerun = make("up", env)
