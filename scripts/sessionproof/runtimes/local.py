@@ -167,6 +167,24 @@ class LocalRuntime:
                 member.kill()
             psutil.wait_procs(tree, timeout=5)
 
+    def _stop_orphaned_observability(self, progress) -> None:
+        """Prometheus and the exporters (host namespace, like nginx) outlive a crashed supervisord too: ours are
+        those of these programs started in or naming this state folder."""
+        programs = {"prometheus", "prometheus-redis-exporter", "prometheus-nginx-exporter"}
+        state = str(self.state_dir)
+        orphans = []
+        for proc in psutil.process_iter(["exe", "cwd", "cmdline"]):
+            exe, cwd = proc.info["exe"] or "", proc.info["cwd"] or ""
+            if os.path.basename(exe) in programs and (
+                cwd.startswith(state) or state in " ".join(proc.info["cmdline"] or [])
+            ):
+                orphans.append(proc)
+        for proc in orphans:
+            progress(f"stopping {os.path.basename(proc.info['exe'])} (pid {proc.pid}), left by a crashed supervisord")
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+        psutil.wait_procs(orphans, timeout=5)
+
     def _remove_network(self, progress) -> None:
         """Every namespace, veth and bridge of this stack, also those a crashed or loopback re-run left."""
         network = self.network or NodeNetwork(self.config)
@@ -187,6 +205,7 @@ class LocalRuntime:
         pid = self.supervisor.pid()
         if pid is None:
             self._stop_orphaned_nginx(progress)
+            self._stop_orphaned_observability(progress)
             progress("nothing is running")
             return
         tree = process_tree(pid)
@@ -204,6 +223,7 @@ class LocalRuntime:
             proc.kill()
         psutil.wait_procs(leftovers + alive, timeout=5)
         self._stop_orphaned_nginx(progress)
+        self._stop_orphaned_observability(progress)
         progress("stopped")
 
     # --------------------------------------------------------------- faults
