@@ -16,7 +16,10 @@ pytestmark = pytest.mark.stack
 
 def assert_whole(stack) -> None:
     roles = Counter(row.role for row in stack.status() if row.state == "RUNNING")
-    assert roles == Counter({"master": 1, "replica": 2, "sentinel": 3, "app": stack.config.apps, "entry": 1})
+    # Prometheus and its two exporters (role "metrics") run beside the stack and no fault touches them.
+    assert roles == Counter(
+        {"master": 1, "replica": 2, "sentinel": 3, "app": stack.config.apps, "entry": 1, "metrics": 3}
+    )
     assert list(stack.redis_roles().values()).count("master") == 1
     assert stack.healthy()
 
