@@ -11,20 +11,15 @@ first retry creates it) counts from zero, and a drop (a restarted replica) is a 
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from typing import Any
 
 from sessionproof.analysis import failover, partition
 
-# The per-replica counters: summary key -> raw/server.json series name.
-COUNTERS = {
-    "retries": "retries",
-    "conflicts": "conflicts",
-    "replays": "replays",
-    "store_unavailable": "store_unavailable",
-    "store_full": "store_full",
-    "master_changes": "master_changes",
-}
+# The per-replica counters: each is a key of the summary and a series of raw/server.json.
+COUNTERS = ("retries", "conflicts", "replays", "store_unavailable", "store_full", "master_changes")
+REPLICA_KEYS = ("requests", "5xx", "503", *COUNTERS)
 
 
 def counter_increase(values: list[list[float]], window_start_s: float, step_s: float) -> float:
@@ -56,10 +51,10 @@ def per_step_increase(values: list[list[float]], window_start_s: float, step_s: 
 
 def value_at(values: list[list[float]], t: float) -> tuple[float, float] | None:
     """(value, age s) of the last sample at or before t; None when there is none."""
-    before = [(st, v) for st, v in values if st <= t]
-    if not before:
+    index = bisect.bisect_right(values, t, key=lambda sample: sample[0])  # samples are in time order
+    if index == 0:
         return None
-    st, v = before[-1]
+    st, v = values[index - 1]
     return v, t - st
 
 
@@ -122,7 +117,7 @@ def summarize_server(run) -> dict[str, Any]:
         return {"available": False, "reason": raw.get("reason", "unknown"), "prometheus_url": raw.get("prometheus_url")}
     series, step_s = raw["series"], float(raw.get("step_s", 1.0))
     start_s = float(raw["window"]["start_s"])
-    replicas: dict[str, dict[str, Any]] = defaultdict(lambda: {"requests": 0, "5xx": 0, "503": 0})
+    replicas: dict[str, dict[str, Any]] = defaultdict(lambda: dict.fromkeys(REPLICA_KEYS, 0))
     for item in series.get("requests", []):
         node, status = item["labels"].get("node", "?"), item["labels"].get("status", "")
         rise = round(counter_increase(item["values"], start_s, step_s))
@@ -130,19 +125,16 @@ def summarize_server(run) -> dict[str, Any]:
         replicas[node]["5xx"] += rise if status.startswith("5") else 0
         replicas[node]["503"] += rise if status == "503" else 0
     retries_by_reason: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for item in series.get("retries", []):
-        node, reason = item["labels"].get("node", "?"), item["labels"].get("reason", "?")
-        retries_by_reason[node][reason] += round(counter_increase(item["values"], start_s, step_s))
-    for key, name in COUNTERS.items():
+    for name in COUNTERS:
         for item in series.get(name, []):
             node = item["labels"].get("node", "?")
-            replicas[node][key] = replicas[node].get(key, 0) + round(counter_increase(item["values"], start_s, step_s))
+            rise = round(counter_increase(item["values"], start_s, step_s))
+            replicas[node][name] += rise
+            if name == "retries":
+                retries_by_reason[node][item["labels"].get("reason", "?")] += rise
     for node, reasons in retries_by_reason.items():
         replicas[node]["retries_by_reason"] = dict(sorted(reasons.items()))
-    for node in replicas:
-        for key in COUNTERS:
-            replicas[node].setdefault(key, 0)
-    totals = {key: sum(r[key] for r in replicas.values()) for key in ("requests", "5xx", "503", *COUNTERS)}
+    totals = {key: sum(r[key] for r in replicas.values()) for key in REPLICA_KEYS}
     names = partition.store_names(run.meta)
     faults = [
         {"fault": p["fault"], "target": p.get("target"), "t_s": round(p["start_t"] - run.started_unix_s, 1),

@@ -18,6 +18,7 @@ from pathlib import Path
 import requests
 
 from sessionproof import settings
+from sessionproof.configs.observability import scrape_interval_s
 from sessionproof.topology import StackConfig
 
 SERVER_FILE = "server.json"
@@ -94,7 +95,7 @@ def record(raw_dir: Path, start_s: float, end_s: float, env=None, progress=print
     recorded: dict = {"window": {"start_s": start_s, "end_s": end_s}}
     try:
         config = StackConfig.from_env(env)
-        step_s = float(settings.get_int("METRICS_SCRAPE_INTERVAL_S", config.env, minimum=1))
+        step_s = float(scrape_interval_s(config.env))
         recorded.update(prometheus_url=config.prometheus_url, step_s=step_s)
         if not config.observability:
             raise PrometheusError("OBSERVABILITY=off: the stack runs no Prometheus")
