@@ -31,11 +31,14 @@ def _per_node_rate(series: list[dict], start_s: float, step_s: float, keep=lambd
     return rates
 
 
-def _draw_rates(axes, rates: dict[str, dict], x0_s: float, ls: str, suffix: str, colours: dict[str, str]) -> bool:
+def _draw_rates(
+    axes, rates: dict[str, dict], x0_s: float, ls: str, suffix: str, colours: dict[str, str], always: bool = False
+) -> bool:
+    """One line per node; a node whose rate stayed zero is left out unless `always`. True if a line was drawn."""
     drawn = False
     for node in sorted(rates):
         points = sorted(rates[node].items())
-        if not points or (ls != "-" and not any(v for _, v in points)):
+        if not points or not (always or any(v for _, v in points)):
             continue
         axes.plot([t - x0_s for t, _ in points], [v for _, v in points], color=colours[node], ls=ls, lw=1.1,
                   label=f"{node} {suffix}")  # fmt: skip
@@ -104,7 +107,13 @@ def plot_server(run: RunData, server: dict[str, Any], path: Path) -> None:
     requests_panel, retries_panel, lag_panel, roles_panel = panels[1:]
     requests_panel.set_title("requests/s per replica (solid), 5xx/s (dashed), as each replica counted", fontsize=10)
     _draw_rates(
-        requests_panel, _per_node_rate(series.get("requests", []), start_s, step_s), x0_s, "-", "req/s", colours
+        requests_panel,
+        _per_node_rate(series.get("requests", []), start_s, step_s),
+        x0_s,
+        "-",
+        "req/s",
+        colours,
+        always=True,
     )
     five_xx = _per_node_rate(
         series.get("requests", []), start_s, step_s, lambda labels: labels.get("status", "").startswith("5")
