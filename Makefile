@@ -10,14 +10,14 @@ STACK_CLI := $(PY) -m sessionproof.runtimes.stack
 
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: generate validate help deps venv up down status logs clean config lint format test test-quick lock unloaded loadtest report check chaos experiment experiments demo screenshots bench scale soak
+.PHONY: generate validate help deps venv images up down status logs clean config lint format test test-quick lock unloaded loadtest report check chaos experiment experiments demo screenshots bench scale soak
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
 	@echo
 	@echo "  Settings are environment variables (make config lists them), e.g. APPS=4 make up"
 
-deps: ## Install missing system packages (redis-server, redis-sentinel, nginx) with apt-get
+deps: ## Install missing system packages with apt-get (Redis, nginx, Prometheus and exporters, Podman and runc for STACK=compose)
 	@scripts/install-system-deps.sh
 
 venv: $(STAMP) ## Create .venv from the pinned dependencies
@@ -30,7 +30,10 @@ $(STAMP): pyproject.toml scripts/requirements.lock
 	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e '.[harness,test,dev]'
 	@touch $@
 
-up: deps venv ## Start redis x3, sentinel x3, app x APPS (default 3) and nginx; wait until healthy (STACK=compose|k8s too)
+images: deps venv ## Build every compose image offline (Debian base made with debootstrap, wheels from the host), then name them in compose/.env
+	@$(PY) -m sessionproof.runtimes.images
+
+up: deps venv $(if $(filter compose,$(STACK)),images) ## Start redis x3, sentinel x3, app x APPS (default 3) and nginx; wait until healthy (STACK=compose|k8s too)
 	@$(STACK_CLI) up
 
 down: ## Stop every process of the stack
@@ -69,14 +72,18 @@ test: deps venv lint validate ## Run every test (make validate, unit tests and t
 test-quick: venv ## Run the tests that start no stack
 	@$(PY) -m pytest -m "not stack"
 
+# redis-py needs async-timeout on Python < 3.11.3, such as Debian bookworm's 3.11.2 in the offline images
+# (`make images`); pip freeze on a newer 3.11 leaves it out, so the locks pin it under its marker.
+OLD_PYTHON_PIN := async-timeout==5.0.1 ; python_full_version < "3.11.3"
+
 lock: ## Re-resolve scripts/requirements.lock (everything) and scripts/requirements-app.lock (the app image) from pyproject.toml
 	@rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	@.lock-venv/bin/pip install --quiet .
 	@(echo "# The app's packages alone (the app image installs these), resolved and pinned. Regenerate with: make lock"; \
-	  .lock-venv/bin/pip freeze --exclude-editable | grep -v '^sessionproof') > scripts/requirements-app.lock
+	  .lock-venv/bin/pip freeze --exclude-editable | grep -v '^sessionproof'; echo '$(OLD_PYTHON_PIN)') > scripts/requirements-app.lock
 	@.lock-venv/bin/pip install --quiet '.[harness,test,dev]'
 	@(echo "# Every package of the environment, resolved and pinned (pip freeze). Regenerate with: make lock"; \
-	  .lock-venv/bin/pip freeze --exclude-editable | grep -v '^sessionproof') > scripts/requirements.lock
+	  .lock-venv/bin/pip freeze --exclude-editable | grep -v '^sessionproof'; echo '$(OLD_PYTHON_PIN)') > scripts/requirements.lock
 	@rm -rf .lock-venv
 
 unloaded: venv ## Unloaded p50/p99 of GET /cart and GET /ping through nginx (REQUESTS=2000)

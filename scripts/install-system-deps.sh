@@ -16,6 +16,11 @@ command -v prometheus-nginx-exporter >/dev/null 2>&1 || missing+=(prometheus-ngi
 # make bench: independent load generators in C (wrk, closed loop) and Go (hey, fixed rate)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v hey >/dev/null 2>&1 || missing+=(hey)
+# STACK=compose: Podman with runc (Debian's default runtime, crun, fails on hybrid cgroups), and
+# debootstrap for `make images`, which makes the Debian base without an image registry.
+command -v podman >/dev/null 2>&1 || missing+=(podman)
+command -v runc >/dev/null 2>&1 || [ -x /usr/sbin/runc ] || missing+=(runc)
+command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
 # NETWORK=netns (network faults, root only): namespaces and veths (iproute2), link cuts (iptables), rate
 # limits (tc). Without root the stack runs on loopback and needs neither.
 if [ "$(id -u)" -eq 0 ]; then
@@ -27,7 +32,27 @@ fi
 want_kubectl=""
 command -v kubectl >/dev/null 2>&1 || want_kubectl=kubectl
 
+# Podman's defaults that fail where a container may not raise its limits (no CAP_SYS_RESOURCE) or
+# where crun meets hybrid cgroups: a drop-in of ours sets runc and limits no higher than this shell's.
+podman_dropin=/etc/containers/containers.conf.d/50-sessionproof.conf
+configure_podman() {
+  [ "$(id -u)" -eq 0 ] && command -v podman >/dev/null 2>&1 || return 0
+  local nofile nproc want
+  nofile=$(ulimit -Hn); nproc=$(ulimit -Hu)
+  [ "$nofile" = unlimited ] && nofile=1048576
+  [ "$nproc" = unlimited ] && nproc=1048576
+  [ "$nproc" -gt 4096 ] && nproc=4096
+  want=$(printf '# Written by sessionproof (make deps): runc, and ulimits no higher than the host allows.\n[containers]\ndefault_ulimits = ["nofile=%s:%s", "nproc=%s:%s"]\n[engine]\nruntime = "runc"\n' \
+    "$nofile" "$nofile" "$nproc" "$nproc")
+  if [ ! -f "$podman_dropin" ] || [ "$(cat "$podman_dropin")" != "$(printf '%b' "$want")" ]; then
+    mkdir -p "$(dirname "$podman_dropin")"
+    printf '%b' "$want" > "$podman_dropin"
+    echo "wrote $podman_dropin (runc; nofile $nofile, nproc $nproc)"
+  fi
+}
+
 if [ ${#missing[@]} -eq 0 ] && [ -z "$want_kubectl" ]; then
+  configure_podman
   exit 0
 fi
 if [ ${#missing[@]} -eq 0 ] && [ "$(id -u)" -ne 0 ]; then
@@ -73,3 +98,4 @@ if [ -n "$want_kubectl" ]; then
     echo "note: no kubectl package in this machine's apt sources; \`make validate\` needs kubectl to render k8s/" >&2
   fi
 fi
+configure_podman

@@ -27,6 +27,34 @@ HARNESS_SETTINGS: tuple[Setting, ...] = (
         "Runtime of the stack: local (processes on this machine), compose (Docker Compose) or k8s (kubectl).",
         "stack",
     ),
+    Setting(
+        "CONTAINER_ENGINE",
+        "auto",
+        "With STACK=compose: podman (through podman-compose) or docker (through `docker compose`); `auto` picks "
+        "Podman where it is installed.",
+        "stack",
+    ),
+    Setting(
+        "REDIS_IMAGE",
+        "redis:7.0",
+        "With STACK=compose: the image of the Redis and Sentinel containers. `make images` builds "
+        "localhost/sessionproof-redis:7.0 offline and names it in compose/.env.",
+        "stack",
+    ),
+    Setting(
+        "NGINX_IMAGE",
+        "nginx:1.22",
+        "With STACK=compose: the image of the nginx container. `make images` builds localhost/sessionproof-nginx:1.22 "
+        "offline and names it in compose/.env.",
+        "stack",
+    ),
+    Setting(
+        "IMAGE_BASE",
+        "localhost/sessionproof-base:bookworm",
+        "`make images`: the base every image is built on. The default is a Debian bookworm root made here with "
+        "debootstrap (no registry needed); debian:bookworm-slim builds from a registry instead.",
+        "stack",
+    ),
     Setting("K8S_OVERLAY", "dev", "With STACK=k8s: the kustomize overlay under k8s/overlays/ to apply.", "stack"),
     Setting("K8S_NAMESPACE", "sessionproof-dev", "With STACK=k8s: the namespace that overlay deploys to.", "stack"),
     Setting("APPS", "3", "Number of app replicas behind nginx (at least 2).", "stack"),

@@ -31,6 +31,9 @@ accesslog = None  # the app logs one JSON line per request itself (REQUEST_LOG)
 errorlog = "-"
 loglevel = "info"
 proc_name = f"sessionproof-{settings.get_str('INSTANCE_ID')}"
+# gunicorn's runtime control socket (default ~/.gunicorn/gunicorn.ctl) is unused here: every local replica
+# would share that one path, and the image's user has no home to make it in.
+control_socket_disable = True
 
 
 def child_exit(server, worker):

@@ -1,8 +1,8 @@
-"""Every chaos fault on the compose and k8s runtimes: the docker and kubectl commands each one sends.
+"""Every chaos fault on the k8s runtime: the kubectl commands each one sends.
 
-No container engine runs here, so the runtimes talk to a small simulated cluster
-that answers like `docker compose ps` / `kubectl get pods` and changes state with
-the commands it receives (kill, pause, delete pod, ...).
+No cluster runs here, so the runtime talks to a small simulated cluster that answers
+like `kubectl get pods` and changes state with the commands it receives (delete pod,
+exec, ...). The compose runtime runs live on Podman: tests/integration/test_compose.py.
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ import pytest
 from sessionproof.chaos import faults as chaos
 from sessionproof.chaos.faults import FAULTS, NETWORK_FAULTS, heal, inject
 from sessionproof.runs import EventLog
-from sessionproof.runtimes.containers import COMPOSE_FILE, ComposeRuntime, ContainerError, K8sRuntime, run_command
+from sessionproof.runtimes.containers import ContainerError, K8sRuntime, run_command
 from sessionproof.runtimes.interface import get_runtime
 from sessionproof.topology import StackConfig
 
-COMPOSE = ["docker", "compose", "-f", str(COMPOSE_FILE)]
 KUBECTL = ["kubectl", "--namespace", "sessionproof-dev"]
 
 
@@ -37,39 +36,6 @@ def config_sets(calls: list[list[str]]) -> list[tuple[str, str]]:
         for call in calls
         if "CONFIG SET maxmemory" in call[-1]
     ]
-
-
-class FakeCompose:
-    def __init__(self):
-        names = [f"redis-{i}" for i in (1, 2, 3)] + [f"sentinel-{i}" for i in (1, 2, 3)]
-        self.state = {name: "running" for name in [*names, "app-1", "app-2", "app-3", "nginx"]}
-        self.calls: list[list[str]] = []
-
-    def __call__(self, argv: list[str]) -> str:
-        self.calls.append(argv)
-        assert argv[:4] == COMPOSE, argv
-        verb, args = argv[4], argv[5:]
-        if verb == "ps":
-            return "\n".join(
-                json.dumps({"Service": s, "State": st, "Health": "healthy"}) for s, st in self.state.items()
-            )
-        if verb == "exec":
-            command = args[-1]
-            if "get-master-addr-by-name" in command:
-                return "redis-1\n6379\n"
-            if command.endswith(("INFO memory", "CONFIG SET")) or "CONFIG SET" in command:
-                return _redis_cli_answer(command)
-            return ("master" if args[1] == "redis-1" else "slave") + "\n"
-        new_state = {"kill": "exited", "pause": "paused", "unpause": "running", "start": "running",
-                     "stop": "exited", "restart": "running"}  # fmt: skip
-        if verb in new_state:
-            self.state[args[-1]] = new_state[verb]
-        elif verb == "up":
-            self.state = dict.fromkeys(self.state, "running")
-        return ""
-
-    def sent(self, *verb_and_args: str) -> bool:
-        return [*COMPOSE, *verb_and_args] in self.calls
 
 
 class FakeCluster:
@@ -113,10 +79,6 @@ class FakeCluster:
         return [*KUBECTL, *args] in self.calls
 
 
-def compose_runtime(fake):
-    return ComposeRuntime(StackConfig.from_env({}), runner=fake, sleep=lambda _s: None)
-
-
 def k8s_runtime(fake):
     return K8sRuntime(StackConfig.from_env({}), runner=fake, sleep=lambda _s: None)
 
@@ -133,33 +95,7 @@ def run_fault(runtime, name: str, tmp_path) -> list[str]:
     return targets
 
 
-COMPOSE_EXPECTED = {
-    "kill-app": [("kill", "-s", "SIGKILL", "app-1"), ("start", "app-1")],
-    "pause-app": [("pause", "app-1"), ("unpause", "app-1")],
-    "restart-apps": [("restart", "app-1"), ("restart", "app-2"), ("restart", "app-3")],
-    "kill-redis-master": [("kill", "-s", "SIGKILL", "redis-1"), ("start", "redis-1")],
-    "pause-redis-master": [("pause", "redis-1"), ("unpause", "redis-1")],
-    "kill-sentinel": [("kill", "-s", "SIGKILL", "sentinel-1"), ("start", "sentinel-1")],
-    "restart-redis-all": [("kill", "-s", "SIGKILL", f"redis-{i}") for i in (1, 2, 3)],
-    "fill-redis": [],  # in-band: see config_sets
-}
-
-
 PROCESS_FAULTS = sorted(set(FAULTS) - NETWORK_FAULTS)
-
-
-@pytest.mark.parametrize("name", PROCESS_FAULTS)
-def test_every_fault_on_compose(name, tmp_path):
-    fake = FakeCompose()
-    run_fault(compose_runtime(fake), name, tmp_path)
-    for command in COMPOSE_EXPECTED[name]:
-        assert fake.sent(*command), (command, fake.calls)
-    assert any(call[4] == "up" and "--wait" in call for call in fake.calls)  # heal waits for a healthy stack
-    if name == "fill-redis":  # half the master's use, then REDIS_MAXMEMORY on every node
-        assert config_sets(fake.calls) == [("redis-1", str(USED_MEMORY // 2))] + [
-            (f"redis-{i}", "256mb") for i in (1, 2, 3)
-        ]
-    assert set(fake.state.values()) == {"running"}
 
 
 K8S_EXPECTED = {
@@ -194,17 +130,16 @@ def test_every_fault_on_k8s(name, tmp_path):
 
 
 @pytest.mark.parametrize("name", sorted(NETWORK_FAULTS))
-def test_network_faults_are_refused_on_containers_before_anything_is_done(name, tmp_path):
-    for make, fake in ((compose_runtime, FakeCompose()), (k8s_runtime, FakeCluster())):
-        log = EventLog(tmp_path / "events.jsonl")
-        with pytest.raises(RuntimeError, match="NETWORK=netns"):
-            inject(FAULTS[name], make(fake), log)
-        assert not fake.calls, fake.calls
-        assert not log.path.exists()  # no fault_start for a fault that never began
+def test_network_faults_are_refused_on_k8s_before_anything_is_done(name, tmp_path):
+    fake = FakeCluster()
+    log = EventLog(tmp_path / "events.jsonl")
+    with pytest.raises(RuntimeError, match="NETWORK=netns"):
+        inject(FAULTS[name], k8s_runtime(fake), log)
+    assert not fake.calls, fake.calls
+    assert not log.path.exists()  # no fault_start for a fault that never began
 
 
 def test_the_master_is_the_node_sentinel_names():
-    assert compose_runtime(FakeCompose()).master_node().name == "redis-1"
     assert k8s_runtime(FakeCluster()).master_node().name == "redis-0"
     assert k8s_runtime(FakeCluster()).redis_roles() == {"redis-0": "master", "redis-1": "replica", "redis-2": "replica"}
 
@@ -233,12 +168,3 @@ def test_a_statefulset_pod_restart_waits_for_the_pod_under_its_own_name():
     fake = FakeCluster()
     k8s_runtime(fake).restart("redis-1")
     assert fake.sent("delete", "pod", "redis-1", "--wait=true") and "redis-1" in fake.pods
-
-
-def test_a_compose_service_is_ready_when_running_and_healthy_or_without_a_healthcheck():
-    from sessionproof.runtimes.containers import _compose_ready
-
-    assert _compose_ready({"State": "running", "Health": "healthy"})
-    assert _compose_ready({"State": "running", "Health": ""})
-    assert not _compose_ready({"State": "running", "Health": "starting"})
-    assert not _compose_ready({"State": "paused", "Health": "healthy"})

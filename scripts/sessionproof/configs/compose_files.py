@@ -21,7 +21,10 @@ from sessionproof.configs.container_files import (
     yaml_documents,
 )
 from sessionproof.configs.observability_files import COMPOSE_PROMETHEUS_CONF, compose_prometheus_conf, compose_services
-from sessionproof.topology import NGINX_PORT, REDIS_PORT, SENTINEL_PORT
+from sessionproof.topology import APP_PORT, NGINX_PORT, REDIS_PORT, SENTINEL_PORT
+
+LOCUST_WORKERS = 2
+LOCUST_PASSTHROUGH = ("SCENARIO", "LOCUST_HEADLESS", "LOCUST_RUN_TIME", "LOCUST_USERS", "LOCUST_SPAWN_RATE")
 
 
 def compose_files(env: Mapping[str, str]) -> dict[str, str]:
@@ -62,7 +65,8 @@ def _redis_healthcheck(port: int) -> dict:
 def _compose_document(redis_hosts: list[str], sentinel_hosts: list[str], app_hosts: list[str]) -> dict:
     entrypoint = "/sessionproof/container-entrypoint.sh"
     common = {
-        "image": REDIS_IMAGE,
+        # The official image by default; `make images` names its offline build in compose/.env.
+        "image": f"${{REDIS_IMAGE:-{REDIS_IMAGE}}}",
         "secrets": ["redis_password"],
         "restart": "no",  # faults decide when a node comes back, as in the local runtime
     }
@@ -92,15 +96,27 @@ def _compose_document(redis_hosts: list[str], sentinel_hosts: list[str], app_hos
         "secrets": ["redis_password"],
         "restart": "no",
         "depends_on": {h: {"condition": "service_healthy"} for h in sentinel_hosts},
+        # Ready, not only alive: /readyz answers 200 once the replica reaches the Redis master. nginx waits on it.
+        "healthcheck": {
+            "test": [
+                "CMD",
+                "python3",
+                "-c",
+                f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{APP_PORT}/readyz', timeout=2)",
+            ],
+            "interval": "2s",
+            "timeout": "3s",
+            "retries": 15,
+        },
     }
     for host in app_hosts:
         services[host] = {**app, "environment": {"INSTANCE_ID": host}}
     services["nginx"] = {
-        "image": NGINX_IMAGE,
+        "image": f"${{NGINX_IMAGE:-{NGINX_IMAGE}}}",
         "command": [
             "sh",
             "-c",
-            "mkdir -p /tmp/nginx/logs /tmp/nginx/run && exec nginx -c /etc/nginx/sessionproof.conf",
+            "mkdir -p /tmp/nginx/run /tmp/nginx/nginx && exec nginx -c /etc/nginx/sessionproof.conf",
         ],
         "volumes": ["./config/nginx.conf:/etc/nginx/sessionproof.conf:ro"],
         "ports": [f"127.0.0.1:{NGINX_PORT}:{NGINX_PORT}"],
@@ -117,20 +133,33 @@ def _compose_document(redis_hosts: list[str], sentinel_hosts: list[str], app_hos
         "image": LOADGEN_IMAGE,
         "build": {"context": "..", "dockerfile": "services/app/Dockerfile", "target": "loadgen"},
         "profiles": ["load"],
+        # The image keeps the repository's layout under /sessionproof: SCENARIO_DIR and RESULTS_DIR resolve
+        # there as on the host, and the run folders land in the mounted results/.
         "working_dir": "/sessionproof",
-        "environment": {"RESULTS_DIR": "/sessionproof/results"},
+        # Passed through from the shell when set: the scenario, and Locust's own LOCUST_* options, e.g.
+        # SCENARIO=bounce LOCUST_HEADLESS=true LOCUST_RUN_TIME=30s for a run without the web UI.
+        "environment": list(LOCUST_PASSTHROUGH),
         "volumes": ["../results:/sessionproof/results"],
         "depends_on": {"nginx": {"condition": "service_healthy"}},
     }
     services["locust-master"] = {
         **locust,
-        "command": ["locust", "--master", "--host", f"http://nginx:{NGINX_PORT}"],
+        "command": [
+            "locust",
+            "--master",
+            "--host",
+            f"http://nginx:{NGINX_PORT}",
+            "--web-host",
+            "0.0.0.0",
+            "--expect-workers",
+            str(LOCUST_WORKERS),
+        ],
         "ports": [f"127.0.0.1:{LOCUST_WEB_PORT}:{LOCUST_WEB_PORT}"],
     }
     services["locust-worker"] = {
         **locust,
         "command": ["locust", "--worker", "--master-host", "locust-master"],
-        "deploy": {"replicas": 2},
+        "deploy": {"mode": "replicated", "replicas": LOCUST_WORKERS},
         "depends_on": {"locust-master": {"condition": "service_started"}},
     }
     return {

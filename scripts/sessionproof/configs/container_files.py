@@ -86,7 +86,7 @@ def sentinel_confs(env: Mapping[str, str], hosts: list[str], master_host: str) -
 
 
 def nginx_file(env: Mapping[str, str], upstreams: list[str]) -> str:
-    # In a container the access log goes to stdout (the engine's logs), and stub_status answers on the
+    # In a container the access log goes to stdout and the error log to stderr (the engine's logs), and stub_status answers on the
     # container network, for the nginx exporter's container; no port of it is published.
     return GENERATED + configs.nginx_conf(
         env,
@@ -96,6 +96,7 @@ def nginx_file(env: Mapping[str, str], upstreams: list[str]) -> str:
         upstreams=[(u, APP_PORT) for u in upstreams],
         status_listen=f"0.0.0.0:{NGINX_STATUS_PORT}",
         access_log="/dev/stdout",
+        error_log="/dev/stderr",
     )
 
 

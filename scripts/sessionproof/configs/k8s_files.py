@@ -227,7 +227,7 @@ def _nginx_documents() -> list[dict]:
                             "command": [
                                 "sh",
                                 "-c",
-                                "mkdir -p /tmp/nginx/logs /tmp/nginx/run && exec nginx -c /etc/nginx/sessionproof.conf",
+                                "mkdir -p /tmp/nginx/run /tmp/nginx/nginx && exec nginx -c /etc/nginx/sessionproof.conf",
                             ],
                             "ports": [{"name": "nginx", "containerPort": NGINX_PORT}],
                             "readinessProbe": {"httpGet": {"path": "/ping", "port": NGINX_PORT}, "periodSeconds": 2},

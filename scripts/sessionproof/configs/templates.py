@@ -118,8 +118,10 @@ def nginx_conf(
     upstreams: list[tuple[str, int]],
     status_listen: str,
     access_log: str | None = None,
+    error_log: str | None = None,
 ) -> str:
-    """`status_listen`: where stub_status answers (loopback locally); `access_log`: a file, or /dev/stdout."""
+    """`status_listen`: where stub_status answers (loopback locally); `access_log`, `error_log`: files, or
+    /dev/stdout and /dev/stderr in a container (the engine's logs)."""
     servers = "\n".join(
         f"        server {host}:{upstream_port} "
         f"max_fails={settings.get_int('NGINX_MAX_FAILS', env, minimum=0)} "
@@ -131,6 +133,7 @@ def nginx_conf(
         {
             "state_dir": state_dir,
             "access_log": access_log or f"{state_dir}/logs/nginx-access.log",
+            "error_log": error_log or f"{state_dir}/logs/nginx-error.log",
             "status_listen": status_listen,
             "bind_host": bind_host,
             "port": port,

@@ -1,19 +1,18 @@
-"""The compose and k8s runtimes: the same operations as the local one, through `docker compose` and `kubectl`.
+"""The k8s runtime, and what it shares with the compose runtime (compose.py): asking Sentinel and Redis.
 
 Every fault of the chaos module acts through these, by the same name on every
 runtime (see the table in the README):
 
-| operation | compose                                   | k8s                                                   |
-|-----------|-------------------------------------------|-------------------------------------------------------|
-| kill      | docker compose kill -s SIGKILL SERVICE    | kubectl delete pod POD --grace-period=0 --force       |
-| pause     | docker compose pause SERVICE (freezer)    | kubectl exec POD -- kill -STOP -1 (every process of   |
-|           |                                           | the container's user; the pod shares its PID space)   |
-| resume    | docker compose unpause SERVICE            | kubectl exec POD -- kill -CONT -1                     |
-| start     | docker compose start SERVICE              | (the controller recreates the pod) wait until Ready  |
-| stop      | docker compose stop SERVICE (SIGTERM)     | kubectl delete pod POD (graceful)                     |
-| restart   | docker compose restart SERVICE, wait      | kubectl delete pod POD, wait for a Ready replacement  |
+| operation | k8s                                                                                   |
+|-----------|---------------------------------------------------------------------------------------|
+| kill      | kubectl delete pod POD --grace-period=0 --force                                       |
+| pause     | kubectl exec POD -- kill -STOP -1 (every process of the container's user)             |
+| resume    | kubectl exec POD -- kill -CONT -1                                                     |
+| start     | (the controller recreates the pod) wait until Ready                                   |
+| stop      | kubectl delete pod POD (graceful)                                                     |
+| restart   | kubectl delete pod POD, wait for a Ready replacement                                  |
 
-No container engine runs on the machines this project is built on, so these are
+No cluster runs on the machines this project is built on, so the k8s runtime is
 unit-tested against a recorded command runner, not live (see the README).
 """
 
@@ -30,8 +29,6 @@ from sessionproof.configs import templates as configs
 from sessionproof.topology import APP_PORT, NGINX_PORT, REDIS_PORT, SENTINEL_PORT, Node, StackConfig
 
 Runner = Callable[[list[str]], str]
-COMPOSE_FILE = REPO_ROOT / "compose" / "docker-compose.yml"
-PASSWORD_FILE = REPO_ROOT / "compose" / "redis-password.txt"
 _REDIS_CLI = 'redis-cli -p {port} -a "$(cat /run/secrets/redis_password)" --no-auth-warning {command}'
 
 
@@ -41,16 +38,16 @@ class ContainerError(RuntimeError):
 
 def run_command(argv: list[str], timeout_s: float = 300) -> str:
     if shutil.which(argv[0]) is None:
+        fix = "install it" if argv[0] == "kubectl" else "`make deps` installs Podman and podman-compose"
         raise ContainerError(
-            f"{argv[0]} is not installed; STACK={'k8s' if argv[0] == 'kubectl' else 'compose'} needs it"
+            f"{argv[0]} is not installed; STACK={'k8s' if argv[0] == 'kubectl' else 'compose'} needs it ({fix})"
         )
     done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
     if done.returncode != 0:
-        needs = (
-            "Docker with the compose v2 plugin and a running engine"
-            if argv[0] == "docker"
-            else "kubectl with a current context (kubectl config current-context) that can reach the cluster"
-        )
+        needs = {
+            "docker": "Docker with the compose v2 plugin and a running engine",
+            "kubectl": "kubectl with a current context (kubectl config current-context) that can reach the cluster",
+        }.get(argv[0], "Podman and podman-compose: `make deps`; images: `make images`")
         raise ContainerError(
             f"`{' '.join(argv)}` failed ({done.returncode}): {done.stderr.strip()[-800:]}\n(this needs {needs})"
         )
@@ -63,11 +60,6 @@ def _wait(check: Callable[[], bool], timeout_s: float, what: str, sleep=time.sle
         if time.monotonic() > deadline:
             raise ContainerError(f"timed out after {timeout_s:.0f}s waiting for {what}")
         sleep(1.0)
-
-
-def _compose_ready(row: dict) -> bool:
-    """A `docker compose ps` row: running, and healthy when the service has a healthcheck ("" when none)."""
-    return row.get("State") == "running" and row.get("Health") in ("", None, "healthy")
 
 
 _PORTS = {"redis": REDIS_PORT, "sentinel": SENTINEL_PORT, "app": APP_PORT, "nginx": NGINX_PORT}
@@ -134,83 +126,6 @@ class _SentinelQueries:
             except (ContainerError, IndexError):
                 roles[node.name] = "down"
         return roles
-
-
-class ComposeRuntime(_SentinelQueries):
-    name = "compose"
-
-    def compose(self, *args: str) -> str:
-        return self.run(["docker", "compose", "-f", str(COMPOSE_FILE), *args])
-
-    # ------------------------------------------------------------- topology
-    def nodes(self, kind: str | None = None) -> list[Node]:
-        nodes = [Node(n.name, n.kind, _PORTS[n.kind]) for n in self.config.nodes]
-        return [n for n in nodes if kind is None or n.kind == kind]
-
-    def _shell(self, node_name: str, command: str) -> str:
-        return self.compose("exec", "-T", node_name, "sh", "-c", command)
-
-    def _states(self) -> dict[str, dict]:
-        out = self.compose("ps", "--all", "--format", "json")
-        rows = [json.loads(line) for line in out.splitlines() if line.strip()]
-        return {row["Service"]: row for row in rows}
-
-    def is_running(self, node_name: str) -> bool:
-        return self._states().get(node_name, {}).get("State") == "running"
-
-    def healthy(self) -> bool:
-        states = self._states()
-        return all(_compose_ready(states.get(n.name, {})) for n in self.nodes())
-
-    # ------------------------------------------------------------ lifecycle
-    def up(self, timeout_s: float | None = None, progress=print) -> None:
-        configs.check_timeouts(self.config.env)
-        timeout_s = timeout_s or settings.get_int("STACK_UP_TIMEOUT_S", self.config.env, minimum=1)
-        if not PASSWORD_FILE.exists():
-            PASSWORD_FILE.write_text(settings.redis_password(self.config.env))
-            PASSWORD_FILE.chmod(0o600)
-        progress(f"docker compose up (build, then wait until every service is healthy, {timeout_s:.0f}s at most)")
-        self.compose("up", "--detach", "--build", "--wait", "--wait-timeout", str(int(timeout_s)))
-        for node in self.nodes():
-            if self._states().get(node.name, {}).get("State") == "paused":
-                self.resume(node.name)  # a node left paused by a fault would never answer
-
-    def down(self, progress=print) -> None:
-        progress("docker compose down (volumes are kept; `docker compose down -v` deletes the sessions)")
-        self.compose("down")
-
-    # --------------------------------------------------------------- faults
-    def kill(self, node_name: str) -> int:
-        self.compose("kill", "-s", "SIGKILL", node_name)
-        return 0
-
-    def pause(self, node_name: str) -> None:
-        self.compose("pause", node_name)
-
-    def resume(self, node_name: str) -> None:
-        self.compose("unpause", node_name)
-
-    def start(self, node_name: str) -> None:
-        state = self._states().get(node_name, {}).get("State")
-        if state == "paused":
-            self.resume(node_name)
-        elif state != "running":
-            self.compose("start", node_name)
-
-    def stop(self, node_name: str) -> None:
-        self.compose("stop", node_name)
-
-    def restart(self, node_name: str, timeout_s: float = 30) -> None:
-        self.compose("restart", node_name)
-        self.wait_node_ready(node_name, timeout_s)
-
-    def wait_node_ready(self, node_name: str, timeout_s: float = 30) -> None:
-        _wait(
-            lambda: _compose_ready(self._states().get(node_name, {})),
-            timeout_s,
-            f"{node_name} to be healthy",
-            self.sleep,
-        )
 
 
 class K8sRuntime(_SentinelQueries):
@@ -314,7 +229,11 @@ class K8sRuntime(_SentinelQueries):
 
 def make_runtime(stack: str, env: Mapping[str, str] | None, runner: Runner = run_command):
     config = StackConfig.from_env(env)
-    return ComposeRuntime(config, runner) if stack == "compose" else K8sRuntime(config, runner)
+    if stack == "compose":
+        from sessionproof.runtimes.compose import ComposeRuntime
+
+        return ComposeRuntime(config, runner)
+    return K8sRuntime(config, runner)
 
 
-__all__ = ["ComposeRuntime", "ContainerError", "K8sRuntime", "make_runtime"]
+__all__ = ["ContainerError", "K8sRuntime", "make_runtime"]

@@ -1,0 +1,376 @@
+"""The compose runtime: the stack as containers, through Podman (podman-compose) or Docker (docker compose).
+
+The compose tool creates and removes the stack; every fault acts on one container through the
+engine itself, found by the labels both compose tools put on it (project `sessionproof`, service
+`redis-1`, ...):
+
+| operation | engine command                                   |
+|-----------|--------------------------------------------------|
+| kill      | ENGINE kill --signal KILL CONTAINER              |
+| pause     | ENGINE pause CONTAINER (cgroup freezer)          |
+| resume    | ENGINE unpause CONTAINER                         |
+| start     | ENGINE start CONTAINER (unpause when paused)     |
+| stop      | ENGINE stop CONTAINER (SIGTERM, then SIGKILL)    |
+| restart   | ENGINE restart CONTAINER, then wait until healthy |
+| cut, congest | iptables and tc inside the container's own network namespace (container_network.py) |
+
+Health checks gate start-up. Podman schedules health checks with systemd timers, and
+podman-compose ignores `depends_on: condition: service_healthy` before Podman 4.6, so `up`
+starts the services level by level in the order of the compose file's `depends_on`, and
+waits until each level is healthy before the next, running each check itself
+(`podman healthcheck run`) where the engine would not. Docker runs its checks itself.
+
+The harness reaches the nodes on their addresses in the compose network, as the host can with
+rootful Podman or Docker on Linux: the watchers subscribe to the Sentinels, and Redis is asked
+for its role and INFO directly rather than through `exec` (a process per question).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+import yaml
+
+from sessionproof import REPO_ROOT, settings
+from sessionproof.configs import templates as configs
+from sessionproof.runtimes import container_network
+from sessionproof.runtimes.containers import ContainerError, Runner, _SentinelQueries, run_command
+from sessionproof.runtimes.readiness import StackProbe
+from sessionproof.topology import APP_PORT, NGINX_PORT, REDIS_PORT, SENTINEL_PORT, Node, StackConfig
+from sessionproof.waiting import wait_until
+
+COMPOSE_FILE = REPO_ROOT / "compose" / "docker-compose.yml"
+PASSWORD_FILE = REPO_ROOT / "compose" / "redis-password.txt"
+PROJECT = "sessionproof"
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+PROFILES = ("load", "observability")
+_PORTS = {"redis": REDIS_PORT, "sentinel": SENTINEL_PORT, "app": APP_PORT, "nginx": NGINX_PORT}
+REDIS_TIMEOUT_S = 1.0
+
+
+def container_engine(env=None) -> str:
+    """CONTAINER_ENGINE, with `auto` resolved: Podman where it is installed, else Docker."""
+    choice = settings.get_choice("CONTAINER_ENGINE", ("auto", "podman", "docker"), env)
+    if choice == "auto":
+        return "podman" if shutil.which("podman") else "docker"
+    return choice
+
+
+def compose_command(engine: str) -> list[str]:
+    """podman-compose (installed in this virtual environment) for Podman, the compose plugin for Docker."""
+    if engine == "podman":
+        beside_python = Path(sys.executable).with_name("podman-compose")
+        return [str(beside_python) if beside_python.exists() else "podman-compose"]
+    return ["docker", "compose"]
+
+
+@dataclass(frozen=True)
+class Container:
+    name: str
+    service: str
+    status: str  # running, paused, exited, created, ...
+    health: str  # healthy, unhealthy, starting, or "" when the container has no health check
+    has_healthcheck: bool
+    pid: int
+    ip: str
+
+    @classmethod
+    def from_inspect(cls, data: dict) -> Container:
+        state = data.get("State", {})
+        health = state.get("Health") or state.get("Healthcheck") or {}
+        networks = data.get("NetworkSettings", {}).get("Networks") or {}
+        ip = next((n.get("IPAddress", "") for n in networks.values() if n.get("IPAddress")), "")
+        return cls(
+            name=data["Name"].lstrip("/"),
+            service=data.get("Config", {}).get("Labels", {}).get(SERVICE_LABEL, ""),
+            status=str(state.get("Status", "")).lower(),
+            health=str(health.get("Status", "")).lower(),
+            has_healthcheck=bool((data.get("Config", {}).get("Healthcheck") or {}).get("Test")),
+            pid=int(state.get("Pid") or 0),
+            ip=ip,
+        )
+
+
+def start_order(document: dict, services: list[str]) -> list[list[str]]:
+    """The services in levels: each level depends only on the levels before it (the compose file's depends_on)."""
+    remaining, levels, placed = list(services), [], set()
+    while remaining:
+        level = [
+            s for s in remaining if set(document["services"][s].get("depends_on") or {}) & set(remaining) <= placed
+        ]
+        if not level:
+            raise ContainerError(f"depends_on has a cycle among {remaining} in {COMPOSE_FILE}")
+        levels.append(level)
+        placed |= set(level)
+        remaining = [s for s in remaining if s not in placed]
+    return levels
+
+
+class ComposeProbe(StackProbe):
+    """StackProbe on the containers: their addresses, and Sentinel naming the master by its hostname."""
+
+    def __init__(self, config: StackConfig, nodes: list[Node]):
+        super().__init__(config)
+        self.config = _NodesOf(config, nodes)
+
+    def master_node(self) -> Node | None:
+        view = self.sentinel_view()
+        if view is None or view.master is None:
+            return None
+        host = view.master[0]
+        return next(
+            (n for n in self.config.redis_nodes if host in (n.name, n.host) or host.split(".")[0] == n.name), None
+        )
+
+
+@dataclass(frozen=True)
+class _NodesOf:
+    """What StackProbe reads of a StackConfig, with the containers' addresses in place of the local ones."""
+
+    config: StackConfig
+    nodes: list[Node]
+
+    def _kind(self, kind: str) -> list[Node]:
+        return [n for n in self.nodes if n.kind == kind and n.host]
+
+    @property
+    def redis_nodes(self) -> list[Node]:
+        return self._kind("redis")
+
+    @property
+    def sentinel_nodes(self) -> list[Node]:
+        return self._kind("sentinel")
+
+    @property
+    def app_nodes(self) -> list[Node]:
+        return self._kind("app")
+
+    @property
+    def entry_url(self) -> str:
+        return self.config.entry_url
+
+    def get(self, name: str) -> str:
+        return self.config.get(name)
+
+
+class ComposeRuntime(_SentinelQueries):
+    name = "compose"
+
+    def __init__(self, config: StackConfig, runner: Runner = run_command, sleep=time.sleep):
+        super().__init__(config, runner, sleep)
+        self.engine = container_engine(config.env)
+        self.network = container_network.ContainerNetwork(self.engine_run)
+
+    def compose(self, *args: str) -> str:
+        return self.run([*compose_command(self.engine), "-f", str(COMPOSE_FILE), *args])
+
+    def engine_run(self, *args: str) -> str:
+        return self.run([self.engine, *args])
+
+    # ------------------------------------------------------------- topology
+    def containers(self) -> dict[str, Container]:
+        """This project's containers by service (one per service: the stack's nodes are not scaled)."""
+        ids = self.engine_run("ps", "--all", "--quiet", "--filter", f"label={PROJECT_LABEL}={PROJECT}").split()
+        if not ids:
+            return {}
+        found = [Container.from_inspect(d) for d in json.loads(self.engine_run("container", "inspect", *ids))]
+        return {c.service: c for c in sorted(found, key=lambda c: c.name)}
+
+    def container(self, node_name: str) -> Container:
+        found = self.containers().get(node_name)
+        if found is None:
+            raise ContainerError(f"no container of service {node_name} (is the stack up? make up STACK=compose)")
+        return found
+
+    def nodes(self, kind: str | None = None) -> list[Node]:
+        containers = self.containers()
+        nodes = [
+            Node(n.name, n.kind, _PORTS[n.kind], containers[n.name].ip if n.name in containers else "")
+            for n in self.config.nodes
+        ]
+        return [n for n in nodes if kind is None or n.kind == kind]
+
+    def _shell(self, node_name: str, command: str) -> str:
+        return self.engine_run("exec", self.container(node_name).name, "sh", "-c", command)
+
+    def is_running(self, node_name: str) -> bool:
+        found = self.containers().get(node_name)
+        return found is not None and found.status == "running"
+
+    def _ready(self, container: Container | None) -> bool:
+        """Running, and healthy when it has a health check: Podman's check is run here, Docker's is read."""
+        if container is None or container.status != "running":
+            return False
+        if not container.has_healthcheck:
+            return True
+        if self.engine != "podman":
+            return container.health == "healthy"
+        try:
+            self.engine_run("healthcheck", "run", container.name)
+        except ContainerError:
+            return False
+        return True
+
+    def healthy(self) -> bool:
+        containers = self.containers()
+        return all(self._ready(containers.get(n.name)) for n in self.config.nodes) and self.probe().healthy()
+
+    # ------------------------------------------------------------- Redis, directly
+    def _client(self, node_name: str, port: int) -> redis.Redis:
+        host = self.containers().get(node_name)
+        if host is None or not host.ip:
+            raise ContainerError(f"{node_name} has no running container")
+        return redis.Redis(
+            host=host.ip,
+            port=port,
+            password=self.config.get("REDIS_PASSWORD"),
+            socket_timeout=REDIS_TIMEOUT_S,
+            socket_connect_timeout=REDIS_TIMEOUT_S,
+            decode_responses=True,
+        )
+
+    def _ask(self, node_name: str, port: int, *command: str):
+        client = self._client(node_name, port)
+        try:
+            return client.execute_command(*command)
+        except redis.RedisError as error:
+            raise ContainerError(f"{node_name}: {' '.join(command)}: {error}") from error
+        finally:
+            client.close()
+
+    def probe(self) -> ComposeProbe:
+        """The local runtime's readiness checks, on the containers' addresses."""
+        return ComposeProbe(self.config, self.nodes())
+
+    def master_node(self) -> Node | None:
+        return self.probe().master_node()
+
+    def redis_info(self, node_name: str, section: str) -> dict[str, str]:
+        info = self._ask(node_name, REDIS_PORT, "INFO", section)
+        return {key: str(value) for key, value in info.items()} if isinstance(info, dict) else {}
+
+    def redis_config_set(self, node_name: str, parameter: str, value: str) -> None:
+        self._ask(node_name, REDIS_PORT, "CONFIG", "SET", parameter, value)
+
+    def redis_roles(self) -> dict[str, str]:
+        return self.probe().redis_roles()
+
+    # ------------------------------------------------------------ lifecycle
+    def _document(self) -> dict:
+        return yaml.safe_load(COMPOSE_FILE.read_text())
+
+    def up(self, timeout_s: float | None = None, progress=print) -> None:
+        configs.check_timeouts(self.config.env)
+        timeout_s = timeout_s or settings.get_int("STACK_UP_TIMEOUT_S", self.config.env, minimum=1)
+        deadline = time.monotonic() + timeout_s
+        # Compose's file secrets are bind mounts that keep the host file's mode: the app (uid 10001) reads it.
+        PASSWORD_FILE.write_text(settings.redis_password(self.config.env))
+        PASSWORD_FILE.chmod(0o644)
+        services = [n.name for n in self.config.nodes]
+        for level in start_order(self._document(), services):
+            progress(f"{self.engine}: starting {', '.join(level)}")
+            self.compose("up", "--detach", "--no-deps", *level)
+            self._wait_ready(level, deadline, timeout_s)
+        for container in self.containers().values():
+            if container.status == "paused":
+                self.resume(container.service)  # a node left paused by a fault would never answer
+        wait_until(
+            lambda: self.probe().topology_settled(),
+            max(1.0, deadline - time.monotonic()),
+            "one Redis master that every Sentinel names, with its replicas in sync",
+            interval_s=0.2,
+            hint=f"`{self.engine} logs CONTAINER`",
+        )
+
+    def _last_lines(self, container_name: str, lines: int = 15) -> str:
+        try:
+            return self.engine_run("logs", "--tail", str(lines), container_name)
+        except ContainerError as error:
+            return str(error)
+
+    def _wait_ready(self, services: list[str], deadline: float, timeout_s: float, fail_on_exit: bool = True) -> None:
+        waiting = list(services)
+        while waiting:
+            containers = self.containers()
+            waiting = [s for s in waiting if not self._ready(containers.get(s))]
+            if not waiting:
+                return
+            exited = [s for s in waiting if s in containers and containers[s].status in ("exited", "stopped")]
+            if exited and fail_on_exit:  # `restart: "no"`: it will not come back by itself
+                name = containers[exited[0]].name
+                raise ContainerError(
+                    f"{', '.join(exited)} exited while starting; its last lines (`{self.engine} logs {name}`):\n"
+                    + self._last_lines(name)
+                )
+            if time.monotonic() > deadline:
+                states = {
+                    s: (containers[s].status, containers[s].health) if s in containers else "missing" for s in waiting
+                }
+                raise ContainerError(
+                    f"timed out after {timeout_s:.0f}s waiting for {', '.join(waiting)} to be healthy: {states}; "
+                    f"see `{self.engine} logs CONTAINER` ({self.engine} ps --all lists them)"
+                )
+            self.sleep(0.5)
+
+    def down(self, progress=print) -> None:
+        """Remove every container, network and volume of the project, the load and observability profiles' too."""
+        progress(f"{self.engine}: removing the project's containers, network and volumes")
+        profiles = [arg for profile in PROFILES for arg in ("--profile", profile)]
+        self.compose(*profiles, "down", "--volumes", "--timeout", "5")
+        left = self.engine_run("ps", "--all", "--quiet", "--filter", f"label={PROJECT_LABEL}={PROJECT}").split()
+        if left:  # started by hand outside the file's services, e.g. `run`: still this project's
+            progress(f"removing {len(left)} more container(s) of the project")
+            self.engine_run("rm", "--force", "--volumes", *left)
+        volumes = self.engine_run("volume", "ls", "--quiet", "--filter", f"label={PROJECT_LABEL}={PROJECT}").split()
+        if volumes:
+            self.engine_run("volume", "rm", "--force", *volumes)
+
+    # --------------------------------------------------------------- faults
+    def kill(self, node_name: str) -> int:
+        container = self.container(node_name)
+        self.engine_run("kill", "--signal", "KILL", container.name)
+        return container.pid
+
+    def pause(self, node_name: str) -> None:
+        self.engine_run("pause", self.container(node_name).name)
+
+    def resume(self, node_name: str) -> None:
+        self.engine_run("unpause", self.container(node_name).name)
+
+    def start(self, node_name: str) -> None:
+        container = self.container(node_name)
+        if container.status == "paused":
+            self.resume(node_name)
+        elif container.status != "running":
+            self.engine_run("start", container.name)
+
+    def stop(self, node_name: str) -> None:
+        self.engine_run("stop", "--time", "10", self.container(node_name).name)
+
+    def restart(self, node_name: str, timeout_s: float = 30) -> None:
+        self.engine_run("restart", "--time", "10", self.container(node_name).name)
+        self.wait_node_ready(node_name, timeout_s)
+
+    def wait_node_ready(self, node_name: str, timeout_s: float = 30) -> None:
+        self._wait_ready([node_name], time.monotonic() + timeout_s, timeout_s)
+
+    # ------------------------------------------------------ network faults
+    def network_refusal(self) -> str | None:
+        return self.network.refusal()
+
+    def cut_links(self, pairs: list[tuple[str, str]]) -> None:
+        containers = self.containers()
+        self.network.cut([(containers[a], containers[b]) for a, b in pairs])
+
+    def congest(self, node_name: str, rate_kbit: int, burst_kbit: int, latency_ms: int) -> None:
+        self.network.congest(self.container(node_name), rate_kbit, burst_kbit, latency_ms)
+
+    def heal_network(self) -> None:
+        self.network.heal([c for c in self.containers().values() if c.status in ("running", "paused")])
