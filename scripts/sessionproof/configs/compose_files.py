@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 
 from sessionproof import settings
@@ -46,8 +47,42 @@ def compose_files(env: Mapping[str, str]) -> dict[str, str]:
     # The `observability` profile: Prometheus, its exporters and Grafana (observability_files.py).
     document["services"] |= compose_services(env)
     document["volumes"]["prometheus-data"] = {}
+    _fix_addresses(document, settings.get_str("COMPOSE_SUBNET", env))
     files["compose/docker-compose.yml"] = yaml_documents(document)
     return files
+
+
+def node_addresses(subnet: str, services: list[str]) -> dict[str, str]:
+    """A fixed address per node: the local NETWORK=netns plan (redis-N .1N, sentinel-N .2N, app-N .(100+N)),
+    nginx .2 and the observability nodes .3 on. Locust and anything else get one from the top quarter."""
+    network = ipaddress.ip_network(subnet)
+    fixed = {"nginx": 2, "redis-exporter": 3, "nginx-exporter": 4, "prometheus": 5, "grafana": 6}
+    addresses = {}
+    bases = {"redis": 10, "sentinel": 20, "app": 100}
+    for service in services:
+        kind, _, number = service.rpartition("-")
+        if service in fixed:
+            addresses[service] = str(network.network_address + fixed[service])
+        elif kind in bases and number.isdigit():
+            addresses[service] = str(network.network_address + bases[kind] + int(number))
+    return addresses
+
+
+def _fix_addresses(document: dict, subnet: str) -> None:
+    """Why: Sentinel and Redis resolve node names in their event loop, and a lookup that waits on the engine's
+    DNS (Podman's aardvark-dns, while containers join or leave the network) stalls Sentinel into TILT mode.
+    With fixed addresses in every /etc/hosts, names resolve without DNS; the configs keep the names."""
+    network = ipaddress.ip_network(subnet)
+    if network.num_addresses < 256:
+        raise settings.ConfigError(f"COMPOSE_SUBNET={subnet} must be a /24 or larger")
+    addresses = node_addresses(subnet, list(document["services"]))
+    hosts = [f"{name}:{address}" for name, address in addresses.items()]
+    for name, service in document["services"].items():
+        service["extra_hosts"] = hosts
+        if name in addresses:
+            service["networks"] = {"default": {"ipv4_address": addresses[name]}}
+    dynamic = ipaddress.ip_network(f"{network.network_address + 192}/26")
+    document["networks"] = {"default": {"ipam": {"config": [{"subnet": subnet, "ip_range": str(dynamic)}]}}}
 
 
 def _redis_healthcheck(port: int) -> dict:
@@ -138,7 +173,7 @@ def _compose_document(redis_hosts: list[str], sentinel_hosts: list[str], app_hos
         "working_dir": "/sessionproof",
         # Passed through from the shell when set: the scenario, and Locust's own LOCUST_* options, e.g.
         # SCENARIO=bounce LOCUST_HEADLESS=true LOCUST_RUN_TIME=30s for a run without the web UI.
-        "environment": list(LOCUST_PASSTHROUGH),
+        "environment": ["STACK=compose", *LOCUST_PASSTHROUGH],
         "volumes": ["../results:/sessionproof/results"],
         "depends_on": {"nginx": {"condition": "service_healthy"}},
     }

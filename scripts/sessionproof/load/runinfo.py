@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sessionproof import runs, settings
-from sessionproof.topology import StackConfig
+from sessionproof.topology import Node, StackConfig
 
 LOCUST_HTML = "locust.html"
 RUN_DIR_ENV = "SESSIONPROOF_RUN_DIR"  # an experiment reserves the folder itself and hands it over
@@ -25,6 +25,15 @@ def heartbeat_line(elapsed_s: float, duration_s: float | None, stats_total, user
     )
 
 
+def _nodes(stack: str, config: StackConfig) -> list[Node]:
+    """As the nodes name each other: local addresses, or the service names and ports inside the compose network."""
+    if stack != "compose":
+        return config.nodes
+    from sessionproof.runtimes.compose import service_nodes
+
+    return service_nodes(config)
+
+
 def meta(environment, run, web_ui: bool) -> dict:
     """meta.json of a run: what ran, where, with which settings and versions."""
     options = environment.parsed_options
@@ -36,7 +45,7 @@ def meta(environment, run, web_ui: bool) -> dict:
             "runtime": stack,
             "network": config.network if stack == "local" else None,
             "apps": config.apps,
-            "nodes": [{"name": n.name, "kind": n.kind, "host": n.host, "port": n.port} for n in config.nodes],
+            "nodes": [{"name": n.name, "kind": n.kind, "host": n.host, "port": n.port} for n in _nodes(stack, config)],
         }
     except ValueError as error:
         topology = {"error": str(error)}

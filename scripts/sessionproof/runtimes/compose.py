@@ -39,6 +39,7 @@ import yaml
 
 from sessionproof import REPO_ROOT, settings
 from sessionproof.configs import templates as configs
+from sessionproof.configs.container_files import app_env
 from sessionproof.runtimes import container_network
 from sessionproof.runtimes.containers import ContainerError, Runner, _SentinelQueries, run_command
 from sessionproof.runtimes.readiness import StackProbe
@@ -47,6 +48,7 @@ from sessionproof.waiting import wait_until
 
 COMPOSE_FILE = REPO_ROOT / "compose" / "docker-compose.yml"
 PASSWORD_FILE = REPO_ROOT / "compose" / "redis-password.txt"
+APP_ENV_FILE = REPO_ROOT / "compose" / "app.env"
 PROJECT = "sessionproof"
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
@@ -96,6 +98,11 @@ class Container:
             pid=int(state.get("Pid") or 0),
             ip=ip,
         )
+
+
+def service_nodes(config: StackConfig) -> list[Node]:
+    """The stack's nodes as they name each other in the compose network: service name and container port."""
+    return [Node(n.name, n.kind, _PORTS[n.kind], n.name) for n in config.nodes]
 
 
 def start_order(document: dict, services: list[str]) -> list[list[str]]:
@@ -270,6 +277,7 @@ class ComposeRuntime(_SentinelQueries):
         configs.check_timeouts(self.config.env)
         timeout_s = timeout_s or settings.get_int("STACK_UP_TIMEOUT_S", self.config.env, minimum=1)
         deadline = time.monotonic() + timeout_s
+        self._check_generated()
         # Compose's file secrets are bind mounts that keep the host file's mode: the app (uid 10001) reads it.
         PASSWORD_FILE.write_text(settings.redis_password(self.config.env))
         PASSWORD_FILE.chmod(0o644)
@@ -294,6 +302,22 @@ class ComposeRuntime(_SentinelQueries):
             return self.engine_run("logs", "--tail", str(lines), container_name)
         except ContainerError as error:
             return str(error)
+
+    def _check_generated(self) -> None:
+        """The compose files are generated from the settings (`make generate`): refuse settings they do not carry,
+        e.g. SESSION_LAYER=stock for a matrix, instead of running the layer that app.env names."""
+        wanted = app_env(self.config.env, [n.name for n in self.config.nodes if n.kind == "sentinel"])
+        written = dict(
+            line.split("=", 1) for line in APP_ENV_FILE.read_text().splitlines() if "=" in line and line[0] != "#"
+        )
+        differing = sorted(k for k in wanted if written.get(k) != wanted[k])
+        if differing:
+            asked = " ".join(f"{k}={wanted[k]}" for k in differing)
+            raise ContainerError(
+                f"compose/app.env was generated with {' '.join(f'{k}={written.get(k)}' for k in differing)}, and this "
+                f"asks for {asked}: `{asked} make generate`, then `make up STACK=compose` (`make generate` again "
+                "restores the defaults)"
+            )
 
     def _wait_ready(self, services: list[str], deadline: float, timeout_s: float, fail_on_exit: bool = True) -> None:
         waiting = list(services)
