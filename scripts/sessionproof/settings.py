@@ -36,7 +36,7 @@ HARNESS_SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "COMPOSE_SUBNET",
-        "10.198.0.0/24",
+        "10.197.0.0/24",
         "With STACK=compose (read by `make generate`): the compose network. Every node has a fixed address in it "
         "(nginx .2, redis-N .1N, sentinel-N .2N, app-N .(100+N), the observability nodes .3 to .6; others from "
         ".192/26) and every container's /etc/hosts names them all, so no node's lookup waits on the engine's DNS.",

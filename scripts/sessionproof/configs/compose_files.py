@@ -154,7 +154,8 @@ def _compose_document(redis_hosts: list[str], sentinel_hosts: list[str], app_hos
             "mkdir -p /tmp/nginx/run /tmp/nginx/nginx && exec nginx -c /etc/nginx/sessionproof.conf",
         ],
         "volumes": ["./config/nginx.conf:/etc/nginx/sessionproof.conf:ro"],
-        "ports": [f"127.0.0.1:{NGINX_PORT}:{NGINX_PORT}"],
+        # NGINX_PORT on the host, as in the local runtime (the same setting); 8080 inside.
+        "ports": [f"127.0.0.1:${{NGINX_PORT:-{NGINX_PORT}}}:{NGINX_PORT}"],
         "restart": "no",
         "depends_on": {h: {"condition": "service_healthy"} for h in app_hosts},
         "healthcheck": {

@@ -251,7 +251,19 @@ def _nginx_documents() -> list[dict]:
 
 
 def _locust_documents() -> list[dict]:
+    # The image keeps the repository's layout under /sessionproof, where SCENARIO_DIR and RESULTS_DIR resolve
+    # (loadtests/scenarios, results); the master writes each run folder into a volume claim mounted there:
+    #   kubectl cp <locust-master pod>:/sessionproof/results ./results
+    results_claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "locust-results", "labels": _labels("locust-master")},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+    results_mount = {"name": "results", "mountPath": "/sessionproof/results"}
+
     def deployment(name: str, replicas: int, args: list[str], ports: list[dict]) -> dict:
+        master = name == "locust-master"
         return {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
@@ -268,9 +280,16 @@ def _locust_documents() -> list[dict]:
                                 "image": LOADGEN_IMAGE,
                                 "workingDir": "/sessionproof",
                                 "command": ["locust", *args],
+                                "env": [{"name": "STACK", "value": "k8s"}],
                                 "ports": ports,
+                                **({"volumeMounts": [results_mount]} if master else {}),
                             }
-                        ]
+                        ],
+                        **(
+                            {"volumes": [{"name": "results", "persistentVolumeClaim": {"claimName": "locust-results"}}]}
+                            if master
+                            else {}
+                        ),
                     },
                 },
             },
@@ -279,6 +298,12 @@ def _locust_documents() -> list[dict]:
     master_ports = [{"name": "web", "containerPort": LOCUST_WEB_PORT}, {"name": "comm", "containerPort": 5557}]
     return [
         _service("locust-master", LOCUST_WEB_PORT, extra_ports=[{"name": "comm", "port": 5557, "targetPort": 5557}]),
-        deployment("locust-master", 1, ["--master", "--host", f"http://nginx:{NGINX_PORT}"], master_ports),
+        results_claim,
+        deployment(
+            "locust-master",
+            1,
+            ["--master", "--host", f"http://nginx:{NGINX_PORT}", "--web-host", "0.0.0.0", "--expect-workers", "2"],
+            master_ports,
+        ),
         deployment("locust-worker", 2, ["--worker", "--master-host", "locust-master"], []),
     ]

@@ -126,8 +126,11 @@ def _container_only(runtime, args) -> int:
             role = "master" if master and node.name == master.name else node.kind
             print(f"{node.name:<20} {role:<10} {'running' if runtime.is_running(node.name) else 'DOWN'}")
         return 0 if runtime.healthy() else 3
-    tool = "docker compose -f compose/docker-compose.yml" if runtime.name == "compose" else "kubectl"
-    print(f"`make {args.command}` is for the local runtime; on STACK={runtime.name} use {tool} {args.command}")
+    if runtime.name == "compose":
+        tool = f"{runtime.engine} {args.command} CONTAINER (`{runtime.engine} ps` names them)"
+    else:
+        tool = f"kubectl {args.command}"
+    print(f"`make {args.command}` is for the local runtime; on STACK={runtime.name} use {tool}")
     return 2
 
 
