@@ -57,6 +57,27 @@ HARNESS_SETTINGS: tuple[Setting, ...] = (
         "stack",
     ),
     Setting(
+        "PROMETHEUS_IMAGE",
+        "prom/prometheus:v2.42.0",
+        "With STACK=compose and OBSERVABILITY=on: Prometheus's image; `make images` builds "
+        "localhost/sessionproof-prometheus:2.42 offline and names it in compose/.env.",
+        "stack",
+    ),
+    Setting(
+        "REDIS_EXPORTER_IMAGE",
+        "oliver006/redis_exporter:v1.45.0-alpine",
+        "With STACK=compose and OBSERVABILITY=on: the Redis exporter's image (one with a shell); `make images` "
+        "builds localhost/sessionproof-redis-exporter:1.45 offline and names it in compose/.env.",
+        "stack",
+    ),
+    Setting(
+        "NGINX_EXPORTER_IMAGE",
+        "nginx/nginx-prometheus-exporter:0.11.0",
+        "With STACK=compose and OBSERVABILITY=on: the nginx exporter's image; `make images` builds "
+        "localhost/sessionproof-nginx-exporter:0.11 offline and names it in compose/.env.",
+        "stack",
+    ),
+    Setting(
         "IMAGE_BASE",
         "localhost/sessionproof-base:bookworm",
         "`make images`: the base every image is built on. The default is a Debian bookworm root made here with "
@@ -132,6 +153,13 @@ HARNESS_SETTINGS: tuple[Setting, ...] = (
         "`on`: the local stack runs Prometheus, a Redis exporter and an nginx exporter beside its nodes, and every "
         "report adds the server side; `off`: none of them (reports say so).",
         "stack",
+    ),
+    Setting(
+        "PROMETHEUS_URL",
+        "",
+        "Where a run reads its server side from; empty: http://BIND_HOST:PROMETHEUS_PORT. The compose file sets "
+        "http://prometheus:9090 for its Locust containers.",
+        "load",
     ),
     Setting("PROMETHEUS_PORT", "9090", "Port of Prometheus (on BIND_HOST); reports query it for their run.", "stack"),
     Setting("METRICS_SCRAPE_INTERVAL_S", "1", "How often Prometheus scrapes every app, exporter and itself.", "stack"),

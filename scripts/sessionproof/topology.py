@@ -157,7 +157,8 @@ class StackConfig:
 
     @property
     def prometheus_url(self) -> str:
-        return f"http://{self.bind_host}:{self.prometheus_port}"
+        """PROMETHEUS_URL, or Prometheus on BIND_HOST:PROMETHEUS_PORT (the harness on the stack's host)."""
+        return self.get("PROMETHEUS_URL") or f"http://{self.bind_host}:{self.prometheus_port}"
 
     @property
     def nginx_status_url(self) -> str:

@@ -19,7 +19,8 @@ import requests
 from sessionproof import runs
 from sessionproof.chaos.faults import FAULTS, heal, inject
 from sessionproof.runs import EventLog
-from sessionproof.runtimes.compose import COMPOSE_FILE, PROJECT, PROJECT_LABEL, compose_command
+from sessionproof.runtimes import probes
+from sessionproof.runtimes.compose import COMPOSE_FILE, OBSERVABILITY_SERVICES, PROJECT, PROJECT_LABEL, compose_command
 from sessionproof.runtimes.images import APP_IMAGE, LOADGEN_IMAGE, NGINX_IMAGE, REDIS_IMAGE, image_exists
 from sessionproof.runtimes.interface import get_runtime
 from support import free_port_block
@@ -67,8 +68,12 @@ def compose_stack():
 
 def test_up_starts_every_node_healthy_and_a_cart_bounces_across_the_app_containers(compose_stack):
     containers = compose_stack.containers()
-    assert len([c for c in containers.values() if c.status == "running"]) == NODES, containers
-    assert all(c.health == "healthy" for c in containers.values()), containers
+    nodes = [c for c in containers.values() if c.service not in OBSERVABILITY_SERVICES]
+    assert len(nodes) == NODES and all(c.status == "running" and c.health == "healthy" for c in nodes), nodes
+    # OBSERVABILITY=on (the default): Prometheus scrapes every app, every Redis node (through the exporter) and nginx
+    targets = probes.prometheus_targets(compose_stack.config.prometheus_url)
+    assert {t["node"] for t in targets} >= {"app-1", "app-2", "app-3", "redis-1", "redis-2", "redis-3", "nginx"}
+    assert all(t["health"] == "up" for t in targets), targets
     served = set()
     with requests.Session() as http:
         for i in range(6):
@@ -105,6 +110,7 @@ def test_the_load_profile_writes_a_complete_run_folder_to_results(compose_stack)
         assert summary["stack"] == "compose"
         assert summary["requests"]["total"] > 100 and summary["requests"]["failed"] == 0, summary["requests"]
         assert summary["correctness"]["lost_writes"] == 0
+        assert summary["server"]["available"], summary["server"]  # read from Prometheus in the compose network
     finally:
         shutil.rmtree(run_dir)
 

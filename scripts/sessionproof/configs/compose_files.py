@@ -22,7 +22,7 @@ from sessionproof.configs.container_files import (
     yaml_documents,
 )
 from sessionproof.configs.observability_files import COMPOSE_PROMETHEUS_CONF, compose_prometheus_conf, compose_services
-from sessionproof.topology import APP_PORT, NGINX_PORT, REDIS_PORT, SENTINEL_PORT
+from sessionproof.topology import APP_PORT, NGINX_PORT, PROMETHEUS_PORT, REDIS_PORT, SENTINEL_PORT
 
 LOCUST_WORKERS = 2
 LOCUST_PASSTHROUGH = ("SCENARIO", "LOCUST_HEADLESS", "LOCUST_RUN_TIME", "LOCUST_USERS", "LOCUST_SPAWN_RATE")
@@ -81,6 +81,11 @@ def _fix_addresses(document: dict, subnet: str) -> None:
         service["extra_hosts"] = hosts
         if name in addresses:
             service["networks"] = {"default": {"ipv4_address": addresses[name]}}
+            # A fixed MAC too: a node killed and started again keeps its address, and with a new MAC its peers'
+            # neighbour caches would send to the old one until they expire (Sentinel saw a restarted Redis
+            # ~30 s late). Locally administered: 02:00 and the four bytes of the address.
+            octets = ipaddress.ip_address(addresses[name]).packed
+            service["mac_address"] = "02:00:" + ":".join(f"{b:02x}" for b in octets)
     dynamic = ipaddress.ip_network(f"{network.network_address + 192}/26")
     document["networks"] = {"default": {"ipam": {"config": [{"subnet": subnet, "ip_range": str(dynamic)}]}}}
 
@@ -174,7 +179,7 @@ def _compose_document(redis_hosts: list[str], sentinel_hosts: list[str], app_hos
         "working_dir": "/sessionproof",
         # Passed through from the shell when set: the scenario, and Locust's own LOCUST_* options, e.g.
         # SCENARIO=bounce LOCUST_HEADLESS=true LOCUST_RUN_TIME=30s for a run without the web UI.
-        "environment": ["STACK=compose", *LOCUST_PASSTHROUGH],
+        "environment": ["STACK=compose", f"PROMETHEUS_URL=http://prometheus:{PROMETHEUS_PORT}", *LOCUST_PASSTHROUGH],
         "volumes": ["../results:/sessionproof/results"],
         "depends_on": {"nginx": {"condition": "service_healthy"}},
     }

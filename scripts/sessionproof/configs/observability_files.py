@@ -95,7 +95,7 @@ def compose_services(env: Mapping[str, str]) -> dict[str, dict]:
     return {
         "redis-exporter": {
             **common,
-            "image": REDIS_EXPORTER_SHELL_IMAGE,
+            "image": f"${{REDIS_EXPORTER_IMAGE:-{REDIS_EXPORTER_SHELL_IMAGE}}}",
             # The password comes from the app's source, the redis_password secret (a plain file). The exporter's
             # own -redis.password-file wants a JSON map of URI -> password, which that file is not, and
             # REDIS_PASSWORD in `environment:` would put the password into this file; so a shell reads the secret
@@ -110,13 +110,13 @@ def compose_services(env: Mapping[str, str]) -> dict[str, dict]:
         },
         "nginx-exporter": {
             **common,
-            "image": NGINX_EXPORTER_IMAGE,
+            "image": f"${{NGINX_EXPORTER_IMAGE:-{NGINX_EXPORTER_IMAGE}}}",
             "command": _nginx_exporter_args(env, "nginx"),
             "depends_on": {"nginx": {"condition": "service_healthy"}},
         },
         "prometheus": {
             **common,
-            "image": PROMETHEUS_IMAGE,
+            "image": f"${{PROMETHEUS_IMAGE:-{PROMETHEUS_IMAGE}}}",
             "command": _prometheus_args(env, "/etc/prometheus/prometheus.yml", "/prometheus"),
             "volumes": ["./config/prometheus.yml:/etc/prometheus/prometheus.yml:ro", "prometheus-data:/prometheus"],
             "ports": [f"127.0.0.1:{PROMETHEUS_PORT}:{PROMETHEUS_PORT}"],

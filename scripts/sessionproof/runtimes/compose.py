@@ -40,9 +40,9 @@ import yaml
 from sessionproof import REPO_ROOT, settings
 from sessionproof.configs import templates as configs
 from sessionproof.configs.container_files import app_env
-from sessionproof.runtimes import container_network
+from sessionproof.runtimes import container_network, probes
+from sessionproof.runtimes.compose_probe import ComposeProbe
 from sessionproof.runtimes.containers import ContainerError, Runner, _SentinelQueries, run_command
-from sessionproof.runtimes.readiness import StackProbe
 from sessionproof.topology import APP_PORT, NGINX_PORT, REDIS_PORT, SENTINEL_PORT, Node, StackConfig
 from sessionproof.waiting import wait_until
 
@@ -53,6 +53,7 @@ PROJECT = "sessionproof"
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 PROFILES = ("load", "observability")
+OBSERVABILITY_SERVICES = ["redis-exporter", "nginx-exporter", "prometheus"]
 _PORTS = {"redis": REDIS_PORT, "sentinel": SENTINEL_PORT, "app": APP_PORT, "nginx": NGINX_PORT}
 REDIS_TIMEOUT_S = 1.0
 
@@ -118,53 +119,6 @@ def start_order(document: dict, services: list[str]) -> list[list[str]]:
         placed |= set(level)
         remaining = [s for s in remaining if s not in placed]
     return levels
-
-
-class ComposeProbe(StackProbe):
-    """StackProbe on the containers: their addresses, and Sentinel naming the master by its hostname."""
-
-    def __init__(self, config: StackConfig, nodes: list[Node]):
-        super().__init__(config)
-        self.config = _NodesOf(config, nodes)
-
-    def master_node(self) -> Node | None:
-        view = self.sentinel_view()
-        if view is None or view.master is None:
-            return None
-        host = view.master[0]
-        return next(
-            (n for n in self.config.redis_nodes if host in (n.name, n.host) or host.split(".")[0] == n.name), None
-        )
-
-
-@dataclass(frozen=True)
-class _NodesOf:
-    """What StackProbe reads of a StackConfig, with the containers' addresses in place of the local ones."""
-
-    config: StackConfig
-    nodes: list[Node]
-
-    def _kind(self, kind: str) -> list[Node]:
-        return [n for n in self.nodes if n.kind == kind and n.host]
-
-    @property
-    def redis_nodes(self) -> list[Node]:
-        return self._kind("redis")
-
-    @property
-    def sentinel_nodes(self) -> list[Node]:
-        return self._kind("sentinel")
-
-    @property
-    def app_nodes(self) -> list[Node]:
-        return self._kind("app")
-
-    @property
-    def entry_url(self) -> str:
-        return self.config.entry_url
-
-    def get(self, name: str) -> str:
-        return self.config.get(name)
 
 
 class ComposeRuntime(_SentinelQueries):
@@ -282,9 +236,13 @@ class ComposeRuntime(_SentinelQueries):
         PASSWORD_FILE.write_text(settings.redis_password(self.config.env))
         PASSWORD_FILE.chmod(0o644)
         services = [n.name for n in self.config.nodes]
+        profile = []
+        if self.config.observability:  # Grafana too where its image can be had: `--profile observability up`
+            services += OBSERVABILITY_SERVICES
+            profile = ["--profile", "observability"]
         for level in start_order(self._document(), services):
             progress(f"{self.engine}: starting {', '.join(level)}")
-            self.compose("up", "--detach", "--no-deps", *level)
+            self.compose(*profile, "up", "--detach", "--no-deps", *level)
             self._wait_ready(level, deadline, timeout_s)
         for container in self.containers().values():
             if container.status == "paused":
@@ -296,6 +254,17 @@ class ComposeRuntime(_SentinelQueries):
             interval_s=0.2,
             hint=f"`{self.engine} logs CONTAINER`",
         )
+        if self.config.observability:
+            wait_until(
+                self._targets_up,
+                max(1.0, deadline - time.monotonic()),
+                f"Prometheus ({self.config.prometheus_url}) to scrape every target",
+                interval_s=0.5,
+            )
+
+    def _targets_up(self) -> bool:
+        targets = probes.prometheus_targets(self.config.prometheus_url)
+        return bool(targets) and all(t["health"] == "up" for t in targets)
 
     def _last_lines(self, container_name: str, lines: int = 15) -> str:
         try:

@@ -6,9 +6,10 @@
    the app's packages too. pip inside a build cannot verify this network's certificates, so
    the builds install from it alone (`--no-index`), mounted at /wheels.
 3. The images, from the same Dockerfiles that build on the official bases where a registry exists
-   (a build argument picks the base): Redis and Sentinel, nginx, the app and the load generator.
-4. compose/.env names the offline Redis and nginx images (REDIS_IMAGE, NGINX_IMAGE), which the
-   compose file reads in place of the official ones.
+   (a build argument picks the base): Redis and Sentinel, nginx, the app and the load generator,
+   Prometheus and its two exporters.
+4. compose/.env names the offline images (REDIS_IMAGE, NGINX_IMAGE, PROMETHEUS_IMAGE, ...), which
+   the compose file reads in place of the official ones.
 
 Each step that is done already is skipped (the base image exists, the wheelhouse matches the lock),
 and Podman's layer cache makes a rebuild of unchanged images quick. IMAGE_BASE=debian:bookworm-slim
@@ -37,6 +38,12 @@ REDIS_IMAGE = "localhost/sessionproof-redis:7.0"
 NGINX_IMAGE = "localhost/sessionproof-nginx:1.22"
 APP_IMAGE = "localhost/sessionproof:latest"
 LOADGEN_IMAGE = "localhost/sessionproof-loadgen:latest"
+# OBSERVABILITY=on: the same versions as the official images the compose file names (Debian's packages).
+OBSERVABILITY_IMAGES = {
+    "PROMETHEUS_IMAGE": ("localhost/sessionproof-prometheus:2.42", "prometheus"),
+    "REDIS_EXPORTER_IMAGE": ("localhost/sessionproof-redis-exporter:1.45", "redis-exporter"),
+    "NGINX_EXPORTER_IMAGE": ("localhost/sessionproof-nginx-exporter:0.11", "nginx-exporter"),
+}
 
 
 class ImageError(RuntimeError):
@@ -121,9 +128,15 @@ def build_all(progress=print) -> float:
     build(NGINX_IMAGE, "services/nginx/Dockerfile", base, progress=progress)
     build(APP_IMAGE, "services/app/Dockerfile", base, target="app", progress=progress)
     build(LOADGEN_IMAGE, "services/app/Dockerfile", base, target="loadgen", progress=progress)
+    for tag, target in OBSERVABILITY_IMAGES.values():
+        build(tag, "services/prometheus/Dockerfile", base, target=target, progress=progress)
+    names = {"REDIS_IMAGE": REDIS_IMAGE, "NGINX_IMAGE": NGINX_IMAGE} | {
+        setting: tag for setting, (tag, _target) in OBSERVABILITY_IMAGES.items()
+    }
     ENV_FILE.write_text(
         "# Written by `make images`: the images built here replace the official ones the compose file names.\n"
-        f"REDIS_IMAGE={REDIS_IMAGE}\nNGINX_IMAGE={NGINX_IMAGE}\n"
+        "# Grafana (the observability profile's dashboard) is not packaged by Debian: it has no offline image.\n"
+        + "".join(f"{setting}={tag}\n" for setting, tag in names.items())
     )
     elapsed = time.monotonic() - started
     progress(f"images ready in {elapsed:.0f} s; {ENV_FILE.relative_to(REPO_ROOT)} names them for compose")
