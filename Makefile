@@ -66,7 +66,7 @@ validate: venv ## Static checks of compose and k8s: no drift, compose spec, k8s 
 	@$(PY) -m sessionproof.configs.generate --check
 	@$(PY) -m sessionproof.runtimes.validate
 
-test: deps venv lint validate ## Run every test (make validate, unit tests and the live stack tests)
+test: deps venv lint validate images ## Run every test (make validate, unit tests and the live stack tests, the compose stack's too)
 	@$(PY) -m pytest
 
 test-quick: venv ## Run the tests that start no stack
