@@ -240,13 +240,13 @@ class ComposeRuntime(_SentinelQueries):
         if self.config.observability:  # Grafana too where its image can be had: `--profile observability up`
             services += OBSERVABILITY_SERVICES
             profile = ["--profile", "observability"]
+        for container in self.containers().values():
+            if container.status == "paused":
+                self.resume(container.service)  # a node left paused by a fault would never answer
         for level in start_order(self._document(), services):
             progress(f"{self.engine}: starting {', '.join(level)}")
             self.compose(*profile, "up", "--detach", "--no-deps", *level)
             self._wait_ready(level, deadline, timeout_s)
-        for container in self.containers().values():
-            if container.status == "paused":
-                self.resume(container.service)  # a node left paused by a fault would never answer
         wait_until(
             lambda: self.probe().topology_settled(),
             max(1.0, deadline - time.monotonic()),
@@ -288,7 +288,7 @@ class ComposeRuntime(_SentinelQueries):
                 "restores the defaults)"
             )
 
-    def _wait_ready(self, services: list[str], deadline: float, timeout_s: float, fail_on_exit: bool = True) -> None:
+    def _wait_ready(self, services: list[str], deadline: float, timeout_s: float) -> None:
         waiting = list(services)
         while waiting:
             containers = self.containers()
@@ -296,7 +296,7 @@ class ComposeRuntime(_SentinelQueries):
             if not waiting:
                 return
             exited = [s for s in waiting if s in containers and containers[s].status in ("exited", "stopped")]
-            if exited and fail_on_exit:  # `restart: "no"`: it will not come back by itself
+            if exited:  # `restart: "no"`: it will not come back by itself
                 name = containers[exited[0]].name
                 raise ContainerError(
                     f"{', '.join(exited)} exited while starting; its last lines (`{self.engine} logs {name}`):\n"
