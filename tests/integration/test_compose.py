@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 
 import pytest
@@ -83,6 +84,12 @@ def test_up_starts_every_node_healthy_and_a_cart_bounces_across_the_app_containe
         cart = http.get(f"{compose_stack.config.entry_url}/cart", timeout=5).json()["cart"]
     assert served == {"app-1", "app-2", "app-3"}
     assert cart == [f"item{i}" for i in range(6)]  # every write, whichever container took it
+    status = subprocess.run(
+        [sys.executable, "-m", "sessionproof.runtimes.stack", "status"], capture_output=True, text=True, timeout=60
+    )
+    assert status.returncode == 0, status
+    roles = [line.split()[1] for line in status.stdout.splitlines() if line.startswith("redis-")]
+    assert sorted(roles) == ["master", "replica", "replica"], status.stdout
 
 
 def test_the_load_profile_writes_a_complete_run_folder_to_results(compose_stack):
@@ -90,7 +97,7 @@ def test_the_load_profile_writes_a_complete_run_folder_to_results(compose_stack)
     env = {**os.environ, "SCENARIO": "bounce", "LOCUST_HEADLESS": "true", "LOCUST_RUN_TIME": "10s"}
     compose = [*compose_command("podman"), "-f", str(COMPOSE_FILE), "--profile", "load"]
     subprocess.run(
-        [*compose, "up", "--detach", "--no-deps", "locust-master", "locust-worker"],
+        [*compose, "up", "--detach", "--no-deps", "--force-recreate", "locust-master", "locust-worker"],
         env=env,
         check=True,
         capture_output=True,

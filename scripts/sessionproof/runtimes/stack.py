@@ -122,8 +122,9 @@ def _container_only(runtime, args) -> int:
     """status on compose and k8s; logs and clean belong to their own tools there."""
     if args.command == "status":
         master = runtime.master_node()
+        roles = runtime.redis_roles()  # each Redis node's own view: master, replica or down
         for node in runtime.nodes():
-            role = "master" if master and node.name == master.name else node.kind
+            role = "master" if master and node.name == master.name else roles.get(node.name, node.kind)
             print(f"{node.name:<20} {role:<10} {'running' if runtime.is_running(node.name) else 'DOWN'}")
         return 0 if runtime.healthy() else 3
     if runtime.name == "compose":
