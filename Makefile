@@ -101,7 +101,7 @@ check: venv ## Judge a run's raw/history.jsonl again and rewrite its correctness
 	@if [ -z "$(RUN)" ]; then echo "usage: make check RUN=results/<folder>  (or RUN=results/latest)"; exit 2; fi
 	@$(PY) -m sessionproof.analysis.history $(RUN)
 
-chaos: venv ## Inject a fault and heal it: FAULT=kill-app|pause-app|restart-apps|kill-redis-master|pause-redis-master|kill-sentinel|restart-redis-all, and with NETWORK=netns partition-redis-master|partition-app|isolate-sentinel|partition-sentinels-minority|congest-redis-master (HOLD_S=, TARGET=, INJECT_ONLY=1, HEAL=1)
+chaos: venv ## Inject a fault and heal it: FAULT=kill-app|pause-app|restart-apps|kill-redis-master|pause-redis-master|kill-sentinel|restart-redis-all, and with NETWORK=netns (or STACK=compose, as root) partition-redis-master|partition-app|isolate-sentinel|partition-sentinels-minority|congest-redis-master (HOLD_S=, TARGET=, INJECT_ONLY=1, HEAL=1)
 	@if [ -z "$(FAULT)" ]; then echo "usage: make chaos FAULT=<fault>   (faults: scripts/chaos.sh --help)"; exit 2; fi
 	@scripts/chaos.sh $(FAULT) $(if $(TARGET),--target $(TARGET)) $(if $(HOLD_S),--hold-s $(HOLD_S)) $(if $(INJECT_ONLY),--inject-only) $(if $(HEAL),--heal-only)
 
