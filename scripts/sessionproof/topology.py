@@ -22,6 +22,8 @@ NGINX_STATUS_PORT = 8081
 PROMETHEUS_PORT = 9090
 REDIS_EXPORTER_PORT = 9121
 NGINX_EXPORTER_PORT = 9113
+# Inside a container (compose, k8s) every node listens on its kind's standard port.
+CONTAINER_PORTS = {"redis": REDIS_PORT, "sentinel": SENTINEL_PORT, "app": APP_PORT, "nginx": NGINX_PORT}
 NETWORKS = ("auto", "loopback", "netns")
 # Host numbers inside NETNS_SUBNET: .1 is the bridge (the host side, where nginx and the harness
 # live); each data node and app replica gets a fixed address, so configs and reports can name it.

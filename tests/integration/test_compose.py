@@ -51,20 +51,15 @@ def compose_stack():
         pytest.skip(
             "a compose stack of this project is up (`make down STACK=compose` first): this test would replace it"
         )
-    port = free_port_block(1)
-    saved = {name: os.environ.get(name) for name in ("STACK", "NGINX_PORT")}
-    os.environ.update(STACK="compose", NGINX_PORT=str(port))  # the compose tool interpolates NGINX_PORT
-    runtime = get_runtime()
-    try:
-        runtime.up(progress=lambda *_: None)
-        yield runtime
-    finally:
-        runtime.down(progress=lambda *_: None)
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("STACK", "compose")
+        env.setenv("NGINX_PORT", str(free_port_block(1)))  # the compose tool interpolates NGINX_PORT
+        runtime = get_runtime()
+        try:
+            runtime.up(progress=lambda *_: None)
+            yield runtime
+        finally:
+            runtime.down(progress=lambda *_: None)
 
 
 def test_up_starts_every_node_healthy_and_a_cart_bounces_across_the_app_containers(compose_stack):

@@ -49,6 +49,11 @@ def env_file(values: Mapping[str, str]) -> str:
     return GENERATED + "".join(f"{name}={value}\n" for name, value in values.items())
 
 
+def read_env_file(text: str) -> dict[str, str]:
+    """The settings of an env file that env_file wrote."""
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
+
+
 def redis_confs(env: Mapping[str, str], hosts: list[str]) -> list[str]:
     """One config per Redis node, in host order; the first host is the initial master."""
     return [

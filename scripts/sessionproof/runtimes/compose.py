@@ -20,9 +20,10 @@ starts the services level by level in the order of the compose file's `depends_o
 waits until each level is healthy before the next, running each check itself
 (`podman healthcheck run`) where the engine would not. Docker runs its checks itself.
 
-The harness reaches the nodes on their addresses in the compose network, as the host can with
-rootful Podman or Docker on Linux: the watchers subscribe to the Sentinels, and Redis is asked
-for its role and INFO directly rather than through `exec` (a process per question).
+The harness reaches the nodes on their fixed addresses in the compose network (COMPOSE_SUBNET, read
+from the compose file), as the host can with rootful Podman or Docker on Linux: the watchers
+subscribe to the Sentinels, and Redis is asked for its role and INFO directly, with no engine
+command (the split-brain watcher asks every 0.2 s).
 """
 
 from __future__ import annotations
@@ -34,16 +35,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import redis
 import yaml
 
 from sessionproof import REPO_ROOT, settings
 from sessionproof.configs import templates as configs
-from sessionproof.configs.container_files import app_env
+from sessionproof.configs.container_files import app_env, read_env_file
 from sessionproof.runtimes import container_network, probes
 from sessionproof.runtimes.compose_probe import ComposeProbe
-from sessionproof.runtimes.containers import ContainerError, Runner, _SentinelQueries, run_command
-from sessionproof.topology import APP_PORT, NGINX_PORT, REDIS_PORT, SENTINEL_PORT, Node, StackConfig
+from sessionproof.runtimes.containers import ContainerError, Runner, run_command
+from sessionproof.topology import CONTAINER_PORTS, Node, StackConfig
 from sessionproof.waiting import wait_until
 
 COMPOSE_FILE = REPO_ROOT / "compose" / "docker-compose.yml"
@@ -54,8 +54,6 @@ PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 PROFILES = ("load", "observability")
 OBSERVABILITY_SERVICES = ["redis-exporter", "nginx-exporter", "prometheus"]
-_PORTS = {"redis": REDIS_PORT, "sentinel": SENTINEL_PORT, "app": APP_PORT, "nginx": NGINX_PORT}
-REDIS_TIMEOUT_S = 1.0
 
 
 def container_engine(env=None) -> str:
@@ -103,7 +101,7 @@ class Container:
 
 def service_nodes(config: StackConfig) -> list[Node]:
     """The stack's nodes as they name each other in the compose network: service name and container port."""
-    return [Node(n.name, n.kind, _PORTS[n.kind], n.name) for n in config.nodes]
+    return [Node(n.name, n.kind, CONTAINER_PORTS[n.kind], n.name) for n in config.nodes]
 
 
 def start_order(document: dict, services: list[str]) -> list[list[str]]:
@@ -121,13 +119,21 @@ def start_order(document: dict, services: list[str]) -> list[list[str]]:
     return levels
 
 
-class ComposeRuntime(_SentinelQueries):
+class ComposeRuntime:
     name = "compose"
 
     def __init__(self, config: StackConfig, runner: Runner = run_command, sleep=time.sleep):
-        super().__init__(config, runner, sleep)
+        self.config = config
+        self.run = runner
+        self.sleep = sleep
         self.engine = container_engine(config.env)
-        self.network = container_network.ContainerNetwork(self.engine_run)
+        self.document = yaml.safe_load(COMPOSE_FILE.read_text())
+        # Fixed in the compose file (COMPOSE_SUBNET): the harness reaches each node there, asking no engine.
+        self.addresses = {
+            name: service["networks"]["default"]["ipv4_address"]
+            for name, service in self.document["services"].items()
+            if "ipv4_address" in (service.get("networks") or {}).get("default", {})
+        }
 
     def compose(self, *args: str) -> str:
         return self.run([*compose_command(self.engine), "-f", str(COMPOSE_FILE), *args])
@@ -151,15 +157,8 @@ class ComposeRuntime(_SentinelQueries):
         return found
 
     def nodes(self, kind: str | None = None) -> list[Node]:
-        containers = self.containers()
-        nodes = [
-            Node(n.name, n.kind, _PORTS[n.kind], containers[n.name].ip if n.name in containers else "")
-            for n in self.config.nodes
-        ]
+        nodes = [Node(n.name, n.kind, CONTAINER_PORTS[n.kind], self.addresses[n.name]) for n in self.config.nodes]
         return [n for n in nodes if kind is None or n.kind == kind]
-
-    def _shell(self, node_name: str, command: str) -> str:
-        return self.engine_run("exec", self.container(node_name).name, "sh", "-c", command)
 
     def is_running(self, node_name: str) -> bool:
         found = self.containers().get(node_name)
@@ -183,29 +182,6 @@ class ComposeRuntime(_SentinelQueries):
         containers = self.containers()
         return all(self._ready(containers.get(n.name)) for n in self.config.nodes) and self.probe().healthy()
 
-    # ------------------------------------------------------------- Redis, directly
-    def _client(self, node_name: str, port: int) -> redis.Redis:
-        host = self.containers().get(node_name)
-        if host is None or not host.ip:
-            raise ContainerError(f"{node_name} has no running container")
-        return redis.Redis(
-            host=host.ip,
-            port=port,
-            password=self.config.get("REDIS_PASSWORD"),
-            socket_timeout=REDIS_TIMEOUT_S,
-            socket_connect_timeout=REDIS_TIMEOUT_S,
-            decode_responses=True,
-        )
-
-    def _ask(self, node_name: str, port: int, *command: str):
-        client = self._client(node_name, port)
-        try:
-            return client.execute_command(*command)
-        except redis.RedisError as error:
-            raise ContainerError(f"{node_name}: {' '.join(command)}: {error}") from error
-        finally:
-            client.close()
-
     def probe(self) -> ComposeProbe:
         """The local runtime's readiness checks, on the containers' addresses."""
         return ComposeProbe(self.config, self.nodes())
@@ -213,20 +189,21 @@ class ComposeRuntime(_SentinelQueries):
     def master_node(self) -> Node | None:
         return self.probe().master_node()
 
+    # In-band Redis, as the local runtime asks it (a process per question through `exec` would be the other way).
     def redis_info(self, node_name: str, section: str) -> dict[str, str]:
-        info = self._ask(node_name, REDIS_PORT, "INFO", section)
-        return {key: str(value) for key, value in info.items()} if isinstance(info, dict) else {}
+        node = next(n for n in self.nodes("redis") if n.name == node_name)
+        with probes.redis_client(node.host, node.port, self.config.get("REDIS_PASSWORD")) as client:
+            return {key: str(value) for key, value in client.info(section).items()}
 
     def redis_config_set(self, node_name: str, parameter: str, value: str) -> None:
-        self._ask(node_name, REDIS_PORT, "CONFIG", "SET", parameter, value)
+        node = next(n for n in self.nodes("redis") if n.name == node_name)
+        with probes.redis_client(node.host, node.port, self.config.get("REDIS_PASSWORD")) as client:
+            client.config_set(parameter, value)
 
     def redis_roles(self) -> dict[str, str]:
         return self.probe().redis_roles()
 
     # ------------------------------------------------------------ lifecycle
-    def _document(self) -> dict:
-        return yaml.safe_load(COMPOSE_FILE.read_text())
-
     def up(self, timeout_s: float | None = None, progress=print) -> None:
         configs.check_timeouts(self.config.env)
         timeout_s = timeout_s or settings.get_int("STACK_UP_TIMEOUT_S", self.config.env, minimum=1)
@@ -243,7 +220,7 @@ class ComposeRuntime(_SentinelQueries):
         for container in self.containers().values():
             if container.status == "paused":
                 self.resume(container.service)  # a node left paused by a fault would never answer
-        for level in start_order(self._document(), services):
+        for level in start_order(self.document, services):
             progress(f"{self.engine}: starting {', '.join(level)}")
             self.compose(*profile, "up", "--detach", "--no-deps", *level)
             self._wait_ready(level, deadline, timeout_s)
@@ -276,9 +253,7 @@ class ComposeRuntime(_SentinelQueries):
         """The compose files are generated from the settings (`make generate`): refuse settings they do not carry,
         e.g. SESSION_LAYER=stock for a matrix, instead of running the layer that app.env names."""
         wanted = app_env(self.config.env, [n.name for n in self.config.nodes if n.kind == "sentinel"])
-        written = dict(
-            line.split("=", 1) for line in APP_ENV_FILE.read_text().splitlines() if "=" in line and line[0] != "#"
-        )
+        written = read_env_file(APP_ENV_FILE.read_text())
         differing = sorted(k for k in wanted if written.get(k) != wanted[k])
         if differing:
             asked = " ".join(f"{k}={wanted[k]}" for k in differing)
@@ -356,14 +331,14 @@ class ComposeRuntime(_SentinelQueries):
 
     # ------------------------------------------------------ network faults
     def network_refusal(self) -> str | None:
-        return self.network.refusal()
+        return container_network.refusal()
 
     def cut_links(self, pairs: list[tuple[str, str]]) -> None:
         containers = self.containers()
-        self.network.cut([(containers[a], containers[b]) for a, b in pairs])
+        container_network.cut([(containers[a], containers[b]) for a, b in pairs])
 
     def congest(self, node_name: str, rate_kbit: int, burst_kbit: int, latency_ms: int) -> None:
-        self.network.congest(self.container(node_name), rate_kbit, burst_kbit, latency_ms)
+        container_network.congest(self.container(node_name), rate_kbit, burst_kbit, latency_ms)
 
     def heal_network(self) -> None:
-        self.network.heal([c for c in self.containers().values() if c.status in ("running", "paused")])
+        container_network.heal([c for c in self.containers().values() if c.status in ("running", "paused")])

@@ -1,4 +1,4 @@
-"""The k8s runtime, and what it shares with the compose runtime (compose.py): asking Sentinel and Redis.
+"""The k8s runtime, through kubectl; and what the compose runtime (compose.py) shares with it: running a command.
 
 Every fault of the chaos module acts through these, by the same name on every
 runtime (see the table in the README):
@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 
 from sessionproof import REPO_ROOT, settings
 from sessionproof.configs import templates as configs
-from sessionproof.topology import APP_PORT, NGINX_PORT, REDIS_PORT, SENTINEL_PORT, Node, StackConfig
+from sessionproof.topology import CONTAINER_PORTS, REDIS_PORT, SENTINEL_PORT, Node, StackConfig
 
 Runner = Callable[[list[str]], str]
 _REDIS_CLI = 'redis-cli -p {port} -a "$(cat /run/secrets/redis_password)" --no-auth-warning {command}'
@@ -62,22 +62,50 @@ def _wait(check: Callable[[], bool], timeout_s: float, what: str, sleep=time.sle
         sleep(1.0)
 
 
-_PORTS = {"redis": REDIS_PORT, "sentinel": SENTINEL_PORT, "app": APP_PORT, "nginx": NGINX_PORT}
-
-
-class _SentinelQueries:
-    """What compose and k8s share: construction, and asking Redis and Sentinel; subclasses run the shell."""
+class K8sRuntime:
+    name = "k8s"
 
     def __init__(self, config: StackConfig, runner: Runner = run_command, sleep=time.sleep):
         self.config = config
         self.run = runner
         self.sleep = sleep
         self.master_name = settings.get_str("REDIS_MASTER_NAME", config.env)
+        self.namespace = settings.get_str("K8S_NAMESPACE", config.env)
+        self.overlay = REPO_ROOT / "k8s" / "overlays" / settings.get_str("K8S_OVERLAY", config.env)
 
-    def nodes(self, kind: str | None = None) -> list[Node]: ...
+    def kubectl(self, *args: str) -> str:
+        return self.run(["kubectl", "--namespace", self.namespace, *args])
 
-    def _shell(self, node_name: str, command: str) -> str: ...
+    # ------------------------------------------------------------- topology
+    def _pods(self) -> dict[str, dict]:
+        pods = json.loads(self.kubectl("get", "pods", "-l", "app.kubernetes.io/name=sessionproof", "-o", "json"))
+        return {p["metadata"]["name"]: p for p in pods["items"]}
 
+    def nodes(self, kind: str | None = None) -> list[Node]:
+        nodes = []
+        for name, pod in sorted(self._pods().items()):
+            component = pod["metadata"]["labels"].get("app.kubernetes.io/component")
+            if component in CONTAINER_PORTS and pod["metadata"].get("deletionTimestamp") is None:
+                nodes.append(Node(name, component, CONTAINER_PORTS[component]))
+        return [n for n in nodes if kind is None or n.kind == kind]
+
+    def _shell(self, node_name: str, command: str) -> str:
+        return self.kubectl("exec", node_name, "--", "sh", "-c", command)
+
+    @staticmethod
+    def _ready(pod: dict) -> bool:
+        conditions = pod.get("status", {}).get("conditions", [])
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+    def is_running(self, node_name: str) -> bool:
+        pod = self._pods().get(node_name)
+        return pod is not None and pod.get("status", {}).get("phase") == "Running"
+
+    def healthy(self) -> bool:
+        pods = self._pods()
+        return bool(pods) and all(self._ready(p) for p in pods.values() if "locust" not in p["metadata"]["name"])
+
+    # ------------------------------------------------- asking Sentinel and Redis
     def _redis_cli(self, node_name: str, port: int, command: str) -> str:
         return self._shell(node_name, _REDIS_CLI.format(port=port, command=command))
 
@@ -97,7 +125,7 @@ class _SentinelQueries:
     # Network faults cut links between nodes with their own addresses: the local runtime's NETWORK=netns.
     def network_refusal(self) -> str | None:
         return (
-            f"network faults run on the local runtime with NETWORK=netns, not on STACK={self.name}: "
+            f"network faults run on the local runtime with NETWORK=netns or on STACK=compose, not on STACK={self.name}: "
             "`make down && STACK=local NETWORK=netns make up` (as root)"
         )
 
@@ -126,47 +154,6 @@ class _SentinelQueries:
             except (ContainerError, IndexError):
                 roles[node.name] = "down"
         return roles
-
-
-class K8sRuntime(_SentinelQueries):
-    name = "k8s"
-
-    def __init__(self, config: StackConfig, runner: Runner = run_command, sleep=time.sleep):
-        super().__init__(config, runner, sleep)
-        self.namespace = settings.get_str("K8S_NAMESPACE", config.env)
-        self.overlay = REPO_ROOT / "k8s" / "overlays" / settings.get_str("K8S_OVERLAY", config.env)
-
-    def kubectl(self, *args: str) -> str:
-        return self.run(["kubectl", "--namespace", self.namespace, *args])
-
-    # ------------------------------------------------------------- topology
-    def _pods(self) -> dict[str, dict]:
-        pods = json.loads(self.kubectl("get", "pods", "-l", "app.kubernetes.io/name=sessionproof", "-o", "json"))
-        return {p["metadata"]["name"]: p for p in pods["items"]}
-
-    def nodes(self, kind: str | None = None) -> list[Node]:
-        nodes = []
-        for name, pod in sorted(self._pods().items()):
-            component = pod["metadata"]["labels"].get("app.kubernetes.io/component")
-            if component in _PORTS and pod["metadata"].get("deletionTimestamp") is None:
-                nodes.append(Node(name, component, _PORTS[component]))
-        return [n for n in nodes if kind is None or n.kind == kind]
-
-    def _shell(self, node_name: str, command: str) -> str:
-        return self.kubectl("exec", node_name, "--", "sh", "-c", command)
-
-    @staticmethod
-    def _ready(pod: dict) -> bool:
-        conditions = pod.get("status", {}).get("conditions", [])
-        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-
-    def is_running(self, node_name: str) -> bool:
-        pod = self._pods().get(node_name)
-        return pod is not None and pod.get("status", {}).get("phase") == "Running"
-
-    def healthy(self) -> bool:
-        pods = self._pods()
-        return bool(pods) and all(self._ready(p) for p in pods.values() if "locust" not in p["metadata"]["name"])
 
     # ------------------------------------------------------------ lifecycle
     def up(self, timeout_s: float | None = None, progress=print) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from sessionproof import REPO_ROOT, settings
+from sessionproof.configs.container_files import read_env_file
 from sessionproof.configs.generate import RUNTIME_SET_SETTINGS, drift
 from sessionproof.runtimes import validate_observability as observability
 from sessionproof.runtimes.local import LocalRuntime
@@ -103,7 +104,7 @@ def _runtime_configs(root: Path) -> dict[str, dict[str, str]]:
 
 
 def _env_pairs(text: str) -> dict[str, str]:
-    pairs = dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
+    pairs = read_env_file(text)
     # Per runtime by nature: the replica's name, where Sentinels and the password are.
     for name in RUNTIME_SET_SETTINGS:
         pairs.pop(name, None)
