@@ -27,7 +27,7 @@ CONTAINER_PORTS = {"redis": REDIS_PORT, "sentinel": SENTINEL_PORT, "app": APP_PO
 NETWORKS = ("auto", "loopback", "netns")
 # Host numbers inside NETNS_SUBNET: .1 is the bridge (the host side, where nginx and the harness
 # live); each data node and app replica gets a fixed address, so configs and reports can name it.
-_HOST_NUMBER_BASE = {"redis": 10, "sentinel": 20, "app": 100}
+HOST_NUMBER_BASE = {"redis": 10, "sentinel": 20, "app": 100}
 MAX_APPS_NETNS = 150
 
 
@@ -109,7 +109,7 @@ class StackConfig:
     def _host(self, kind: str, index: int) -> str:
         if not self.netns:
             return self.bind_host
-        return str(ipaddress.ip_network(self.subnet)[_HOST_NUMBER_BASE[kind] + index])
+        return str(ipaddress.ip_network(self.subnet)[HOST_NUMBER_BASE[kind] + index])
 
     @property
     def redis_nodes(self) -> list[Node]:

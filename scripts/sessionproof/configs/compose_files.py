@@ -22,7 +22,7 @@ from sessionproof.configs.container_files import (
     yaml_documents,
 )
 from sessionproof.configs.observability_files import COMPOSE_PROMETHEUS_CONF, compose_prometheus_conf, compose_services
-from sessionproof.topology import APP_PORT, NGINX_PORT, PROMETHEUS_PORT, REDIS_PORT, SENTINEL_PORT
+from sessionproof.topology import APP_PORT, HOST_NUMBER_BASE, NGINX_PORT, PROMETHEUS_PORT, REDIS_PORT, SENTINEL_PORT
 
 LOCUST_WORKERS = 2
 LOCUST_PASSTHROUGH = ("SCENARIO", "LOCUST_HEADLESS", "LOCUST_RUN_TIME", "LOCUST_USERS", "LOCUST_SPAWN_RATE")
@@ -58,13 +58,12 @@ def node_addresses(subnet: str, services: list[str]) -> dict[str, str]:
     network = ipaddress.ip_network(subnet)
     fixed = {"nginx": 2, "redis-exporter": 3, "nginx-exporter": 4, "prometheus": 5, "grafana": 6}
     addresses = {}
-    bases = {"redis": 10, "sentinel": 20, "app": 100}
     for service in services:
         kind, _, number = service.rpartition("-")
         if service in fixed:
             addresses[service] = str(network.network_address + fixed[service])
-        elif kind in bases and number.isdigit():
-            addresses[service] = str(network.network_address + bases[kind] + int(number))
+        elif kind in HOST_NUMBER_BASE and number.isdigit():
+            addresses[service] = str(network.network_address + HOST_NUMBER_BASE[kind] + int(number))
     return addresses
 
 
