@@ -21,6 +21,7 @@ import datetime as dt
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -67,7 +68,10 @@ _state: dict = {
     "finalizers": [],
     "all_user_classes": None,
     "handed_over": os.environ.get(runinfo.RUN_DIR_ENV),
+    "writing": None,  # the run being written, after it left "run"
+    "ctrl_c_pressed": False,
 }
+CTRL_C_EXIT_CODE = 130
 
 
 def _scenario_from_argv(argv: list[str]) -> str:
@@ -161,7 +165,33 @@ def _on_init(environment, runner, **_kwargs) -> None:
         environment.shape_class = ScenarioShape()
         environment.shape_class.runner = runner
         log.info("sessionproof: web UI; each test writes its own folder in %s when it stops", runs.results_dir())
+    _route_ctrl_c_to(gevent.getcurrent())
     gevent.spawn(_heartbeat, environment)
+
+
+def _route_ctrl_c_to(main) -> None:
+    """Ctrl-C stops Locust through its main greenlet only, never by killing a folder half-written.
+
+    Python raises KeyboardInterrupt in whatever code runs when SIGINT arrives. Under gevent that is
+    often the greenlet writing a stopped test's folder (plots, report): it died half-way and Locust
+    still quit with 0. Here the gevent loop takes SIGINT and throws KeyboardInterrupt into the main
+    greenlet (MAIN, where Locust catches it), whose quitting waits for the folder. A second Ctrl-C
+    quits at once, without it.
+    """
+    hub = gevent.get_hub()
+
+    def on_ctrl_c() -> None:
+        run: OpenRun | None = _state["run"] or _state["writing"]
+        if _state["ctrl_c_pressed"]:
+            _say(f"sessionproof: Ctrl-C again: quitting; {run.dir if run else 'the run folder'} left unfinished")
+            hub.loop.run_callback(main.throw, SystemExit(CTRL_C_EXIT_CODE))
+            return
+        _state["ctrl_c_pressed"] = True
+        if run is not None:
+            _say(f"sessionproof: Ctrl-C: writing {run.dir} before quitting (Ctrl-C again to quit without it)")
+        hub.loop.run_callback(main.throw, KeyboardInterrupt)
+
+    gevent.signal_handler(signal.SIGINT, on_ctrl_c)
 
 
 def _sample_cpu() -> None:
@@ -277,6 +307,14 @@ def _finalize(environment) -> None:
     if _state["run"] is not run:  # written meanwhile by another caller
         return
     _state["run"] = None
+    _state["writing"] = run
+    try:
+        _write_run(environment, run)
+    finally:
+        _state["writing"] = None
+
+
+def _write_run(environment, run: OpenRun) -> None:
     run.stopped = run.stopped or dt.datetime.now(dt.UTC)
     raw = run.dir / "raw"
     recorder.write_raw(raw, run_start_s=run.started.timestamp())
