@@ -12,6 +12,7 @@ import requests
 
 from sessionproof.runtimes import probes
 from sessionproof.waiting import wait_until
+from sessionproof_app import replication, store
 from support import observe, wait_for_new_master
 
 pytestmark = pytest.mark.stack
@@ -160,3 +161,82 @@ def test_a_redis_master_sigkill_during_writes_yields_no_error_and_loses_no_ackno
     )
     healthy_stack.start(old_master.name)
     healthy_stack.up(progress=lambda *_: None)
+
+
+def test_a_replica_sentinel_could_promote_must_confirm_even_when_the_master_lost_its_link(healthy_stack, new_user):
+    """The window the compose matrix hit under congest-redis-master, made deterministic.
+
+    Replica B's link to the master breaks (a wrong masterauth keeps it down) while Sentinel still sees B up: the
+    master has one replica online, so WAIT for every *online* replica was WAIT 1, and a write the other replica
+    confirmed was acknowledged. Sentinel then promoted B (the other one has replica-priority 0 here; under
+    congestion, Sentinel's second-old offsets chose it) and the write was gone. Now B must confirm too: the
+    write gets 503 with Retry-After, and nothing acknowledged is missing after B's promotion.
+    """
+    password = healthy_stack.password
+    old_master = healthy_stack.master_node()
+    keeper, broken = [n for n in healthy_stack.nodes("redis") if n != old_master]
+    sentinel = healthy_stack.nodes("sentinel")[0]
+    user = new_user()
+    assert user.post("/cart/before").status_code == 200
+    with probes.redis_client(sentinel.host, sentinel.port, password) as sentinel_client:
+
+        def sentinel_sees(node, field):
+            replicas = sentinel_client.sentinel_slaves(healthy_stack.config.get("REDIS_MASTER_NAME"))
+            return next(r[field] for r in replicas if int(r["port"]) == node.port)
+
+        try:
+            healthy_stack.redis_config_set(keeper.name, "replica-priority", "0")  # Sentinel will promote B only
+            wait_until(lambda: sentinel_sees(keeper, "slave-priority") == 0, 30, "Sentinel to read the priority")
+            healthy_stack.redis_config_set(broken.name, "masterauth", "wrong")
+            with probes.redis_client(broken.host, broken.port, password) as broken_client:
+                broken_client.client_kill_filter(_type="master")
+            wait_until(
+                lambda: healthy_stack.redis_info(old_master.name, "replication")["connected_slaves"] == "1",
+                10,
+                f"the master to drop {broken.name}",
+            )
+            assert sentinel_sees(broken, "is_sdown") is False  # still promotable in Sentinel's eyes
+
+            refused = user.post("/cart/only-on-one-replica")
+            assert refused.status_code == 503 and refused.headers["Retry-After"] == "1", refused.text
+            assert refused.json()["error"] == "store_unavailable"
+
+            sentinel_client.sentinel_failover(healthy_stack.config.get("REDIS_MASTER_NAME"))
+            assert wait_for_new_master(healthy_stack, old_master) == broken
+            cart = wait_until(lambda: (r := user.get("/cart")).status_code == 200 and r.json()["cart"], 20, "a read")
+            assert "before" in cart  # every acknowledged write survived the promotion of B
+        finally:
+            for node in healthy_stack.nodes("redis"):  # Redis rewrote its config file on each SLAVEOF: mend both
+                with probes.redis_client(node.host, node.port, password) as client:
+                    client.config_set("masterauth", password)
+                    client.config_set("replica-priority", "100")
+                    client.config_rewrite()
+
+
+def test_a_replica_taking_over_from_the_master_must_still_confirm(healthy_stack):
+    """A replica promoted out of the master's history (REPLICAOF NO ONE, as Sentinel's failover does) while the
+    Sentinels still name the old master: the old master's other replica would confirm alone, and its resync from
+    the new master would drop the write, so the promoted one counts (its WAIT never comes: the write waits for
+    the new master). Asked of the function the app asks, because Sentinel turns such a replica back within
+    seconds (a write through the app may land after that, and then rightly be acknowledged). A restarted old
+    master also reports role master, with a history of its own: the kill-redis-master test shows writes
+    flowing past it."""
+    password = healthy_stack.password
+    master = healthy_stack.master_node()
+    taking_over = next(n for n in healthy_stack.nodes("redis") if n != master)
+    client = store.connect_master(
+        {**healthy_stack.config.env, "SENTINELS": healthy_stack.config.sentinels_setting, "REDIS_PASSWORD": password}
+    )
+    pool = client.connection_pool
+    master_info = healthy_stack.redis_info(master.name, "replication")
+    with probes.redis_client(taking_over.host, taking_over.port, password) as taking_over_client:
+        try:
+            taking_over_client.replicaof("NO", "ONE")
+            assert str(taking_over_client.info("replication")["master_replid2"]) == master_info["master_replid"]
+            reported = {"ip": taking_over.host, "port": taking_over.port, "role-reported": "master"}
+            assert replication._promoted_from(pool, reported, master_info)
+            confirmers = replication.replicas_that_must_confirm(client)
+            assert confirmers == replication.Confirmers(2, (master.host, master.port))
+        finally:
+            taking_over_client.replicaof(master.host, master.port)
+            client.close()

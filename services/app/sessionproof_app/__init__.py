@@ -91,7 +91,7 @@ class SessionproofFlask(Flask):
 
 
 def _wait_replicas(env: Mapping[str, str] | None) -> int | None:
-    """SESSION_WAIT_REPLICAS: None for `all` (every online replica), else the number."""
+    """SESSION_WAIT_REPLICAS: None for `all` (every replica online or promotable), else the number."""
     if settings.get_str("SESSION_WAIT_REPLICAS", env).lower() == "all":
         return None
     return settings.get_int("SESSION_WAIT_REPLICAS", env, minimum=0)

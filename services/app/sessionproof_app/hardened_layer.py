@@ -1,5 +1,5 @@
-"""The hardened session layer: a retry budget, compare-and-set commits, WAIT for every online
-replica, touch without rewrite and Idempotency-Key replays, over the stock layer
+"""The hardened session layer: a retry budget, compare-and-set commits, WAIT for every replica
+Sentinel could promote, touch without rewrite and Idempotency-Key replays, over the stock layer
 (session_layer.py). Each property and why it is there: docs/design.md, "Session layers".
 
 Views must be deterministic in (request, session) and keep their other Redis
@@ -21,7 +21,7 @@ from flask.globals import request_ctx
 from redis.backoff import ExponentialWithJitterBackoff
 from werkzeug.exceptions import ServiceUnavailable
 
-from . import metrics, store
+from . import metrics, replication, store
 from .errors import error_response
 from .records import DEFAULT_HEADERS, FINGERPRINT_BYTES, RECORDED_HEADERS, Record, decode_record
 from .session_layer import (
@@ -37,7 +37,7 @@ from .store import RedisError, WriteNotReplicated, is_store_unavailable
 # Printable ASCII without spaces, as in draft-ietf-httpapi-idempotency-key-header; a UUID fits.
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 _STATE = "sessionproof.hardened"
-ONLINE_REPLICAS_TTL_S = 1.0  # how old the count of online replicas (SESSION_WAIT_REPLICAS=all) may be
+CONFIRMING_REPLICAS_TTL_S = 1.0  # how old the count of replicas that must confirm (SESSION_WAIT_REPLICAS=all) may be
 
 
 class SessionConflict(Exception):
@@ -99,12 +99,11 @@ class HardenedSessionInterface(StockSessionInterface):
         self.namespace = namespace
         self.retry_budget_s = retry_budget_s
         self.backoff = backoff
-        # None: every replica the master has online. WAIT 1 with two replicas is not enough: the
-        # replica that confirmed may not be the one Sentinel promotes (its view of the offsets can be a
-        # second old), and then an acknowledged write is gone. A congested master showed exactly that.
+        # None: every replica online or promotable (replication.replicas_that_must_confirm). WAIT 1 with two
+        # replicas is not enough: the replica that confirmed may not be the one Sentinel promotes.
         self.wait_all = wait_replicas is None
         self.wait_replicas = 1 if wait_replicas is None else wait_replicas
-        self._online_replicas: tuple[int, float] | None = None  # (count, when read)
+        self._confirmers = replication.ConfirmersCache(self.client, CONFIRMING_REPLICAS_TTL_S)
         self.wait_timeout_ms = wait_timeout_ms
         self.idempotency_ttl_s = idempotency_ttl_s
         self.max_conflict_retries = max_conflict_retries
@@ -279,25 +278,19 @@ class HardenedSessionInterface(StockSessionInterface):
         return response
 
     def _replicas_to_wait(self) -> int:
-        """How many replicas WAIT asks for now: SESSION_WAIT_REPLICAS, or with `all` every online one."""
+        """How many replicas WAIT asks for now: SESSION_WAIT_REPLICAS, or with `all` every online or promotable one."""
         if not (self.wait_all and self.wait_replicas):
             return self.wait_replicas
-        cached = self._online_replicas
-        if cached is None or time.monotonic() - cached[1] > ONLINE_REPLICAS_TTL_S:
-            info = self.client.info("replication")
-            online = sum(
-                1 for key, value in info.items() if key.startswith("slave") and isinstance(value, dict)
-                and value.get("state") == "online"
-            )  # fmt: skip
-            cached = self._online_replicas = (online, time.monotonic())
-        return max(self.wait_replicas, cached[0])
+        return max(self.wait_replicas, self._confirmers.get().count)
 
     def _require_replicas(self, acknowledged: int, needed: int) -> None:
         if needed and acknowledged < needed:
-            self._online_replicas = None  # the master or its replicas may have changed: look again
+            self._confirmers.forget()  # the master or its replicas may have changed: look again
             raise WriteNotReplicated(
                 f"WAIT: {acknowledged} of {needed} replicas confirmed within {self.wait_timeout_ms} ms"
             )
+        if needed and self.wait_all:
+            self._confirmers.require_master(store.last_node(self.client))
 
     # ------------------------------------------------------------------ save
     def save_session(self, app: Flask, session, response: Response) -> None:

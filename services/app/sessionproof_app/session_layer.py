@@ -3,8 +3,8 @@
 This module holds `stock` and what both share; hardened_layer.py holds `hardened`.
 `stock` is Flask-Session as documented, plus sessionless probes, no write-back of
 failed requests and the `X-Store-Node` header. `hardened` adds a retry budget,
-compare-and-set commits, WAIT for every online replica, touch without rewrite and
-Idempotency-Key replays. Each property and why it is there: docs/design.md,
+compare-and-set commits, WAIT for every replica Sentinel could promote, touch without
+rewrite and Idempotency-Key replays. Each property and why it is there: docs/design.md,
 "Session layers".
 
 Views must be deterministic in (request, session) and keep their other Redis

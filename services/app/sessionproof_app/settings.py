@@ -88,8 +88,9 @@ SETTINGS: tuple[Setting, ...] = (
         "SESSION_WAIT_REPLICAS",
         "all",
         "Hardened layer: replicas that must confirm a session write (WAIT) before it is acknowledged: `all` = every "
-        "replica the master has online (at least 1; checked once a second), so that whichever Sentinel promotes "
-        "has the write; a number N = at least N; 0 = no WAIT.",
+        "replica the master has online and every one Sentinel could promote (at least 1; asked once a second), and "
+        "only on the master Sentinel names, so that whichever replica Sentinel promotes has the write; a number N = "
+        "at least N; 0 = no WAIT.",
         "app",
     ),
     Setting("SESSION_WAIT_TIMEOUT_MS", "300", "Hardened layer: how long WAIT waits for those replicas.", "app"),

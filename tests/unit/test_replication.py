@@ -1,0 +1,37 @@
+"""Who must confirm a write (SESSION_WAIT_REPLICAS=all), asked of real Sentinels."""
+
+from __future__ import annotations
+
+import pytest
+
+from sessionproof_app import replication, store
+
+pytestmark = pytest.mark.redis
+
+
+def test_a_write_counts_only_on_the_master_sentinel_names(split_brain_sentinels):
+    """An old master's last replica can confirm a write that its resync from the promoted master then drops."""
+    brain = split_brain_sentinels
+    client = store.connect_master(
+        {
+            "SENTINELS": "{}:{}".format(*brain["new"]["sentinel"]),
+            "REDIS_MASTER_NAME": brain["name"],
+            "REDIS_PASSWORD": brain["password"],
+        }
+    )
+    new_master, old_master = ("127.0.0.1", brain["new"]["master_port"]), ("127.0.0.1", brain["old"]["master_port"])
+    try:
+        confirmers = replication.ConfirmersCache(client, ttl_s=60)
+        # The new side's master has no replica: none online, none Sentinel could promote.
+        assert confirmers.get() == replication.Confirmers(0, new_master)
+        confirmers.require_master(new_master)
+        confirmers.require_master(None)  # a client that does not record its node: nothing to compare
+        with pytest.raises(store.WriteNotReplicated, match=f"but Sentinel names 127.0.0.1:{new_master[1]}"):
+            confirmers.require_master(old_master)
+    finally:
+        client.close()
+
+
+def test_a_client_without_sentinel_counts_the_online_replicas(redis_client):
+    """The unit tests' plain client (one master, one replica): no Sentinel to ask, no master to compare."""
+    assert replication.replicas_that_must_confirm(redis_client) == replication.Confirmers(1, None)
