@@ -40,8 +40,10 @@ class Reply(NamedTuple):
 def failure_kind(response) -> str:
     if response.status_code:
         return str(response.status_code)
-    name = type(response.error).__name__.lower() if response.error else "error"
-    return "timeout" if "timeout" in name else "connection"
+    error = response.error
+    # geventhttpclient wraps a read timeout: RetriesExceeded(..., original=timed out).
+    text = f"{type(error).__name__} {error} {getattr(error, 'original', '')}".lower() if error else ""
+    return "timeout" if "timeout" in text or "timed out" in text else "connection"
 
 
 class SessionUser(FastHttpUser):
