@@ -1,5 +1,6 @@
 """Which replicas must confirm a session write before no Sentinel failover can lose it (the hardened
-layer's `SESSION_WAIT_REPLICAS=all`), and on which master. Why: docs/design.md, "Session layers"."""
+layer's `SESSION_WAIT_REPLICAS=all`), and on which master. Why: docs/design.md ("`WAIT N` is not
+consensus") and the README ("Wait for every replica Sentinel could promote")."""
 
 from __future__ import annotations
 
@@ -36,9 +37,10 @@ def replicas_that_must_confirm(client: Redis) -> Confirmers:
     Online alone is not enough. A replica whose link broke (a congested master, a lost connection) is
     no longer online to the master, so WAIT counts without it; but Sentinel, from INFO up to 10 s old
     and offsets up to a second old, may still promote it, and then the writes only the online replica
-    confirmed are gone (docs/design.md, "Wait for every replica"). Sentinel skips replicas it sees down
-    (not merely disconnected, which the leading Sentinel may not be) or with a link down for longer than SENTINEL_LINK_DOWN_FACTOR x down-after-milliseconds plus the
-    master's own down time; those need not confirm (with a margin, and none while the master is down).
+    confirmed are gone (README, "Wait for every replica Sentinel could promote"). Sentinel skips
+    replicas it sees down (not merely disconnected: the leading Sentinel may not be) or with a link
+    down for longer than SENTINEL_LINK_DOWN_FACTOR x down-after-milliseconds plus the master's own
+    down time; those need not confirm (with a margin, and none while the master is down).
     A replica that reports role master is either being promoted in this master's place (its replication
     history continues this master's: it must "confirm", which it never will, so the write waits for the
     new master) or a restarted old master Sentinel will convert (it need not). And once Sentinel has
