@@ -19,6 +19,10 @@ command -v hey >/dev/null 2>&1 || missing+=(hey)
 # STACK=compose: Podman with runc (Debian's default runtime, crun, fails on hybrid cgroups), and
 # debootstrap for `make images`, which makes the Debian base without an image registry.
 command -v podman >/dev/null 2>&1 || missing+=(podman)
+# netavark and aardvark-dns: the network backend the compose file's fixed addresses need. Without them
+# Podman 4.3 falls back to CNI, whose IPAM refuses them ("failed to allocate all requested IPs").
+[ -x /usr/lib/podman/netavark ] || command -v netavark >/dev/null 2>&1 || missing+=(netavark)
+[ -x /usr/lib/podman/aardvark-dns ] || command -v aardvark-dns >/dev/null 2>&1 || missing+=(aardvark-dns)
 command -v runc >/dev/null 2>&1 || [ -x /usr/sbin/runc ] || missing+=(runc)
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
 # NETWORK=netns (network faults, root only): namespaces and veths (iproute2), link cuts (iptables), rate
@@ -33,21 +37,68 @@ want_kubectl=""
 command -v kubectl >/dev/null 2>&1 || want_kubectl=kubectl
 
 # Podman's defaults that fail where a container may not raise its limits (no CAP_SYS_RESOURCE) or
-# where crun meets hybrid cgroups: a drop-in of ours sets runc and limits no higher than this shell's.
+# where crun meets hybrid cgroups, and the network backend: a drop-in of ours sets runc, limits no
+# higher than this shell's, and netavark.
 podman_dropin=/etc/containers/containers.conf.d/50-sessionproof.conf
+compose_project=sessionproof
+
+# A machine whose Podman already ran on CNI keeps CNI (Podman records its first choice), and switching
+# leaves the containers made under CNI without a network. Switch only when every container is this
+# project's (removed here: `make up STACK=compose` makes them again); refuse, with the fix, otherwise.
+switch_podman_off_cni() {
+  local backend all ours foreign pods
+  backend=$(podman info --format '{{.Host.NetworkBackend}}' 2>/dev/null) || backend=unknown
+  [ "$backend" = netavark ] && return 0
+  all=$(podman ps --all --format '{{.Names}}' | sort)
+  ours=$(podman ps --all --filter "label=com.docker.compose.project=$compose_project" --format '{{.Names}}' | sort)
+  foreign=$(comm -23 <(printf '%s\n' "$all" | sed '/^$/d') <(printf '%s\n' "$ours" | sed '/^$/d'))
+  pods=$(podman pod ps --quiet 2>/dev/null || true)
+  if [ -n "$foreign" ] || [ -n "$pods" ]; then
+    echo "make deps: not switching Podman to netavark. It uses the $backend network backend, and STACK=compose needs netavark (CNI refuses" >&2
+    echo "the compose file's fixed addresses). Switching would leave these containers, which sessionproof did" >&2
+    echo "not make, without a network: $(printf '%s ' $foreign $pods)" >&2
+    echo "Fix: remove them (podman rm --force NAME; podman pod rm --force POD) and run make deps again, or" >&2
+    echo "switch yourself and re-create them: [network] network_backend = \"netavark\" in $podman_dropin." >&2
+    echo "Podman stays on $backend until then; the local stack (make up, make demo) does not need Podman." >&2
+    return 1
+  fi
+  if [ -n "$ours" ]; then
+    echo "switching Podman from $backend to netavark: removing this project's containers: $(printf '%s ' $ours)"
+    podman rm --force $ours >/dev/null
+  fi
+  # The project's CNI network (compose names it <project>_default); netavark keeps its own networks.
+  podman network rm --force "${compose_project}_default" >/dev/null 2>&1 || true
+  echo "switched Podman's network backend from $backend to netavark (images are kept)"
+}
+
 configure_podman() {
   [ "$(id -u)" -eq 0 ] && command -v podman >/dev/null 2>&1 || return 0
-  local nofile nproc want
+  local nofile nproc want network
   nofile=$(ulimit -Hn); nproc=$(ulimit -Hu)
   [ "$nofile" = unlimited ] && nofile=1048576
   [ "$nproc" = unlimited ] && nproc=1048576
   [ "$nproc" -gt 4096 ] && nproc=4096
-  want=$(printf '# Written by sessionproof (make deps): runc, and ulimits no higher than the host allows.\n[containers]\ndefault_ulimits = ["nofile=%s:%s", "nproc=%s:%s"]\n[engine]\nruntime = "runc"\n' \
-    "$nofile" "$nofile" "$nproc" "$nproc")
-  if [ ! -f "$podman_dropin" ] || [ "$(cat "$podman_dropin")" != "$(printf '%b' "$want")" ]; then
-    mkdir -p "$(dirname "$podman_dropin")"
-    printf '%b' "$want" > "$podman_dropin"
-    echo "wrote $podman_dropin (runc; nofile $nofile, nproc $nproc)"
+  network='[network]\nnetwork_backend = "netavark"\n'
+  want=$(printf '# Written by sessionproof (make deps): runc, ulimits no higher than the host allows, the network backend.\n[containers]\ndefault_ulimits = ["nofile=%s:%s", "nproc=%s:%s"]\n[engine]\nruntime = "runc"\n%s' \
+    "$nofile" "$nofile" "$nproc" "$nproc" "$network")
+  [ -f "$podman_dropin" ] && [ "$(cat "$podman_dropin")" = "$(printf '%b' "$want")" ] && return 0
+  if ! switch_podman_off_cni; then
+    # Refused: runc and the ulimits still go in; the local stack needs no Podman, and `make up STACK=compose`
+    # stops at once with the fix. The next `make deps` tries again.
+    want=${want%"$network"}
+    network=""
+  fi
+  mkdir -p "$(dirname "$podman_dropin")"
+  printf '%b' "$want" > "$podman_dropin"
+  echo "wrote $podman_dropin (runc; nofile $nofile, nproc $nproc${network:+; netavark})"
+  [ -n "$network" ] || return 0
+  local backend
+  backend=$(podman info --format '{{.Host.NetworkBackend}}' 2>&1) || backend="podman info failed: $backend"
+  if [ "$backend" != netavark ]; then
+    echo "error: Podman's network backend is '$backend' after make deps wrote $podman_dropin; STACK=compose" >&2
+    echo "needs netavark. Look for a later network_backend setting: podman info --debug, or" >&2
+    echo "grep -r network_backend /etc/containers /usr/share/containers ~/.config/containers" >&2
+    exit 1
   fi
 }
 

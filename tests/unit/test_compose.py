@@ -54,7 +54,40 @@ def test_a_container_is_read_from_the_engine_inspect_output():
     assert (stopped.name, stopped.status, stopped.has_healthcheck, stopped.ip) == ("x", "exited", False, "")
 
 
+def _engine_answering(info: str):
+    """A runner whose `podman info` answers INFO (network backend, OCI runtime) and every other command ''."""
+    calls: list[list[str]] = []
+
+    def run(argv: list[str]) -> str:
+        calls.append(argv)
+        return info if argv[1:2] == ["info"] else ""
+
+    run.calls = calls
+    return run
+
+
 def test_up_refuses_a_setting_the_generated_files_do_not_carry():
-    runtime = ComposeRuntime(StackConfig.from_env({"SESSION_LAYER": "stock"}), runner=lambda argv: "")
+    env = {"SESSION_LAYER": "stock", "CONTAINER_ENGINE": "podman"}
+    runtime = ComposeRuntime(StackConfig.from_env(env), runner=_engine_answering("netavark runc\n"))
     with pytest.raises(ContainerError, match="SESSION_LAYER=stock make generate"):
         runtime.up(progress=lambda *_: None)
+
+
+@pytest.mark.parametrize(
+    ("info", "named"),
+    [("cni runc\n", "network backend is cni"), ("netavark crun\n", "OCI runtime is crun"), ("", "unknown")],
+)
+def test_up_refuses_podman_not_set_up_before_starting_anything(info, named):
+    runner = _engine_answering(info)
+    runtime = ComposeRuntime(StackConfig.from_env({"CONTAINER_ENGINE": "podman"}), runner=runner)
+    with pytest.raises(ContainerError, match=named) as refused:
+        runtime.up(progress=lambda *_: None)
+    assert "`make deps`" in str(refused.value)
+    assert [argv[1] for argv in runner.calls] == ["info"], "something ran before the engine's setup was checked"
+
+
+def test_netavark_and_runc_pass_the_engine_check():
+    runtime = ComposeRuntime(
+        StackConfig.from_env({"CONTAINER_ENGINE": "podman"}), runner=_engine_answering("netavark runc\n")
+    )
+    runtime.check_engine_setup()

@@ -141,6 +141,29 @@ class ComposeRuntime:
     def engine_run(self, *args: str) -> str:
         return self.run([self.engine, *args])
 
+    def check_engine_setup(self) -> None:
+        """Podman's setup that the compose file needs, checked before anything starts: netavark (CNI's IPAM
+        refuses the fixed addresses, deep inside podman-compose) and runc (crun fails on hybrid cgroups)."""
+        if self.engine != "podman":
+            return
+        info = self.engine_run("info", "--format", "{{.Host.NetworkBackend}} {{.Host.OCIRuntime.Name}}").split()
+        backend, runtime = [*info, "", ""][:2]
+        problems = []
+        if backend != "netavark":
+            problems.append(
+                f"its network backend is {backend or 'unknown'}, and the compose file's fixed addresses need netavark "
+                "(CNI refuses them: 'failed to allocate all requested IPs')"
+            )
+        if runtime != "runc":
+            problems.append(f"its OCI runtime is {runtime or 'unknown'}, and containers here start with runc only")
+        if problems:
+            raise ContainerError(
+                f"Podman is not set up for STACK=compose: {'; '.join(problems)}. Fix: `make deps` (it installs "
+                "netavark and aardvark-dns and writes /etc/containers/containers.conf.d/50-sessionproof.conf; "
+                "it says what to do where containers it did not make stand in the way), then "
+                "`podman info --format '{{.Host.NetworkBackend}} {{.Host.OCIRuntime.Name}}'` says: netavark runc"
+            )
+
     # ------------------------------------------------------------- topology
     def containers(self) -> dict[str, Container]:
         """This project's containers by service (one per service: the stack's nodes are not scaled)."""
@@ -208,6 +231,7 @@ class ComposeRuntime:
         configs.check_timeouts(self.config.env)
         timeout_s = timeout_s or settings.get_int("STACK_UP_TIMEOUT_S", self.config.env, minimum=1)
         deadline = time.monotonic() + timeout_s
+        self.check_engine_setup()
         self._check_generated()
         # Compose's file secrets are bind mounts that keep the host file's mode: the app (uid 10001) reads it.
         PASSWORD_FILE.write_text(settings.redis_password(self.config.env))
