@@ -9,6 +9,8 @@ STAMP := $(VENV)/.installed
 STACK_CLI := $(PY) -m sessionproof.runtimes.stack
 
 export PYTHONDONTWRITEBYTECODE := 1
+# Every run's exit status (make demo, loadtest, experiment, experiments, report, locust --headless).
+EXIT_CODES := 2: the harness could not run; 3: an SLO was breached; 4: the run is INVALID, its load generator crossed its bounds; see results/latest/report.md
 
 .PHONY: generate validate help deps venv images up down status logs clean config lint format test test-quick lock unloaded loadtest report check chaos experiment experiments demo screenshots bench scale soak
 
@@ -91,7 +93,7 @@ unloaded: venv ## Unloaded p50/p99 of GET /cart and GET /ping through nginx (REQ
 
 loadtest: venv ## Headless Locust run: SCENARIO=mixed|latency|bounce|concurrency DURATION=60s USERS= PROCESSES=
 	@$(PY) -m sessionproof.load.loadtest --scenario $(or $(SCENARIO),mixed) $(if $(DURATION),--duration $(DURATION)) $(if $(USERS),--users $(USERS)) $(if $(PROCESSES),--processes $(PROCESSES)) \
-	|| { rc=$$?; echo "loadtest exited $$rc (3: an SLO was breached, see results/latest/report.md)"; exit $$rc; }
+	|| { rc=$$?; echo "loadtest exited $$rc ($(EXIT_CODES))"; exit $$rc; }
 
 report: venv ## Render a run's summary.json, report.md and plots again from its raw data: RUN=results/<folder>
 	@if [ -z "$(RUN)" ]; then echo "usage: make report RUN=results/<folder>  (or RUN=results/latest)"; exit 2; fi
@@ -115,7 +117,7 @@ soak: deps venv ## The mixed scenario for DURATION (default 30m), failed (exit 3
 	@$(PY) -m sessionproof.load.soak --duration "$(or $(DURATION),30m)"
 
 demo: deps venv ## The main job in one command (under 3 minutes): stack up, mixed load, the Redis master killed and healed, headline figures
-	@$(PY) -m sessionproof.chaos.demo || { rc=$$?; echo "demo exited $$rc (3: an SLO was breached, see results/latest/report.md)"; exit $$rc; }
+	@$(PY) -m sessionproof.chaos.demo || { rc=$$?; echo "demo exited $$rc ($(EXIT_CODES))"; exit $$rc; }
 
 screenshots: venv ## Headless Chromium pictures of Locust's web UI during a test and of RUN's report (default results/latest): results/<UTC-time>-screenshots/
 	@$(PY) -m sessionproof.load.screenshots $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(RUN),--run $(RUN))
@@ -123,7 +125,8 @@ screenshots: venv ## Headless Chromium pictures of Locust's web UI during a test
 experiment: venv ## One failover experiment: SCENARIO=failover-redis-kill (load, fault, heal, read-back, report)
 	@if [ -z "$(SCENARIO)" ]; then echo "usage: make experiment SCENARIO=<failover scenario>"; exit 2; fi
 	@$(PY) -m sessionproof.chaos.experiment $(SCENARIO) \
-	|| { rc=$$?; echo "experiment exited $$rc (3: an SLO was breached, see results/latest/report.md)"; exit $$rc; }
+	|| { rc=$$?; echo "experiment exited $$rc ($(EXIT_CODES))"; exit $$rc; }
 
 experiments: venv ## Every fault experiment plus latency and concurrency, per configuration (LAYERS="hardened stock stock-min-replicas-0"; ONLY="partition-app ..." for a subset), then results/<UTC-time>-matrix/report.md (about 15 minutes per configuration)
-	@$(PY) -m sessionproof.chaos.experiment --all $(if $(ONLY),--only "$(ONLY)")
+	@$(PY) -m sessionproof.chaos.experiment --all $(if $(ONLY),--only "$(ONLY)") \
+	|| { rc=$$?; echo "experiments exited $$rc ($(EXIT_CODES))"; exit $$rc; }

@@ -156,6 +156,29 @@ def test_cli_exits_3_on_a_breach(tmp_path, capsys, monkeypatch):
     assert "SLO FAILED: latency_us → GET /cart → p99" in capsys.readouterr().out
 
 
+def test_cli_exits_4_on_an_invalid_run_before_3_and_says_so_first(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(report, "write_plots", lambda *_: None)
+    breached = [{"path": ["latency_us", "GET /cart", "p99"], "max": 1000}]
+    run_dir = make_run(tmp_path / "run", CART_AND_PING, cpu_percent=95.0, slo=breached)
+    assert main([str(run_dir)]) == report.INVALID_RUN_EXIT_CODE == 4
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("INVALID run, do not trust its figures (exit code 4): load generator CPU reached 95%")
+    passing = make_run(tmp_path / "passing", CART_AND_PING, cpu_percent=95.0)
+    assert main([str(passing)]) == 4, "an invalid run that met its SLOs passed"
+    capsys.readouterr()
+    assert main([str(make_run(tmp_path / "valid", CART_AND_PING))]) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith("valid run: the load generator stayed within")
+
+
+def test_exit_code_orders_invalid_then_breach_then_ok():
+    def summary(valid, passed):
+        return {"valid": valid, "slo": {"passed": passed}}
+
+    assert [
+        report.exit_code(summary(v, p)) for v, p in [(False, False), (False, True), (True, False), (True, True)]
+    ] == [4, 4, 3, 0]
+
+
 def test_cli_exits_2_on_a_missing_folder_or_damaged_data(tmp_path, capsys):
     assert main([str(tmp_path / "nope")]) == 2
     assert "not a folder; pass a run folder such as results/latest" in capsys.readouterr().err

@@ -6,8 +6,9 @@ at the end of each run. A failover experiment's run also has fault events in
 raw/events.jsonl, raw/timeline.jsonl and raw/final_read.json: its summary then holds
 failover figures (see failover.py), and its report a Failover section.
 
-Exit status: 0 when every SLO passes, 3 when one is breached, 2 when RUN_DIR is not a
-readable run folder.
+Exit status (every run's, see `exit_code`): 0 when the run is valid and every SLO passes, 3 when
+one is breached, 4 when the run is INVALID (the load generator crossed its own bounds: its figures,
+the SLO verdict included, cannot be trusted), 2 when RUN_DIR is not a readable run folder.
 """
 
 from __future__ import annotations
@@ -23,10 +24,19 @@ from sessionproof.analysis.plots import write_plots
 from sessionproof.analysis.rundata import load_run
 from sessionproof.analysis.runfiles import RunFileError
 from sessionproof.analysis.server_plot import write_server_plot
-from sessionproof.analysis.summary import path_text, summarize
+from sessionproof.analysis.summary import path_text, summarize, validity_line
 
-SLO_BREACH_EXIT_CODE = 3
 BAD_INPUT_EXIT_CODE = 2
+SLO_BREACH_EXIT_CODE = 3
+INVALID_RUN_EXIT_CODE = 4
+
+
+def exit_code(summary: dict[str, Any]) -> int:
+    """4 for an invalid run (before 3: a breach measured by a generator out of its bounds proves nothing, and
+    a pass proves less), 3 for an SLO breach, else 0."""
+    if not summary["valid"]:
+        return INVALID_RUN_EXIT_CODE
+    return 0 if summary["slo"]["passed"] else SLO_BREACH_EXIT_CODE
 
 
 def build_report(run_dir: Path) -> dict[str, Any]:
@@ -49,15 +59,14 @@ def main(argv: list[str] | None = None) -> int:
     except RunFileError as error:
         print(f"error: {error}", file=sys.stderr)
         return BAD_INPUT_EXIT_CODE
+    print(validity_line(summary))
     print(f"wrote {args.run_dir / 'report.md'}")
-    if not summary["valid"]:
-        print("run INVALID: " + "; ".join(summary["invalid_reasons"]))
     slo = summary["slo"]
     for check in slo["checks"]:
         if not check["passed"]:
             print(f"SLO FAILED: {path_text(check['path'])}: {check['reason']}")
     print(f"SLOs: {'passed' if slo['passed'] else 'BREACHED'} ({len(slo['checks'])} checked)")
-    return 0 if slo["passed"] else SLO_BREACH_EXIT_CODE
+    return exit_code(summary)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 
 It brings the stack up if needed, runs the mixed load for 60 s, SIGKILLs the Redis master
 halfway and heals it (loadtests/scenarios/demo.yaml), reads every session back, and prints
-the headline figures: latency per endpoint, errors, lost writes and the failover window.
-It leaves one run folder, results/<UTC-time>-demo/. Exit status: 0, 3 when an SLO was
-breached, 2 when the demo could not run.
+the headline figures: first whether the run is valid, then latency per endpoint, errors,
+lost writes and the failover window. It leaves one run folder, results/<UTC-time>-demo/.
+Exit status: 0, 3 when an SLO was breached, 4 when the run is invalid (the load generator
+crossed its own bounds), 2 when the demo could not run.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 
 from sessionproof.analysis.markdown import ms_short, or_na
 from sessionproof.analysis.runfiles import read_json_object
+from sessionproof.analysis.summary import validity_line
 from sessionproof.chaos.experiment import run_experiment, say
 from sessionproof.load import scenarios
 from sessionproof.runtimes.interface import get_runtime
@@ -29,7 +31,12 @@ def _ms_or_na(value_us: int | None) -> str:
 
 def headline(summary: dict) -> list[str]:
     """The figures a newcomer asks for first, as terminal lines."""
-    lines = ["", f"{'endpoint':<30} {'n':>6} {'p50 ms':>8} {'p99 ms':>8} {'p99 ms from intended start':>28}"]
+    lines = [
+        "",
+        validity_line(summary),
+        "",
+        f"{'endpoint':<30} {'n':>6} {'p50 ms':>8} {'p99 ms':>8} {'p99 ms from intended start':>28}",
+    ]
     for endpoint, p in summary["latency_us"].items():
         intended = summary["latency_intended_us"].get(endpoint) or {}
         lines.append(

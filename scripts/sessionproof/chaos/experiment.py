@@ -33,6 +33,7 @@ from pathlib import Path
 
 from sessionproof import REPO_ROOT, runs, settings
 from sessionproof.analysis import report
+from sessionproof.analysis.summary import validity_line
 from sessionproof.chaos import faults as chaos
 from sessionproof.chaos.faults import FAULTS, heal, inject
 from sessionproof.chaos.final_read import judge_final_read, load_ledger, session_reader
@@ -71,7 +72,7 @@ def say(line: str) -> None:
 
 
 def run_experiment(name: str, runtime: Runtime, progress=say) -> tuple[Path, int]:
-    """One experiment; returns its run folder and exit code (0 ok, 3 SLO breached).
+    """One experiment; returns its run folder and exit code (report.exit_code: 0 ok, 3 SLO breached, 4 invalid).
 
     A scenario without a faults: schedule runs the same way, minus the faults."""
     scenario = scenarios.load(name)
@@ -144,11 +145,12 @@ def run_experiment(name: str, runtime: Runtime, progress=say) -> tuple[Path, int
             f"{requests_.get('failed')} of {requests_.get('total')} requests failed, "
             f"lost updates {(summary.get('correctness') or {}).get('lost_updates')}"
         )
+    progress(f"[{name}] {validity_line(summary)}")
     progress(
         f"[{name}] {outcome}, lost acknowledged writes {final['lost_acknowledged_writes']} of "
         f"{final['acknowledged_writes']}; report: {run_dir / 'report.md'}"
     )
-    return run_dir, 0 if summary["slo"]["passed"] else report.SLO_BREACH_EXIT_CODE
+    return run_dir, report.exit_code(summary)
 
 
 def _relay(lines, log_file, name: str, progress) -> None:
@@ -275,8 +277,19 @@ def run_all(
     )
     build_matrix(out_dir, entries, title)
     runs.point_latest(out_dir)
+    invalid = invalid_rows(out_dir)
+    if invalid:
+        progress(f"matrix: INVALID runs, do not trust their figures (exit code 4): {', '.join(invalid)}")
+    else:
+        progress(f"matrix: every run valid (the load generator stayed within its bounds in {len(entries)} entries)")
     progress(f"matrix: {out_dir / 'report.md'}")
     return out_dir
+
+
+def invalid_rows(matrix_dir: Path) -> list[str]:
+    """The matrix's runs whose generator crossed its bounds, as 'configuration/scenario' (skipped rows are not runs)."""
+    rows = json.loads((matrix_dir / "matrix.json").read_text()).get("rows") or []
+    return [f"{row.get('configuration')}/{row.get('scenario')}" for row in rows if row.get("valid") is False]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -312,15 +325,16 @@ def main(argv: list[str] | None = None) -> int:
                 unknown = [n for n in names if n not in known]
                 if unknown:
                     raise settings.ConfigError(f"--only: unknown {unknown}; known: {', '.join(known)}")
-                run_all(
+                out_dir = run_all(
                     [n for n in names if n in EXPERIMENTS],
                     get_runtime(),
                     configurations=configurations,
                     load_scenarios=tuple(n for n in names if n in LOAD_SCENARIOS),
                 )
-                return 0
-            run_all(list(EXPERIMENTS), get_runtime(), configurations=configurations)
-            return 0
+            else:
+                out_dir = run_all(list(EXPERIMENTS), get_runtime(), configurations=configurations)
+            # A matrix's SLO breaches are findings (stock breaches by design); an invalid run is not.
+            return report.INVALID_RUN_EXIT_CODE if invalid_rows(out_dir) else 0
         _, code = run_experiment(args.scenario, get_runtime())
         return code
     except (scenarios.ScenarioError, settings.ConfigError, DeadlineExceeded, RuntimeError) as error:

@@ -36,6 +36,7 @@ from locust.runners import STATE_SPAWNING, MasterRunner, WorkerRunner
 
 from sessionproof import runs
 from sessionproof.analysis import report
+from sessionproof.analysis.histograms import percentiles_us
 from sessionproof.load import runinfo, scenarios, server_metrics
 from sessionproof.load.recorder import Recorder
 
@@ -331,7 +332,7 @@ def _write_run(environment, run: OpenRun) -> None:
     summary = report.build_report(run.dir)
     runs.point_latest(run.dir)
     runinfo.print_summary(run.dir, summary)
-    environment.process_exit_code = 0 if summary["slo"]["passed"] else report.SLO_BREACH_EXIT_CODE
+    environment.process_exit_code = report.exit_code(summary)
 
 
 def _write_locust_files(environment, run: OpenRun) -> None:
@@ -365,7 +366,12 @@ def _heartbeat(environment) -> None:
         elapsed_s = (dt.datetime.now(dt.UTC) - run.started).total_seconds()
         options = environment.parsed_options
         duration_s = getattr(options, "run_time", None) or run.scenario.duration_s
-        _say(runinfo.heartbeat_line(elapsed_s, duration_s, runner.stats.total, runner.user_count))
+        generator = {
+            "loop_lag_window_us": recorder.take_loop_lag_window(),
+            "loop_lag_us": percentiles_us(recorder.loop_lag),
+            "cpu_max_percent": recorder.cpu_max_percent,
+        }
+        _say(runinfo.heartbeat_line(elapsed_s, duration_s, runner.stats.total, runner.user_count, generator))
 
 
 def note_event(type_: str, **fields) -> None:

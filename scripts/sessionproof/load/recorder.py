@@ -36,6 +36,7 @@ class Recorder:
         self.cpu_max_percent = 0.0
         self.cpu_samples = 0
         self.loop_lag = new_histogram()  # how late the generator's event loop woke a 1 ms sleeper, µs
+        self.loop_lag_window = new_histogram()  # the same since the last heartbeat (take_loop_lag_window)
         self.events: list[dict] = []
         # [t, endpoint, ok, kind, store] per request, for error windows, gaps and which Redis node acknowledged
         # a write (store: the X-Store-Node header, None when absent).
@@ -82,7 +83,15 @@ class Recorder:
         self.events.append({"t": time.time(), "type": type_, **fields})
 
     def lag(self, late_us: int) -> None:
-        self.loop_lag.record_value(min(max(late_us, LOWEST_US), HIGHEST_US))
+        value = min(max(late_us, LOWEST_US), HIGHEST_US)
+        self.loop_lag.record_value(value)
+        self.loop_lag_window.record_value(value)
+
+    def take_loop_lag_window(self) -> dict[str, int | None]:
+        """The loop lag's percentiles since the last call (every process's, merged on a master), then afresh."""
+        taken = percentiles_us(self.loop_lag_window)
+        self.loop_lag_window = new_histogram()
+        return taken
 
     def cpu(self, percent: float) -> None:
         self.cpu_max_percent = max(self.cpu_max_percent, percent)
@@ -124,6 +133,7 @@ class Recorder:
         self.cpu_samples += samples
         if data.get("loop_lag"):
             self.loop_lag.decode_and_add(data["loop_lag"])
+            self.loop_lag_window.decode_and_add(data["loop_lag"])
         self.events.extend(data.get("events", []))
         self.timeline.extend(data.get("timeline", []))
         self.ledger.extend(data.get("ledger", []))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sessionproof import runs, settings
+from sessionproof.analysis.summary import MAX_LOOP_LAG_P99_US, MAX_TRUSTED_CPU_PERCENT, validity_line
 from sessionproof.topology import Node, StackConfig
 
 LOCUST_HTML = "locust.html"
@@ -14,15 +15,44 @@ REPORT_LATER_ENV = "SESSIONPROOF_REPORT_LATER"
 HEARTBEAT_PREFIX = "sessionproof: load "  # an experiment relays these lines to the terminal
 
 
-def heartbeat_line(elapsed_s: float, duration_s: float | None, stats_total, users: int) -> str:
-    """One progress line: time, users, requests, failures and the p99 of the last seconds."""
+def heartbeat_line(
+    elapsed_s: float,
+    duration_s: float | None,
+    stats_total,
+    users: int,
+    generator: dict | None = None,
+) -> str:
+    """One progress line: time, users, requests, failures and the p99 of the last seconds; then the load
+    generator against its validity bounds (generator: loop_lag_window_us, loop_lag_us, cpu_max_percent),
+    saying when it crosses one, while the run goes on."""
     of = f"/{duration_s:.0f}s" if duration_s else "s"
     p99_ms = stats_total.get_current_response_time_percentile(0.99)
-    return (
+    line = (
         f"{HEARTBEAT_PREFIX}{elapsed_s:4.0f}{of} {users} users, {stats_total.num_requests} requests "
         f"({stats_total.current_rps:.0f}/s), {stats_total.num_failures} failed, "
         f"p99 {'n/a' if p99_ms is None else f'{p99_ms:.0f} ms'} (Locust's clock, last 10 s)"
     )
+    return line + (generator_text(**generator) if generator else "")
+
+
+def generator_text(loop_lag_window_us: dict, loop_lag_us: dict, cpu_max_percent: float) -> str:
+    """The heartbeat's part on the generator: its loop lag since the last line and its CPU peak, and a warning
+    when the lag crosses the bound that makes the run INVALID (summary.MAX_LOOP_LAG_P99_US, of the whole run)."""
+    bound_us, cpu_bound = MAX_LOOP_LAG_P99_US, MAX_TRUSTED_CPU_PERCENT
+    window_p99, run_p99 = loop_lag_window_us.get("p99"), loop_lag_us.get("p99")
+    text = f"; generator loop lag p99 {_ms(window_p99)} ms, CPU peak {cpu_max_percent:.0f}%"
+    warnings = []
+    if window_p99 is not None and window_p99 > bound_us:
+        warnings.append(f"loop lag over the {bound_us / 1000:g} ms bound in the last seconds")
+    if run_p99 is not None and run_p99 > bound_us:
+        warnings.append(f"run INVALID so far (loop lag p99 {_ms(run_p99)} ms over the run)")
+    if cpu_max_percent > cpu_bound:
+        warnings.append(f"run INVALID: CPU peaked over {cpu_bound:.0f}%")
+    return text + ("; WARNING: " + "; ".join(warnings) if warnings else "")
+
+
+def _ms(value_us: int | None) -> str:
+    return "n/a" if value_us is None else f"{value_us / 1000:.1f}"
 
 
 def _nodes(stack: str, config: StackConfig) -> list[Node]:
@@ -75,7 +105,7 @@ def meta(environment, run, web_ui: bool) -> dict:
 
 
 def print_summary(run_dir: Path, summary: dict) -> None:
-    lines = [f"\nsessionproof: {summary['scenario']} results in {run_dir}"]
+    lines = [f"\nsessionproof: {validity_line(summary)}", f"sessionproof: {summary['scenario']} results in {run_dir}"]
     for endpoint, p in summary["latency_us"].items():
         intended = summary["latency_intended_us"].get(endpoint, {})
         lines.append(
@@ -85,8 +115,6 @@ def print_summary(run_dir: Path, summary: dict) -> None:
     correctness = summary["correctness"]
     lines.append("  correctness: " + ", ".join(f"{k}={v}" for k, v in correctness.items()))
     lines.append("  served by: " + ", ".join(f"{k}={v}" for k, v in summary["served_by"].items()))
-    if not summary["valid"]:
-        lines.append("  INVALID run: " + "; ".join(summary["invalid_reasons"]))
-    verdict = "passed" if summary["slo"]["passed"] else "BREACHED (exit code 3)"
+    verdict = "passed" if summary["slo"]["passed"] else "BREACHED" + ("" if not summary["valid"] else " (exit code 3)")
     lines.append(f"  SLOs {verdict}; report: {run_dir / 'report.md'}; Locust's report: {run_dir / LOCUST_HTML}")
     print("\n".join(lines), flush=True)
