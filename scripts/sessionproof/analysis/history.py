@@ -26,7 +26,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from sessionproof.analysis.checker import SessionModel, lost_updates
-from sessionproof.analysis.runfiles import RunFileError, iter_jsonl, read_json_object
+from sessionproof.analysis.runfiles import RunFileError, iter_jsonl, read_json_object, run_file_exists, stored_path
 
 VIOLATION_EXIT_CODE = 3
 CANNOT_JUDGE_EXIT_CODE = 2
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder, e.g. results/latest")
     args = parser.parse_args(argv)
     path = args.run_dir / "raw" / "history.jsonl"
-    if not path.is_file():
+    if not run_file_exists(path):
         print(
             f"error: {path} is missing; runs recorded before histories existed cannot be judged again", file=sys.stderr
         )
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         summary["correctness"] = {**summary.get("correctness", {}), **figures}
         summary_path.write_text(json.dumps(summary, indent=2) + "\n")
     violations = {name: figures[name] for name in CLASSES if figures[name]}
-    print(f"{figures['checks']} checks from {path}")
+    print(f"{figures['checks']} checks from {stored_path(path)}")
     print("no violation" if not violations else "VIOLATIONS: " + ", ".join(f"{k} {v}" for k, v in violations.items()))
     return VIOLATION_EXIT_CODE if violations else 0
 

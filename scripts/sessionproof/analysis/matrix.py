@@ -24,6 +24,7 @@ from sessionproof.settings import CONFIGURATIONS
 
 BAD_ARGUMENTS_EXIT_CODE = 2
 DEFAULT_TITLE = "Failover matrix"
+SKIPPED_NOTE = "skipped: "  # a skipped experiment's note, before its reason
 TIMES = "\N{MULTIPLICATION SIGN}"  # spelled out: ruff flags the literal sign as a look-alike of x
 
 AVAILABILITY_COLUMNS = (
@@ -74,7 +75,7 @@ def _note_row(fault: str, note: str, link: str | None, configuration: str | None
 
 
 def skipped_row(skipped: Skipped) -> dict:
-    return _note_row(skipped.fault, f"skipped: {skipped.reason}", None, skipped.configuration, skipped.scenario)
+    return _note_row(skipped.fault, f"{SKIPPED_NOTE}{skipped.reason}", None, skipped.configuration, skipped.scenario)
 
 
 def matrix_row(run_dir: Path, out_dir: Path, summary: dict | None, meta: dict) -> dict:
@@ -331,6 +332,26 @@ def build_matrix(out_dir: Path, run_dirs: list[Path | Skipped], title: str = DEF
             lines += [comparison, ""]
     (out_dir / "report.md").write_text("\n".join(lines))
     return {"rows": rows, "load_rows": load_rows}
+
+
+def rebuild_matrix(out_dir: Path) -> dict:
+    """Write OUT_DIR/matrix.json, report.md and matrix.png again from the summaries of the runs its matrix.json
+    links to (render those first: see slim.py's render_tree), in the rows' order; skipped experiments stay
+    skipped and the title is kept. Raises RunFileError when OUT_DIR/matrix.json cannot be read."""
+    out_dir = Path(out_dir)
+    matrix = read_json_object(out_dir / "matrix.json")
+    entries: list[Path | Skipped] = []
+    for row in [*(matrix.get("rows") or []), *(matrix.get("load_rows") or [])]:
+        note = row.get("note") or ""
+        if row.get("report"):
+            entries.append(out_dir / Path(row["report"]).parent)
+        elif note.startswith(SKIPPED_NOTE):
+            reason = note.removeprefix(SKIPPED_NOTE)
+            entries.append(Skipped(row.get("scenario"), row.get("configuration"), reason, row["fault"]))
+    report = out_dir / "report.md"
+    first_line = report.read_text(encoding="utf-8").split("\n", 1)[0] if report.is_file() else ""
+    title = first_line.removeprefix("# ") if first_line.startswith("# ") else DEFAULT_TITLE
+    return build_matrix(out_dir, entries, title)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sessionproof.analysis.markdown import render_markdown
+from sessionproof.analysis.matrix import rebuild_matrix
 from sessionproof.analysis.plots import write_plots
 from sessionproof.analysis.rundata import load_run
 from sessionproof.analysis.runfiles import RunFileError
@@ -50,10 +51,32 @@ def build_report(run_dir: Path) -> dict[str, Any]:
     return summary
 
 
+def run_folders(root: Path) -> list[Path]:
+    """Every run folder in root (root included): a folder holding meta.json and raw/."""
+    root = Path(root)
+    candidates = [root, *(p for p in root.rglob("*") if p.is_dir())]
+    return sorted(p for p in candidates if (p / "meta.json").is_file() and (p / "raw").is_dir())
+
+
+def matrix_folders(root: Path) -> list[Path]:
+    """Every matrix folder in root (root included): a folder holding matrix.json."""
+    return sorted(p.parent for p in [*Path(root).glob("matrix.json"), *Path(root).rglob("*/matrix.json")])
+
+
+def render_tree(root: Path) -> list[tuple[Path, dict]]:
+    """Render every run in root again, then every matrix in it; [(run folder, summary)] in path order."""
+    rendered = [(run_dir, build_report(run_dir)) for run_dir in run_folders(root)]
+    for matrix_dir in matrix_folders(root):
+        rebuild_matrix(matrix_dir)
+    return rendered
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sessionproof.analysis.report", description=__doc__)
     parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder, e.g. results/latest")
     args = parser.parse_args(argv)
+    if not (args.run_dir / "meta.json").is_file() and (args.run_dir / "matrix.json").is_file():
+        return _render_matrix(args.run_dir)
     try:
         summary = build_report(args.run_dir)
     except RunFileError as error:
@@ -67,6 +90,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"SLO FAILED: {path_text(check['path'])}: {check['reason']}")
     print(f"SLOs: {'passed' if slo['passed'] else 'BREACHED'} ({len(slo['checks'])} checked)")
     return exit_code(summary)
+
+
+def _render_matrix(matrix_dir: Path) -> int:
+    """A matrix (matrix.json, and its runs inside): every run rendered again, then the matrix from their summaries."""
+    try:
+        rendered = render_tree(matrix_dir)
+    except RunFileError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return BAD_INPUT_EXIT_CODE
+    invalid = [run_dir for run_dir, summary in rendered if not summary["valid"]]
+    first = f"INVALID runs (exit code 4): {', '.join(map(str, invalid))}" if invalid else "every run valid"
+    print(f"{first}; rendered {len(rendered)} runs and the matrix: {matrix_dir / 'report.md'}")
+    return INVALID_RUN_EXIT_CODE if invalid else 0
 
 
 if __name__ == "__main__":

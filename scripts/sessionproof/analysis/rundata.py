@@ -25,6 +25,7 @@ from sessionproof.analysis.runfiles import (
     number_field,
     read_json_object,
     require_file,
+    run_file_exists,
 )
 
 KINDS = ("service", "intended")  # the client's two views of a request
@@ -155,7 +156,7 @@ def _read_outcomes(path: Path) -> tuple[dict[int, int], dict[int, int], dict[str
 
 def _read_events(path: Path) -> list[dict[str, Any]]:
     """Each event record, in file order; [] for a run without chaos, which writes no events."""
-    if not path.is_file():
+    if not run_file_exists(path):
         return []
     events = []
     for line_no, record in iter_jsonl(path, ("t",)):
@@ -174,7 +175,8 @@ def load_run(run_dir: Path) -> RunData:
     raw = run_dir / "raw"
     ok_by_second, failed_by_second, requests_by_endpoint = _read_outcomes(raw / "outcomes.jsonl")
     counters = read_json_object(require_file(raw / "counters.json"))
-    if (raw / "history.jsonl").is_file():  # the verdict comes from the history; runs before it keep the live counts
+    # The verdict comes from the history; runs before it keep the live counts.
+    if run_file_exists(raw / "history.jsonl"):
         try:
             counters = {**counters, "correctness": history.check(history.read_history(raw / "history.jsonl"))}
         except ValueError as error:
@@ -190,5 +192,5 @@ def load_run(run_dir: Path) -> RunData:
         requests_by_endpoint=requests_by_endpoint,
         counters=counters,
         events=_read_events(raw / "events.jsonl"),
-        server=read_json_object(raw / "server.json") if (raw / "server.json").is_file() else None,
+        server=read_json_object(raw / "server.json") if run_file_exists(raw / "server.json") else None,
     )
