@@ -107,7 +107,7 @@ chaos: venv ## Inject a fault and heal it: FAULT=kill-app|pause-app|restart-apps
 	@if [ -z "$(FAULT)" ]; then echo "usage: make chaos FAULT=<fault>   (faults: scripts/chaos.sh --help)"; exit 2; fi
 	@scripts/chaos.sh $(FAULT) $(if $(TARGET),--target $(TARGET)) $(if $(HOLD_S),--hold-s $(HOLD_S)) $(if $(INJECT_ONLY),--inject-only) $(if $(HEAL),--heal-only)
 
-bench: deps venv ## Capacity (wrk), unloaded latency and harness accuracy (hey) per configuration (LAYERS="hardened stock" by default): results/<UTC-time>-bench/ (about 5 minutes)
+bench: deps venv ## Capacity (wrk), unloaded latency and harness accuracy (hey) per configuration (BENCH_LAYERS="hardened stock" by default): results/<UTC-time>-bench/ (about 5 minutes)
 	@$(PY) -m sessionproof.load.bench --layers "$(or $(BENCH_LAYERS),hardened stock)"
 
 scale: deps venv ## Fill the store to SCALE_SIZES live sessions (default 10k 100k 1M): bytes per session and per record, p50/p99, resync and AOF load times: results/<UTC-time>-scale/

@@ -3,7 +3,7 @@
 While the harness runs, the Redis master's `used_memory` and its live keys (sessions, idempotency records)
 are sampled every SAMPLE_S. The run is marked failed (exit 3) when
 
-- memory grows beyond the sizing rule (README, "Sizing"): the baseline before the run, plus the live
+- memory grows beyond the sizing rule (docs/measurements.md, the sizing rule): the baseline before the run, plus the live
   sessions times their bytes, plus the write rate times IDEMPOTENCY_TTL_S times a record's bytes, with
   MEMORY_MARGIN on top. Bytes per key are measured on the keys themselves (`MEMORY USAGE`) at the end;
 - p99 drifts upward: the intended-start p99 of the last third of the run (after WARMUP_FRACTION) is more

@@ -1,7 +1,7 @@
 """The k8s runtime, through kubectl; and what the compose runtime (compose.py) shares with it: running a command.
 
 Every fault of the chaos module acts through these, by the same name on every
-runtime (see the table in the README):
+runtime (see the table in docs/runtimes.md):
 
 | operation | k8s                                                                                   |
 |-----------|---------------------------------------------------------------------------------------|
@@ -13,7 +13,7 @@ runtime (see the table in the README):
 | restart   | kubectl delete pod POD, wait for a Ready replacement                                  |
 
 No cluster runs on the machines this project is built on, so the k8s runtime is
-unit-tested against a recorded command runner, not live (see the README).
+unit-tested against a recorded command runner, not live (see docs/runtimes.md).
 """
 
 from __future__ import annotations

@@ -71,7 +71,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "REDIS_RETRIES",
         "3",
-        "Stock layer: retries of a Redis command after a connection error or timeout (hardened: 0, see below).",
+        "Stock layer: retries of a Redis command after a connection error or timeout (hardened: 0: its retry budget retries, docs/session-layers.md).",
         "app",
     ),
     Setting("REDIS_RETRY_BACKOFF_BASE_S", "0.05", "First retry backoff; doubles per retry, with jitter.", "app"),
@@ -106,7 +106,7 @@ SETTINGS: tuple[Setting, ...] = (
         "Hardened layer: how long the response to a write is kept for a retry with the same Idempotency-Key. "
         "It covers nginx's re-sends (within NGINX_PROXY_READ_TIMEOUT_S, 10 s, of the first), the app's own "
         "retries (STORE_RETRY_BUDGET_S, 6 s) and a client retrying for up to a minute; no longer, since every "
-        "write keeps a record this long (README, Sizing).",
+        "write keeps a record this long (the sizing rule in docs/measurements.md).",
         "app",
     ),
     Setting("RETRY_AFTER_S", "1", "Retry-After sent with a 503 when the session store is unreachable.", "app"),
