@@ -3,7 +3,7 @@
 The app declares what it reads in sessionproof_app.settings; the harness declares
 the rest here and reads both through one registry, so each name has one owner and
 one documented default. `python -m sessionproof.runtimes.stack config` (make config) prints
-every one, and the README's table is checked against it.
+every one, and the table in docs/configuration.md is checked against it.
 """
 
 from __future__ import annotations
@@ -178,6 +178,14 @@ HARNESS_SETTINGS: tuple[Setting, ...] = (
         "Configurations `make experiments` runs the matrix for, in turn: `hardened`, `stock`, and "
         "`stock-min-replicas-0` (stock with REDIS_MIN_REPLICAS_TO_WRITE=0, as the documentation's setups); "
         '`LAYERS="hardened stock stock-min-replicas-0"` puts all three side by side.',
+        "load",
+    ),
+    Setting(
+        "LOADGEN_NICE",
+        "-10",
+        "Scheduling priority (nice) every Locust process gives itself at start, so the load generator wakes on "
+        "time beside the stack on a small machine (its validity bounds: docs/load-tests.md). Below 0 needs root "
+        "(CAP_SYS_NICE); without it the process keeps its priority and meta.json says so. 0 leaves it.",
         "load",
     ),
     Setting("SCENARIO_DIR", "loadtests/scenarios", "Folder of the scenario files (<name>.yaml).", "load"),
