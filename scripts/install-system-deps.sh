@@ -2,7 +2,16 @@
 # Install the system programs the local runtime runs: redis-server, redis-sentinel, nginx, Prometheus
 # and its Redis and nginx exporters, and iproute2 and iptables for NETWORK=netns.
 # Debian/Ubuntu: apt-get (with sudo when not root). Elsewhere: says what to install.
+# --packages: print every package this script may install, one a line (scripts/purge-installed.sh
+# removes them to prove the install path from nothing: docs/fresh-machine.md).
 set -euo pipefail
+
+if [ "${1:-}" = --packages ]; then
+  # Keep in step with the checks below (tests/unit/test_install_path.py compares them).
+  printf '%s\n' redis-server redis-sentinel nginx python3-venv prometheus prometheus-redis-exporter \
+    prometheus-nginx-exporter wrk hey podman netavark aardvark-dns runc debootstrap iproute2 iptables kubectl
+  exit 0
+fi
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
