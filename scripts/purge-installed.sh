@@ -69,6 +69,7 @@ rmdir /etc/containers/containers.conf.d /etc/containers 2>/dev/null || true
 rm -rf .venv .build compose/.env compose/redis-password.txt "${HOME}/.cache/pip"
 
 echo "== what is left (each must be missing)"
+hash -r  # bash remembers where it found podman before the purge
 left=0
 for program in redis-server redis-sentinel nginx prometheus wrk hey podman runc debootstrap; do
   if command -v "$program" >/dev/null 2>&1 || [ -x "/usr/sbin/$program" ]; then
