@@ -77,7 +77,23 @@ switch_podman_off_cni() {
   fi
   # The project's CNI network (compose names it <project>_default); netavark keeps its own networks.
   podman network rm --force "${compose_project}_default" >/dev/null 2>&1 || true
+  remove_cni_bridges
   echo "switched Podman's network backend from $backend to netavark (images are kept)"
+}
+
+# CNI's bridges outlive the switch: cni-podman0 keeps 10.88.0.0/16, the subnet of netavark's default network,
+# so replies to `podman build` and `podman run` containers went to that dead bridge (no DNS in `make images`).
+# With no container left on them they are removed; one still in use is named.
+remove_cni_bridges() {
+  local bridge
+  for bridge in /sys/class/net/cni-podman*; do
+    [ -d "$bridge/bridge" ] || continue
+    if [ -z "$(ls -A "$bridge/brif" 2>/dev/null)" ]; then
+      ip link delete "$(basename "$bridge")" && echo "removed CNI's bridge $(basename "$bridge") (unused; netavark makes its own)"
+    else
+      echo "warning: CNI's bridge $(basename "$bridge") still has interfaces; its routes may shadow netavark's networks" >&2
+    fi
+  done
 }
 
 configure_podman() {
@@ -90,7 +106,10 @@ configure_podman() {
   network='[network]\nnetwork_backend = "netavark"\n'
   want=$(printf '# Written by sessionproof (make deps): runc, ulimits no higher than the host allows, the network backend.\n[containers]\ndefault_ulimits = ["nofile=%s:%s", "nproc=%s:%s"]\n[engine]\nruntime = "runc"\n%s' \
     "$nofile" "$nofile" "$nproc" "$nproc" "$network")
-  [ -f "$podman_dropin" ] && [ "$(cat "$podman_dropin")" = "$(printf '%b' "$want")" ] && return 0
+  if [ -f "$podman_dropin" ] && [ "$(cat "$podman_dropin")" = "$(printf '%b' "$want")" ]; then
+    remove_cni_bridges
+    return 0
+  fi
   if ! switch_podman_off_cni; then
     # Refused: runc and the ulimits still go in; the local stack needs no Podman, and `make up STACK=compose`
     # stops at once with the fix. The next `make deps` tries again.

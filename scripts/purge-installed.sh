@@ -53,6 +53,9 @@ if command -v podman >/dev/null 2>&1; then
   echo "== Podman: every container, image, network and its storage (podman system reset)"
   podman system reset --force >/dev/null 2>&1 || true
 fi
+for bridge in /sys/class/net/cni-podman* /sys/class/net/podman[0-9]*; do  # the engines' bridges outlive them
+  [ -d "$bridge/bridge" ] && ip link delete "$(basename "$bridge")" && echo "  removed the bridge $(basename "$bridge")"
+done
 
 export DEBIAN_FRONTEND=noninteractive
 if [ ${#purge[@]} -gt 0 ]; then
@@ -88,4 +91,10 @@ if [ -n "$cni" ]; then
   apt-get install -y -qq --no-install-recommends podman runc >/dev/null
   apt-get purge -y -qq netavark aardvark-dns >/dev/null 2>&1 || true
   echo "  podman info: network backend $(podman info --format '{{.Host.NetworkBackend}}')"
+  # A machine that used Podman on CNI has CNI's bridge for the default network: start a container on it once
+  # (an empty image whose command cannot run: the network is set up before the command fails).
+  tar -cf - --files-from /dev/null | podman import --quiet - localhost/sessionproof-purge-empty >/dev/null
+  podman run --rm localhost/sessionproof-purge-empty /none >/dev/null 2>&1 || true
+  podman rmi --force localhost/sessionproof-purge-empty >/dev/null 2>&1 || true
+  echo "  CNI's bridges: $(ls -d /sys/class/net/cni-podman* 2>/dev/null | xargs -r -n1 basename | tr '\n' ' ')"
 fi
