@@ -92,7 +92,7 @@ STRICT_SLO = """
 description: a bounce run with an SLO no stack can meet, for the exit code
 users: 2
 spawn_rate: 2
-duration: 4s
+duration: 6s
 rate_per_user_per_s: 4
 mix: {bounce: 1}
 slo:
@@ -100,11 +100,22 @@ slo:
 """
 
 
+def test_an_invalid_run_says_so_on_its_summary_first_line_and_exits_4(healthy_stack, tmp_path):
+    result = run_locust(healthy_stack, tmp_path, "--scenario", "bounce", "-u", "2", "-r", "2", "-t", "3s")
+    assert result.returncode == 4, result.stdout[-3000:] + result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("sessionproof: ") and " run" in line and (
+        "INVALID" in line or "valid run" in line))
+    assert lines[first].startswith("sessionproof: INVALID run, do not trust its figures (exit code 4): the run lasted")
+    assert "results in" in lines[first + 1], "the validity line is not the summary's first line"
+    assert json.loads(((tmp_path / "latest") / "summary.json").read_text())["valid"] is False
+
+
 def test_an_slo_breach_exits_3_and_still_writes_the_report(healthy_stack, tmp_path):
     (tmp_path / "scenarios").mkdir()
     (tmp_path / "scenarios" / "strict.yaml").write_text(STRICT_SLO)
     result = run_locust(
-        healthy_stack, tmp_path, "--scenario", "strict", "-t", "4s", env={"SCENARIO_DIR": str(tmp_path / "scenarios")}
-    )
+        healthy_stack, tmp_path, "--scenario", "strict", "-t", "6s", env={"SCENARIO_DIR": str(tmp_path / "scenarios")}
+    )  # 6 s: a run under 5 s is INVALID, which exits 4 before a breach's 3
     assert result.returncode == 3, result.stdout[-3000:] + result.stderr[-3000:]
     assert "FAIL" in ((tmp_path / "latest") / "report.md").read_text()

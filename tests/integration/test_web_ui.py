@@ -84,7 +84,7 @@ def test_each_test_in_the_web_ui_is_one_complete_folder_and_nothing_else(healthy
         # Ctrl-C while the stopped test's report is being written: the folder is still finished before Locust quits.
         wait_until(lambda: (folder / "raw" / "histograms.jsonl").exists(), 60, "the second test's report begun")
         locust.send_signal(signal.SIGINT)  # quit as a person does (the UI has no quit button)
-        assert locust.wait(timeout=30) == 0
+        exit_code = locust.wait(timeout=30)
     finally:
         if locust.poll() is None:
             locust.kill()
@@ -105,6 +105,9 @@ def test_each_test_in_the_web_ui_is_one_complete_folder_and_nothing_else(healthy
         # Only this test's requests: the second folder does not carry the first test's.
         assert summary["requests"]["total"] < 10 * 40 * users
     assert (results / "latest").resolve() == folders[-1]
+    # Locust quits with the last test's code: 0, or 4 where that test, stopped after 40 requests, ran under 5 s.
+    last = json.loads((folders[-1] / "summary.json").read_text())
+    assert exit_code == (0 if last["valid"] else 4), (exit_code, last["invalid_reasons"])
 
 
 def test_processes_give_one_folder_with_every_workers_requests(healthy_stack, tmp_path):
