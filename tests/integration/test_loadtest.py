@@ -104,8 +104,11 @@ def test_an_invalid_run_says_so_on_its_summary_first_line_and_exits_4(healthy_st
     result = run_locust(healthy_stack, tmp_path, "--scenario", "bounce", "-u", "2", "-r", "2", "-t", "3s")
     assert result.returncode == 4, result.stdout[-3000:] + result.stderr[-3000:]
     lines = result.stdout.splitlines()
-    first = next(i for i, line in enumerate(lines) if line.startswith("sessionproof: ") and " run" in line and (
-        "INVALID" in line or "valid run" in line))
+    first = next(
+        i
+        for i, line in enumerate(lines)
+        if line.startswith("sessionproof: ") and " run" in line and ("INVALID" in line or "valid run" in line)
+    )
     assert lines[first].startswith("sessionproof: INVALID run, do not trust its figures (exit code 4): the run lasted")
     assert "results in" in lines[first + 1], "the validity line is not the summary's first line"
     assert json.loads(((tmp_path / "latest") / "summary.json").read_text())["valid"] is False
