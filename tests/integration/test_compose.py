@@ -22,8 +22,8 @@ from sessionproof.chaos.faults import FAULTS, heal, inject
 from sessionproof.runs import EventLog
 from sessionproof.runtimes import probes
 from sessionproof.runtimes.compose import COMPOSE_FILE, OBSERVABILITY_SERVICES, PROJECT, PROJECT_LABEL, compose_command
+from sessionproof.runtimes.factory import get_runtime
 from sessionproof.runtimes.images import APP_IMAGE, LOADGEN_IMAGE, NGINX_IMAGE, REDIS_IMAGE, image_exists
-from sessionproof.runtimes.interface import get_runtime
 from support import free_port_block
 
 pytestmark = [pytest.mark.stack, pytest.mark.compose, pytest.mark.timeout(600)]

@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from sessionproof.configs.compose_files import node_addresses
-from sessionproof.runtimes.compose import COMPOSE_FILE, ComposeRuntime, Container, ContainerError, start_order
+from sessionproof.runtimes.commands import ContainerError
+from sessionproof.runtimes.compose import COMPOSE_FILE, ComposeRuntime, Container, start_order
 from sessionproof.topology import StackConfig
 
 NODES = [f"redis-{i}" for i in (1, 2, 3)] + [f"sentinel-{i}" for i in (1, 2, 3)] + ["app-1", "app-2", "app-3", "nginx"]

@@ -15,9 +15,11 @@ import pytest
 from sessionproof.chaos import faults as chaos
 from sessionproof.chaos.faults import FAULTS, NETWORK_FAULTS, heal, inject
 from sessionproof.runs import EventLog
-from sessionproof.runtimes.containers import ContainerError, K8sRuntime, run_command
-from sessionproof.runtimes.interface import get_runtime
+from sessionproof.runtimes.commands import ContainerError, run_command
+from sessionproof.runtimes.factory import get_runtime
+from sessionproof.runtimes.k8s import K8sRuntime
 from sessionproof.topology import StackConfig
+from sessionproof.waiting import DeadlineExceeded
 
 KUBECTL = ["kubectl", "--namespace", "sessionproof-dev"]
 
@@ -80,7 +82,7 @@ class FakeCluster:
 
 
 def k8s_runtime(fake):
-    return K8sRuntime(StackConfig.from_env({}), runner=fake, sleep=lambda _s: None)
+    return K8sRuntime(StackConfig.from_env({}), runner=fake)
 
 
 @pytest.fixture(autouse=True)
@@ -168,3 +170,8 @@ def test_a_statefulset_pod_restart_waits_for_the_pod_under_its_own_name():
     fake = FakeCluster()
     k8s_runtime(fake).restart("redis-1")
     assert fake.sent("delete", "pod", "redis-1", "--wait=true") and "redis-1" in fake.pods
+
+
+def test_a_pod_that_is_never_ready_times_out_like_on_every_runtime():
+    with pytest.raises(DeadlineExceeded, match="timed out after 0s waiting for redis-9 to be Ready"):
+        k8s_runtime(FakeCluster()).wait_node_ready("redis-9", timeout_s=0)

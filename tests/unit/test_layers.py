@@ -57,3 +57,75 @@ def test_no_module_is_over_400_lines():
         if (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES
     }
     assert not long, long
+
+
+def runtimes_import_graph() -> dict[str, set[str]]:
+    """Each module of runtimes/ and the modules of runtimes/ it imports, at the top or inside a function."""
+    folder = REPO_ROOT / "scripts" / "sessionproof" / "runtimes"
+    package = "sessionproof.runtimes"
+    modules = {path.stem for path in folder.glob("*.py") if path.stem != "__init__"}
+
+    def named(dotted: str) -> str | None:
+        """The module of runtimes/ a dotted name is or lies in: `package` for the package's own __init__."""
+        if dotted == package:
+            return package
+        if dotted.startswith(f"{package}."):
+            module = dotted.split(".")[2]
+            return module if module in modules else package
+        return None
+
+    graph: dict[str, set[str]] = {}
+    for path in folder.glob("*.py"):
+        me = package if path.stem == "__init__" else path.stem
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {named(alias.name) for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative: counted from runtimes/ itself
+                    base = ".".join([*package.split(".")[: 3 - node.level], *filter(None, [base])])
+                if base == package:  # `from sessionproof.runtimes import probes`: the module probes
+                    imported |= {named(f"{base}.{alias.name}") for alias in node.names}
+                else:
+                    imported.add(named(base))
+        graph[me] = imported - {None, me}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle as the modules along it, first module again at the end; [] when there is none."""
+    done: set[str] = set()
+    path: list[str] = []
+
+    def visit(module: str) -> list[str]:
+        if module in path:
+            return [*path[path.index(module) :], module]
+        if module in done:
+            return []
+        path.append(module)
+        for imported in sorted(graph.get(module, ())):
+            if cycle := visit(imported):
+                return cycle
+        path.pop()
+        done.add(module)
+        return []
+
+    for module in sorted(graph):
+        if cycle := visit(module):
+            return cycle
+    return []
+
+
+def test_no_import_cycle_among_the_runtimes_modules():
+    """Issue 24: the factory imports the runtimes, and nothing imports the factory back (imports in functions count)."""
+    cycle = find_cycle(runtimes_import_graph())
+    assert not cycle, "import cycle in scripts/sessionproof/runtimes/: " + " -> ".join(cycle)
+
+
+def test_the_cycle_check_sees_a_cycle_through_an_import_inside_a_function():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) == []
+    graph = runtimes_import_graph()
+    assert "compose" in graph["images"]  # imported inside build_all, not at the top
+    assert {"probes", "container_network"} <= graph["compose"]  # `from sessionproof.runtimes import ...`

@@ -9,7 +9,8 @@ import pytest
 
 from sessionproof import settings
 from sessionproof.configs.render import render_text
-from sessionproof.runtimes.local import LocalRuntime, StackError
+from sessionproof.runtimes.interface import StackError
+from sessionproof.runtimes.local import LocalRuntime
 from sessionproof.topology import StackConfig
 
 
@@ -99,7 +100,7 @@ def test_nginx_re_sends_posts_only_for_the_hardened_layer(tmp_path):
 
 def test_a_retry_budget_longer_than_nginx_waits_is_refused_by_every_runtime_and_by_generate(tmp_path):
     from sessionproof.configs.generate import generated_files
-    from sessionproof.runtimes.containers import make_runtime
+    from sessionproof.runtimes.factory import make_runtime
 
     env = {"STATE_DIR": str(tmp_path), "STORE_RETRY_BUDGET_S": "9", "NGINX_PROXY_READ_TIMEOUT_S": "10"}
     refused = "STORE_RETRY_BUDGET_S=9 leaves too little of NGINX_PROXY_READ_TIMEOUT_S=10"

@@ -18,7 +18,7 @@ from sessionproof.analysis.runfiles import read_json_object
 from sessionproof.analysis.summary import validity_line
 from sessionproof.chaos.experiment import run_experiment, say
 from sessionproof.load import scenarios
-from sessionproof.runtimes.interface import get_runtime
+from sessionproof.runtimes.factory import get_runtime
 from sessionproof.settings import ConfigError
 from sessionproof.waiting import DeadlineExceeded
 

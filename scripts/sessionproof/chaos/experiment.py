@@ -42,7 +42,8 @@ from sessionproof.load import scenarios
 from sessionproof.load.loadtest import headless_command
 from sessionproof.load.runinfo import HEARTBEAT_PREFIX, REPORT_LATER_ENV, RUN_DIR_ENV
 from sessionproof.runs import EventLog
-from sessionproof.runtimes.interface import Runtime, get_runtime
+from sessionproof.runtimes.factory import get_runtime
+from sessionproof.runtimes.interface import Runtime
 from sessionproof.settings import CONFIGURATIONS
 from sessionproof.waiting import DeadlineExceeded
 

@@ -25,7 +25,8 @@ import requests
 
 from sessionproof import runs, settings
 from sessionproof.runs import EventLog
-from sessionproof.runtimes.interface import Runtime, get_runtime
+from sessionproof.runtimes.factory import get_runtime
+from sessionproof.runtimes.interface import Runtime
 from sessionproof.waiting import DeadlineExceeded, wait_until
 
 HEAL_TIMEOUT_S = 60.0

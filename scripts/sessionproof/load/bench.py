@@ -34,7 +34,7 @@ from sessionproof.load import independent, scenarios
 from sessionproof.load.cpu_split import PARTS, CpuMeter, per_request_us
 from sessionproof.load.independent import GeneratorError, Target
 from sessionproof.load.loadtest import HarnessRunError, run_headless
-from sessionproof.runtimes.interface import get_runtime
+from sessionproof.runtimes.factory import get_runtime
 from sessionproof.settings import CONFIGURATIONS
 from sessionproof.waiting import DeadlineExceeded
 

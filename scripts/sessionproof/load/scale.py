@@ -39,7 +39,8 @@ import requests
 
 from sessionproof import runs, settings
 from sessionproof.load.loadtest import run_headless
-from sessionproof.runtimes.interface import Runtime, get_runtime
+from sessionproof.runtimes.factory import get_runtime
+from sessionproof.runtimes.interface import Runtime
 from sessionproof.waiting import DeadlineExceeded, wait_until
 
 CART_ITEMS = 5  # a session holds a few items, as a shopper's would

@@ -31,7 +31,7 @@ from sessionproof.analysis.runfiles import read_jsonl
 from sessionproof.load.loadtest import HarnessRunError, run_headless
 from sessionproof.load.scale import master_client, memory_usage
 from sessionproof.load.scenarios import duration_s as parse_duration_s
-from sessionproof.runtimes.interface import get_runtime
+from sessionproof.runtimes.factory import get_runtime
 from sessionproof.waiting import DeadlineExceeded
 
 SCENARIO = "mixed"

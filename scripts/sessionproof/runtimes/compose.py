@@ -41,8 +41,8 @@ from sessionproof import REPO_ROOT, settings
 from sessionproof.configs import templates as configs
 from sessionproof.configs.container_files import app_env, read_env_file
 from sessionproof.runtimes import container_network, probes
+from sessionproof.runtimes.commands import ContainerError, Runner, run_command
 from sessionproof.runtimes.compose_probe import ComposeProbe
-from sessionproof.runtimes.containers import ContainerError, Runner, run_command
 from sessionproof.topology import CONTAINER_PORTS, Node, StackConfig
 from sessionproof.waiting import wait_until
 

@@ -1,11 +1,12 @@
-"""The one runtime interface chaos and experiments act through: local processes, compose or k8s."""
+"""The one runtime interface chaos and experiments act through: local processes, compose or k8s.
+
+It imports no runtime: factory.py makes one (get_runtime), and the runtimes import StackError from here.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Protocol
 
-from sessionproof import settings
 from sessionproof.topology import Node, StackConfig
 
 
@@ -38,14 +39,3 @@ class Runtime(Protocol):
     def cut_links(self, pairs: list[tuple[str, str]]) -> None: ...
     def congest(self, node_name: str, rate_kbit: int, burst_kbit: int, latency_ms: int) -> None: ...
     def heal_network(self) -> None: ...
-
-
-def get_runtime(env: Mapping[str, str] | None = None) -> Runtime:
-    stack = settings.get_choice("STACK", ("local", "compose", "k8s"), env)
-    if stack == "local":
-        from sessionproof.runtimes.local import LocalRuntime
-
-        return LocalRuntime(StackConfig.from_env(env))
-    from sessionproof.runtimes.containers import make_runtime
-
-    return make_runtime(stack, env)

@@ -356,4 +356,4 @@ def default_runtime(env=None) -> LocalRuntime:
     return LocalRuntime(StackConfig.from_env(env))
 
 
-__all__ = ["LocalRuntime", "NodeStatus", "StackError", "default_runtime"]
+__all__ = ["LocalRuntime", "NodeStatus", "default_runtime"]

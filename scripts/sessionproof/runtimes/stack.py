@@ -8,9 +8,10 @@ import sys
 
 from sessionproof import settings
 from sessionproof.runtimes import request_logs
-from sessionproof.runtimes.containers import ContainerError
-from sessionproof.runtimes.interface import get_runtime
-from sessionproof.runtimes.local import LocalRuntime, StackError, default_runtime
+from sessionproof.runtimes.commands import ContainerError
+from sessionproof.runtimes.factory import get_runtime
+from sessionproof.runtimes.interface import StackError
+from sessionproof.runtimes.local import LocalRuntime, default_runtime
 from sessionproof.waiting import DeadlineExceeded
 
 

@@ -1,4 +1,4 @@
-"""The k8s runtime, through kubectl; and what the compose runtime (compose.py) shares with it: running a command.
+"""The k8s runtime: the stack as pods of a kustomize overlay, through kubectl (commands.py runs it).
 
 Every fault of the chaos module acts through these, by the same name on every
 runtime (see the table in docs/runtimes.md):
@@ -19,56 +19,22 @@ unit-tested against a recorded command runner, not live (see docs/runtimes.md).
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import time
-from collections.abc import Callable, Mapping
 
 from sessionproof import REPO_ROOT, settings
 from sessionproof.configs import templates as configs
+from sessionproof.runtimes.commands import ContainerError, Runner, run_command
 from sessionproof.topology import CONTAINER_PORTS, REDIS_PORT, SENTINEL_PORT, Node, StackConfig
+from sessionproof.waiting import wait_until
 
-Runner = Callable[[list[str]], str]
 _REDIS_CLI = 'redis-cli -p {port} -a "$(cat /run/secrets/redis_password)" --no-auth-warning {command}'
-
-
-class ContainerError(RuntimeError):
-    """A docker or kubectl command failed; the message has the command and its error."""
-
-
-def run_command(argv: list[str], timeout_s: float = 300) -> str:
-    if shutil.which(argv[0]) is None:
-        fix = "install it" if argv[0] == "kubectl" else "`make deps` installs Podman and podman-compose"
-        raise ContainerError(
-            f"{argv[0]} is not installed; STACK={'k8s' if argv[0] == 'kubectl' else 'compose'} needs it ({fix})"
-        )
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
-    if done.returncode != 0:
-        needs = {
-            "docker": "Docker with the compose v2 plugin and a running engine",
-            "kubectl": "kubectl with a current context (kubectl config current-context) that can reach the cluster",
-        }.get(argv[0], "Podman and podman-compose: `make deps`; images: `make images`")
-        raise ContainerError(
-            f"`{' '.join(argv)}` failed ({done.returncode}): {done.stderr.strip()[-800:]}\n(this needs {needs})"
-        )
-    return done.stdout
-
-
-def _wait(check: Callable[[], bool], timeout_s: float, what: str, sleep=time.sleep) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise ContainerError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-        sleep(1.0)
 
 
 class K8sRuntime:
     name = "k8s"
 
-    def __init__(self, config: StackConfig, runner: Runner = run_command, sleep=time.sleep):
+    def __init__(self, config: StackConfig, runner: Runner = run_command):
         self.config = config
         self.run = runner
-        self.sleep = sleep
         self.master_name = settings.get_str("REDIS_MASTER_NAME", config.env)
         self.namespace = settings.get_str("K8S_NAMESPACE", config.env)
         self.overlay = REPO_ROOT / "k8s" / "overlays" / settings.get_str("K8S_OVERLAY", config.env)
@@ -203,24 +169,12 @@ class K8sRuntime:
             new = [n for n in self.nodes(kind) if n.name not in before]
             return any(self._ready(pods[n.name]) for n in new)
 
-        _wait(replaced, timeout_s, f"a Ready replacement for {node_name}", self.sleep)
+        wait_until(replaced, timeout_s, f"a Ready replacement for {node_name}", interval_s=1.0)
 
     def wait_node_ready(self, node_name: str, timeout_s: float = 30) -> None:
-        _wait(
+        wait_until(
             lambda: (pod := self._pods().get(node_name)) is not None and self._ready(pod),
             timeout_s,
             f"{node_name} to be Ready",
-            self.sleep,
+            interval_s=1.0,
         )
-
-
-def make_runtime(stack: str, env: Mapping[str, str] | None, runner: Runner = run_command):
-    config = StackConfig.from_env(env)
-    if stack == "compose":
-        from sessionproof.runtimes.compose import ComposeRuntime
-
-        return ComposeRuntime(config, runner)
-    return K8sRuntime(config, runner)
-
-
-__all__ = ["ContainerError", "K8sRuntime", "make_runtime"]

@@ -1,0 +1,33 @@
+"""The one place a runtime is made: STACK picks local processes, compose or k8s.
+
+Only callers above the runtimes import this module; no runtime imports it back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sessionproof import settings
+from sessionproof.runtimes.commands import Runner, run_command
+from sessionproof.runtimes.compose import ComposeRuntime
+from sessionproof.runtimes.interface import Runtime
+from sessionproof.runtimes.k8s import K8sRuntime
+from sessionproof.runtimes.local import LocalRuntime
+from sessionproof.topology import StackConfig
+
+STACKS = ("local", "compose", "k8s")
+
+
+def make_runtime(stack: str, env: Mapping[str, str] | None, runner: Runner = run_command) -> Runtime:
+    """The runtime of one stack; the container runtimes send their commands through `runner`."""
+    config = StackConfig.from_env(env)
+    if stack == "local":
+        return LocalRuntime(config)
+    if stack == "compose":
+        return ComposeRuntime(config, runner)
+    return K8sRuntime(config, runner)
+
+
+def get_runtime(env: Mapping[str, str] | None = None) -> Runtime:
+    """The runtime the STACK setting names."""
+    return make_runtime(settings.get_choice("STACK", STACKS, env), env)
