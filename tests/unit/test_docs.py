@@ -186,3 +186,44 @@ def test_a_missing_file_a_path_outside_the_repository_and_a_link_in_code_are_tol
 def test_anchors_follow_github():
     markdown = "# Compose on a machine (`make images`)\n## Exit codes\n## Exit codes\n```\n# not a heading\n```\n"
     assert heading_anchors(markdown) == {"compose-on-a-machine-make-images", "exit-codes", "exit-codes-1"}
+
+
+SETTING_IN_CODE = re.compile(
+    r"\b(FAULT|SCENARIO|STACK|LAYERS|ONLY)=(\"[^\"]*\"|'[^']*'|[A-Za-z0-9_.<>| -]+?)(?=[\s`;)]|$)"
+)
+
+
+def named_values(markdown: str) -> list[tuple[str, str]]:
+    """(setting, value) for every FAULT=, SCENARIO=, STACK=, LAYERS= and ONLY= in code, placeholders left out."""
+    found = []
+    for code in code_spans(markdown):
+        for name, value in SETTING_IN_CODE.findall(code):
+            for word in value.strip("\"'").split():
+                if not any(c in word for c in "<>|.") and not word.isupper():  # NAME, <fault>: placeholders
+                    found.append((name, word))
+    return found
+
+
+@pytest.mark.parametrize("document", documents(), ids=lambda p: p.name)
+def test_every_fault_scenario_stack_and_layer_named_in_code_exists(document):
+    from sessionproof.chaos.faults import FAULTS
+    from sessionproof.settings import CONFIGURATIONS
+
+    scenarios = {p.stem for p in (REPO_ROOT / "loadtests" / "scenarios").glob("*.yaml")}
+    known = {
+        "FAULT": set(FAULTS),
+        "SCENARIO": scenarios,
+        "ONLY": scenarios,
+        "STACK": {"local", "compose", "k8s"},
+        "LAYERS": set(CONFIGURATIONS),
+    }
+    unknown = [f"{name}={value}" for name, value in named_values(document.read_text()) if value not in known[name]]
+    assert not unknown, f"{document.name} names what does not exist (a typo, or a renamed fault or scenario): {unknown}"
+
+
+def test_named_values_are_read_from_code_and_a_wrong_one_is_caught():
+    text = 'run `make chaos FAULT=kill-redis-mastr` and\n```sh\nSTACK=compose LAYERS="hardened stock" make up\n```\n'
+    assert sorted(named_values(text)) == [("FAULT", "kill-redis-mastr"), ("LAYERS", "hardened"), ("LAYERS", "stock"),
+                                          ("STACK", "compose")]  # fmt: skip
+    assert named_values("`make loadtest SCENARIO=NAME`") == []
+    assert named_values("FAULT=kill-app outside code") == []
