@@ -129,3 +129,19 @@ def test_the_cycle_check_sees_a_cycle_through_an_import_inside_a_function():
     graph = runtimes_import_graph()
     assert "compose" in graph["images"]  # imported inside build_all, not at the top
     assert {"probes", "container_network"} <= graph["compose"]  # `from sessionproof.runtimes import ...`
+
+
+def test_the_anomaly_classes_are_listed_once():
+    """The history's vocabulary (sessionproof/history) is the one list; no other module spells the classes out."""
+    import re
+
+    from sessionproof.history import ANOMALY_CLASSES
+
+    spelled = re.compile(r",\s*".join(f'"{name}"' for name in ANOMALY_CLASSES[:2]))
+    package = REPO_ROOT / "scripts" / "sessionproof"
+    again = [
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if path.parent.name != "history" and spelled.search(path.read_text())
+    ]
+    assert not again, f"the anomaly classes are listed again in {again}: import them from sessionproof.history"

@@ -27,10 +27,10 @@ from pathlib import Path
 
 from sessionproof.analysis.checker import SessionModel, lost_updates
 from sessionproof.analysis.runfiles import RunFileError, iter_jsonl, read_json_object, run_file_exists, stored_path
+from sessionproof.history import ANOMALY_CLASSES, CORRECTNESS_FIGURES
 
 VIOLATION_EXIT_CODE = 3
 CANNOT_JUDGE_EXIT_CODE = 2
-CLASSES = ("lost_writes", "stale_reads", "sessions_lost", "foreign_sessions", "lost_updates")
 _F_BY_REQUEST = {
     "POST /login": "login",
     "POST /logout": "logout",
@@ -58,7 +58,7 @@ def read_history(path: Path) -> list[dict]:
 
 def check(history: list[dict]) -> dict[str, int]:
     """The correctness figures of a history: checks made and violations by class."""
-    figures = dict.fromkeys(("checks", *CLASSES), 0)
+    figures = dict.fromkeys(CORRECTNESS_FIGURES, 0)
     by_process: dict[str, list[dict]] = defaultdict(list)
     for op in sorted(history, key=lambda o: o["time_us"]):  # stable: equal times keep file order
         if op["type"] != "invoke":
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     if summary is not None:
         summary["correctness"] = {**summary.get("correctness", {}), **figures}
         summary_path.write_text(json.dumps(summary, indent=2) + "\n")
-    violations = {name: figures[name] for name in CLASSES if figures[name]}
+    violations = {name: figures[name] for name in ANOMALY_CLASSES if figures[name]}
     print(f"{figures['checks']} checks from {stored_path(path)}")
     print("no violation" if not violations else "VIOLATIONS: " + ", ".join(f"{k} {v}" for k, v in violations.items()))
     return VIOLATION_EXIT_CODE if violations else 0

@@ -10,8 +10,8 @@ from sessionproof.analysis import failover, partition
 from sessionproof.analysis.histograms import percentiles_us
 from sessionproof.analysis.rundata import SERVER_KINDS, LatencyData, RunData
 from sessionproof.analysis.server import summarize_server
+from sessionproof.history import ANOMALY_CLASSES, CORRECTNESS_FIGURES
 
-CORRECTNESS_CLASSES = ("lost_writes", "stale_reads", "sessions_lost", "foreign_sessions", "lost_updates")
 MAX_TRUSTED_CPU_PERCENT = 90.0
 MIN_VALID_DURATION_S = 5.0
 # A 1 ms sleeper waking this late at p99 means responses wait as long before the harness sees them.
@@ -56,8 +56,8 @@ def _correctness(counters: dict[str, Any]) -> dict[str, int]:
     given = counters.get("correctness") or {}
     # Every known class is always present so SLO paths resolve; one the harness did not
     # report reads as 0. Classes this module does not know are kept, never dropped.
-    extra = sorted(name for name in given if name != "checks" and name not in CORRECTNESS_CLASSES)
-    names = ["checks", *CORRECTNESS_CLASSES, *extra]
+    extra = sorted(name for name in given if name != "checks" and name not in ANOMALY_CLASSES)
+    names = [*CORRECTNESS_FIGURES, *extra]
     return {name: int(given.get(name, 0)) for name in names}
 
 

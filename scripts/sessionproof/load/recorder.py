@@ -18,9 +18,9 @@ from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogWriter
 
 from sessionproof.analysis.histograms import HIGHEST_US, LOWEST_US, new_histogram, percentiles_us
+from sessionproof.history import CORRECTNESS_FIGURES
 
 MAX_TIMELINE_ENTRIES = 2_000_000  # per process between drains: bounds memory on very long runs
-CORRECTNESS_KEYS = ("checks", "lost_writes", "stale_reads", "sessions_lost", "foreign_sessions", "lost_updates")
 
 
 class Recorder:
@@ -162,7 +162,7 @@ class Recorder:
             for (t, endpoint), (ok, failed) in sorted(self.outcomes.items()):
                 out.write(json.dumps({"t": t, "endpoint": endpoint, "ok": ok, "failed": failed}) + "\n")
         counters = {
-            "correctness": {key: self.correctness.get(key, 0) for key in CORRECTNESS_KEYS},
+            "correctness": {key: self.correctness.get(key, 0) for key in CORRECTNESS_FIGURES},
             "served_by": dict(sorted(self.served_by.items())),
             "cpu": {"max_percent": round(self.cpu_max_percent, 1), "samples": self.cpu_samples},
             "loop_lag_us": percentiles_us(self.loop_lag),
