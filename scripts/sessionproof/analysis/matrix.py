@@ -336,7 +336,7 @@ def build_matrix(out_dir: Path, run_dirs: list[Path | Skipped], title: str = DEF
 
 def rebuild_matrix(out_dir: Path) -> dict:
     """Write OUT_DIR/matrix.json, report.md and matrix.png again from the summaries of the runs its matrix.json
-    links to (render those first: see slim.py's render_tree), in the rows' order; skipped experiments stay
+    links to (render those first: see report.py's render_tree), in the rows' order; skipped experiments stay
     skipped and the title is kept. Raises RunFileError when OUT_DIR/matrix.json cannot be read."""
     out_dir = Path(out_dir)
     matrix = read_json_object(out_dir / "matrix.json")

@@ -25,11 +25,10 @@ from sessionproof.analysis.plots import write_plots
 from sessionproof.analysis.rundata import load_run
 from sessionproof.analysis.runfiles import RunFileError
 from sessionproof.analysis.server_plot import write_server_plot
-from sessionproof.analysis.summary import path_text, summarize, validity_line
+from sessionproof.analysis.summary import INVALID_RUN_EXIT_CODE, path_text, summarize, validity_line
 
 BAD_INPUT_EXIT_CODE = 2
 SLO_BREACH_EXIT_CODE = 3
-INVALID_RUN_EXIT_CODE = 4
 
 
 def exit_code(summary: dict[str, Any]) -> int:
@@ -100,7 +99,11 @@ def _render_matrix(matrix_dir: Path) -> int:
         print(f"error: {error}", file=sys.stderr)
         return BAD_INPUT_EXIT_CODE
     invalid = [run_dir for run_dir, summary in rendered if not summary["valid"]]
-    first = f"INVALID runs (exit code 4): {', '.join(map(str, invalid))}" if invalid else "every run valid"
+    first = (
+        f"INVALID runs (exit code {INVALID_RUN_EXIT_CODE}): {', '.join(map(str, invalid))}"
+        if invalid
+        else "every run valid"
+    )
     print(f"{first}; rendered {len(rendered)} runs and the matrix: {matrix_dir / 'report.md'}")
     return INVALID_RUN_EXIT_CODE if invalid else 0
 

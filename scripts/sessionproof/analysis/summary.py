@@ -13,6 +13,7 @@ from sessionproof.analysis.server import summarize_server
 from sessionproof.history import ANOMALY_CLASSES, CORRECTNESS_FIGURES
 
 MAX_TRUSTED_CPU_PERCENT = 90.0
+INVALID_RUN_EXIT_CODE = 4  # every run's exit status when it is invalid (report.exit_code)
 MIN_VALID_DURATION_S = 5.0
 # A 1 ms sleeper waking this late at p99 means responses wait as long before the harness sees them.
 MAX_LOOP_LAG_P99_US = 5_000
@@ -88,16 +89,17 @@ def invalid_reasons(
 
 def validity_line(summary: dict[str, Any]) -> str:
     """The first line of every terminal summary: valid, with the generator's figures against its bounds, or
-    INVALID with every reason. An invalid run exits with INVALID_RUN_EXIT_CODE (report.exit_code)."""
+    INVALID with every reason and the exit code it gets (report.exit_code)."""
     if not summary["valid"]:
-        return "INVALID run, do not trust its figures (exit code 4): " + "; ".join(summary["invalid_reasons"])
+        reasons = "; ".join(summary["invalid_reasons"])
+        return f"INVALID run, do not trust its figures (exit code {INVALID_RUN_EXIT_CODE}): {reasons}"
     lag = summary.get("loop_lag_us") or {}
     cpu_percent = (summary.get("cpu") or {}).get("max_percent")
     bound_ms = MAX_LOOP_LAG_P99_US / 1000
     lag_text = (
         f"event-loop lag p99 {lag['p99'] / 1000:.1f} ms <= {bound_ms:g} ms"
         if lag.get("count")
-        else ("event-loop lag not recorded")
+        else "event-loop lag not recorded"
     )
     cpu_text = (
         "CPU not recorded" if cpu_percent is None else f"CPU peak {cpu_percent:.0f}% <= {MAX_TRUSTED_CPU_PERCENT:.0f}%"

@@ -280,7 +280,9 @@ def run_all(
     runs.point_latest(out_dir)
     invalid = invalid_rows(out_dir)
     if invalid:
-        progress(f"matrix: INVALID runs, do not trust their figures (exit code 4): {', '.join(invalid)}")
+        progress(
+            f"matrix: INVALID runs, do not trust their figures (exit code {report.INVALID_RUN_EXIT_CODE}): {', '.join(invalid)}"
+        )
     else:
         progress(f"matrix: every run valid (the load generator stayed within its bounds in {len(entries)} entries)")
     progress(f"matrix: {out_dir / 'report.md'}")

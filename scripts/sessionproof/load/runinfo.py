@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sessionproof import runs, settings
+from sessionproof.analysis.report import SLO_BREACH_EXIT_CODE, exit_code
 from sessionproof.analysis.summary import MAX_LOOP_LAG_P99_US, MAX_TRUSTED_CPU_PERCENT, validity_line
 from sessionproof.topology import Node, StackConfig
 
@@ -115,6 +116,11 @@ def print_summary(run_dir: Path, summary: dict) -> None:
     correctness = summary["correctness"]
     lines.append("  correctness: " + ", ".join(f"{k}={v}" for k, v in correctness.items()))
     lines.append("  served by: " + ", ".join(f"{k}={v}" for k, v in summary["served_by"].items()))
-    verdict = "passed" if summary["slo"]["passed"] else "BREACHED" + ("" if not summary["valid"] else " (exit code 3)")
+    code = exit_code(summary)
+    verdict = (
+        "passed"
+        if summary["slo"]["passed"]
+        else "BREACHED" + (f" (exit code {code})" if code == SLO_BREACH_EXIT_CODE else "")
+    )
     lines.append(f"  SLOs {verdict}; report: {run_dir / 'report.md'}; Locust's report: {run_dir / LOCUST_HTML}")
     print("\n".join(lines), flush=True)
