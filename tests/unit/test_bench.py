@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from sessionproof.analysis.bench_report import report_lines, write_report
 from sessionproof.load import bench
-from sessionproof.load.bench_report import report_lines, write_report
 
 
 def spread(value: float) -> dict:

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from sessionproof.analysis import failover
-from sessionproof.analysis.histograms import new_histogram
-from sessionproof.analysis.runfiles import RunFileError
+from sessionproof.histograms import new_histogram
+from sessionproof.runfiles import RunFileError
 
 T0 = 1_000_000.0  # fault starts at T0 + 10, ends at T0 + 20
 FAULT = "kill-redis-master"

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from sessionproof.analysis.histograms import new_histogram
+from sessionproof.histograms import new_histogram
 from sessionproof.load.pacing import Pacer, paced, timing_of
 
 STALL_S = 0.5

@@ -98,7 +98,7 @@ def test_history_lines_merge_across_workers_and_are_written_in_time_order_relati
 def test_hlogs_hold_one_interval_a_second_that_hdrhistogram_reads_back(tmp_path):
     from hdrh.log import HistogramLogReader
 
-    from sessionproof.analysis.histograms import new_histogram
+    from sessionproof.histograms import new_histogram
 
     recorder = Recorder()
     start_s = 1_800_000_000.0

@@ -14,7 +14,7 @@ from run_folders import T0_S, make_failover_run, write_jsonl
 from sessionproof.analysis import history, slim
 from sessionproof.analysis.matrix import Skipped, build_matrix, rebuild_matrix
 from sessionproof.analysis.report import build_report
-from sessionproof.analysis.runfiles import RunFileError, read_json_object, read_jsonl, run_file_exists
+from sessionproof.runfiles import RunFileError, read_json_object, read_jsonl, run_file_exists
 
 SERVER_DOWN = {"available": False, "reason": "Prometheus did not answer", "prometheus_url": "http://127.0.0.1:9090"}
 

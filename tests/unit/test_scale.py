@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sessionproof.load.scale_report import p99_growth, report_lines, write_report
+from sessionproof.analysis.scale_report import p99_growth, report_lines, write_report
 
 
 def step(sessions: int, cart_p99: int | None, used_mib: float) -> dict:

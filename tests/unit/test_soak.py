@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from sessionproof.analysis.histograms import new_histogram
+from sessionproof.analysis.soak_report import report_lines, write_report
+from sessionproof.histograms import new_histogram
 from sessionproof.load.soak import drift_verdict, memory_verdict
-from sessionproof.load.soak_report import report_lines, write_report
 
 MIB = 2**20
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hdrh.histogram import HdrHistogram
 
-from sessionproof.analysis.histograms import percentiles_us
+from sessionproof.histograms import percentiles_us
 from sessionproof.load.unloaded import summary_line
 
 

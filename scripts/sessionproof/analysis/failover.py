@@ -13,8 +13,8 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sessionproof.analysis.histograms import new_histogram, percentiles_us
-from sessionproof.analysis.runfiles import read_json_object, read_jsonl
+from sessionproof.histograms import new_histogram, percentiles_us
+from sessionproof.runfiles import read_json_object, read_jsonl
 
 ERROR_CLASSES = ("502", "503", "504", "timeout")
 SENTINEL_COLLAPSE_S = 1.0

@@ -26,8 +26,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from sessionproof.analysis.checker import SessionModel, lost_updates
-from sessionproof.analysis.runfiles import RunFileError, iter_jsonl, read_json_object, run_file_exists, stored_path
 from sessionproof.history import ANOMALY_CLASSES, CORRECTNESS_FIGURES
+from sessionproof.runfiles import RunFileError, iter_jsonl, read_json_object, run_file_exists, stored_path
 
 VIOLATION_EXIT_CODE = 3
 CANNOT_JUDGE_EXIT_CODE = 2

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from sessionproof.analysis import partition, server
-from sessionproof.analysis.histograms import MIN_SAMPLES_FOR_P999
 from sessionproof.analysis.summary import path_text
+from sessionproof.histograms import MIN_SAMPLES_FOR_P999
 
 RERENDER_HINT = "every figure here is recomputed from raw/ by `make report RUN=<folder>`"
 

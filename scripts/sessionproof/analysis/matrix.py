@@ -19,7 +19,7 @@ from pathlib import Path
 from sessionproof.analysis.markdown import ms_short, or_na
 from sessionproof.analysis.matrix_chart import plot_matrix
 from sessionproof.analysis.partition import HEAL_WINDOW_S
-from sessionproof.analysis.runfiles import RunFileError, read_json_object
+from sessionproof.runfiles import RunFileError, read_json_object
 from sessionproof.settings import CONFIGURATIONS
 
 BAD_ARGUMENTS_EXIT_CODE = 2

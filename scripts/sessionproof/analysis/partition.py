@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sessionproof.analysis.failover import fault_periods, iso_utc
-from sessionproof.analysis.runfiles import read_json_object, read_jsonl
+from sessionproof.runfiles import read_json_object, read_jsonl
 
 if TYPE_CHECKING:
     from sessionproof.analysis.rundata import RunData

@@ -16,8 +16,8 @@ from typing import Any
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from sessionproof.analysis import failover
-from sessionproof.analysis.histograms import new_histogram
 from sessionproof.analysis.rundata import ALL_ENDPOINTS, KINDS, LatencyData, RunData, SecondStats
+from sessionproof.histograms import new_histogram
 
 MAX_ENDPOINTS_PLOTTED = 4  # more lines than this per panel cannot be told apart
 MAX_EVENTS_MARKED = 50  # beyond this the markers hide the data; the summary still counts them all

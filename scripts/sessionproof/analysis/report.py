@@ -23,9 +23,9 @@ from sessionproof.analysis.markdown import render_markdown
 from sessionproof.analysis.matrix import rebuild_matrix
 from sessionproof.analysis.plots import write_plots
 from sessionproof.analysis.rundata import load_run
-from sessionproof.analysis.runfiles import RunFileError
 from sessionproof.analysis.server_plot import write_server_plot
 from sessionproof.analysis.summary import INVALID_RUN_EXIT_CODE, path_text, summarize, validity_line
+from sessionproof.runfiles import RunFileError
 
 BAD_INPUT_EXIT_CODE = 2
 SLO_BREACH_EXIT_CODE = 3

@@ -17,8 +17,8 @@ from hdrh.codec import HdrCookieException, HdrHistogramSettingsException, HdrLen
 from hdrh.histogram import HdrHistogram
 
 from sessionproof.analysis import history
-from sessionproof.analysis.histograms import new_histogram
-from sessionproof.analysis.runfiles import (
+from sessionproof.histograms import new_histogram
+from sessionproof.runfiles import (
     DAMAGED,
     RunFileError,
     iter_jsonl,

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sessionproof.analysis.report import render_tree, run_folders
-from sessionproof.analysis.runfiles import GZIP_SUFFIX, RunFileError, gzipped
+from sessionproof.runfiles import GZIP_SUFFIX, RunFileError, gzipped
 
 BAD_INPUT_EXIT_CODE = 2
 BLOCK_BYTES = 4096  # a file's smallest footprint on disk: below it, compressing saves nothing

@@ -7,9 +7,9 @@ from collections import Counter
 from typing import Any
 
 from sessionproof.analysis import failover, partition
-from sessionproof.analysis.histograms import percentiles_us
 from sessionproof.analysis.rundata import SERVER_KINDS, LatencyData, RunData
 from sessionproof.analysis.server import summarize_server
+from sessionproof.histograms import percentiles_us
 from sessionproof.history import ANOMALY_CLASSES, CORRECTNESS_FIGURES
 
 MAX_TRUSTED_CPU_PERCENT = 90.0

@@ -14,10 +14,10 @@ import sys
 import time
 
 from sessionproof.analysis.markdown import ms_short, or_na
-from sessionproof.analysis.runfiles import read_json_object
 from sessionproof.analysis.summary import validity_line
 from sessionproof.chaos.experiment import run_experiment, say
 from sessionproof.load import scenarios
+from sessionproof.runfiles import read_json_object
 from sessionproof.runtimes.factory import get_runtime
 from sessionproof.settings import ConfigError
 from sessionproof.waiting import DeadlineExceeded

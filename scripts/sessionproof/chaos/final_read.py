@@ -11,7 +11,7 @@ from pathlib import Path
 
 import requests
 
-from sessionproof.analysis.runfiles import read_jsonl
+from sessionproof.runfiles import read_jsonl
 from sessionproof.waiting import DeadlineExceeded, wait_until
 
 FINAL_READ_TIMEOUT_S = 30.0

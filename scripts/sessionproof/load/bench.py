@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--accuracy-s", type=float, default=20.0)
     args = parser.parse_args(argv)
-    from sessionproof.load.bench_report import write_report
+    from sessionproof.analysis.bench_report import write_report
 
     try:
         independent.require("wrk")

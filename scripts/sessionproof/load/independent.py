@@ -16,7 +16,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from sessionproof.analysis.histograms import HIGHEST_US, LOWEST_US, new_histogram, percentiles_us
+from sessionproof.histograms import HIGHEST_US, LOWEST_US, new_histogram, percentiles_us
 
 WRK_MARK = "SESSIONPROOF_WRK "
 

@@ -36,7 +36,7 @@ from locust.runners import STATE_SPAWNING, MasterRunner, WorkerRunner
 
 from sessionproof import runs, settings
 from sessionproof.analysis import report
-from sessionproof.analysis.histograms import percentiles_us
+from sessionproof.histograms import percentiles_us
 from sessionproof.load import runinfo, scenarios, server_metrics
 from sessionproof.load.recorder import Recorder
 

@@ -28,7 +28,7 @@ def run_headless(scenario_name: str, base_url: str, env: dict, out_dir: Path, du
     """A headless run of the scenario for duration_s, its run folder under out_dir: the run's summary.json.
 
     `progress`, if given, gets the run's heartbeat (every 5 s of load)."""
-    from sessionproof.analysis.runfiles import RunFileError, read_json_object
+    from sessionproof.runfiles import RunFileError, read_json_object
 
     command = headless_command(scenarios.load(scenario_name), base_url, duration=f"{duration_s:g}s")
     process = subprocess.Popen(

@@ -17,7 +17,7 @@ from pathlib import Path
 from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogWriter
 
-from sessionproof.analysis.histograms import HIGHEST_US, LOWEST_US, new_histogram, percentiles_us
+from sessionproof.histograms import HIGHEST_US, LOWEST_US, new_histogram, percentiles_us
 from sessionproof.history import CORRECTNESS_FIGURES
 
 MAX_TIMELINE_ENTRIES = 2_000_000  # per process between drains: bounds memory on very long runs

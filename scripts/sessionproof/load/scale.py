@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=settings.get_int("SCALE_REPEATS", minimum=0),
                         help="latency runs again at the smallest and largest size, in turn")  # fmt: skip
     args = parser.parse_args(argv)
-    from sessionproof.load.scale_report import write_report
+    from sessionproof.analysis.scale_report import write_report
 
     base = get_runtime()
     runtime = get_runtime({**base.config.env, "SESSION_LAYER": "hardened", "REDIS_MAXMEMORY": args.maxmemory})

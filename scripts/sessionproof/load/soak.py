@@ -27,10 +27,10 @@ import requests
 
 from sessionproof import runs, settings
 from sessionproof.analysis.failover import latency_between
-from sessionproof.analysis.runfiles import read_jsonl
 from sessionproof.load.loadtest import HarnessRunError, run_headless
 from sessionproof.load.scale import master_client, memory_usage
 from sessionproof.load.scenarios import duration_s as parse_duration_s
+from sessionproof.runfiles import read_jsonl
 from sessionproof.runtimes.factory import get_runtime
 from sessionproof.waiting import DeadlineExceeded
 
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--duration", default="30m", help="how long the mixed scenario runs (30m, 90s, ...)")
     args = parser.parse_args(argv)
-    from sessionproof.load.soak_report import write_report
+    from sessionproof.analysis.soak_report import write_report
 
     try:
         duration_s = parse_duration_s(args.duration)

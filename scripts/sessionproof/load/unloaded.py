@@ -14,7 +14,7 @@ import time
 import requests
 from hdrh.histogram import HdrHistogram
 
-from sessionproof.analysis.histograms import LOWEST_US, MIN_SAMPLES_FOR_P999, new_histogram, percentiles_us
+from sessionproof.histograms import LOWEST_US, MIN_SAMPLES_FOR_P999, new_histogram, percentiles_us
 from sessionproof.topology import StackConfig
 
 

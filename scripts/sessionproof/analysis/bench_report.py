@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from sessionproof.analysis.plots import log_ms_axis
-from sessionproof.load.cpu_split import PARTS
 from sessionproof.runs import write_report_files
 
 ENDPOINTS = ("GET /ping", "GET /cart", "POST /cart/[item]")
@@ -28,7 +27,8 @@ def _cpu_lines(summary: dict) -> list[str]:
     ]
     if not any(split for _, split in rows):
         return []
-    parts = [part for part in PARTS if part != "machine"]
+    # The parts in the order the measurement wrote them (load/cpu_split.PARTS), machine last.
+    parts = list(dict.fromkeys(p for _, split in rows for e in split.values() for p in e if p != "machine"))
     lines = [
         "",
         "### Where a saturated request's CPU goes, µs per request",
