@@ -1,0 +1,75 @@
+"""Reading and writing a run's history: RUN_DIR/raw/history.jsonl (gzipped in slimmed reference runs).
+
+Times are µs since the run's start (meta.json's started_at), so a history's times and the run's
+other files (timeline, events: Unix seconds) meet at `started_unix_s + time_us / 1e6`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from sessionproof.history import FIELDS, OPERATIONS, TYPES
+from sessionproof.runfiles import RunFileError, iter_jsonl, run_file_exists
+
+HISTORY_FILE = "history.jsonl"
+REQUIRED = ("process", "type", "f", "time_us")
+_KNOWN = {*REQUIRED, "kind", *FIELDS}
+
+
+def history_path(run_dir: Path) -> Path:
+    return Path(run_dir) / "raw" / HISTORY_FILE
+
+
+def has_history(run_dir: Path) -> bool:
+    return run_file_exists(history_path(run_dir))
+
+
+def operation(type_: str, f: str, process: str, kind: str, time_us: int, **fields) -> dict:
+    """One history line; fields with a None value other than session and user are left out."""
+    if type_ not in TYPES or f not in OPERATIONS:
+        raise ValueError(f"a history line needs type in {TYPES} and f in {OPERATIONS}, not {type_!r}, {f!r}")
+    unknown = set(fields) - set(FIELDS)
+    if unknown:
+        raise ValueError(f"unknown history fields {sorted(unknown)}; known: {', '.join(FIELDS)}")
+    kept = {k: v for k, v in fields.items() if v is not None or k in ("session", "user")}
+    return {"process": process, "kind": kind, "type": type_, "f": f, "time_us": int(time_us), **kept}
+
+
+def read_history(path: Path) -> list[dict]:
+    """Every line of a history file, checked for the fields the checker needs; RunFileError names a bad line."""
+    ops = []
+    for line_no, op in iter_jsonl(path, REQUIRED):
+        if op["type"] not in TYPES or op["f"] not in OPERATIONS or not isinstance(op["time_us"], int):
+            raise RunFileError(
+                f"{path}:{line_no}: type must be one of {', '.join(TYPES)}, f one of {', '.join(OPERATIONS)} and "
+                f"time_us an integer; the history is damaged (was it edited?)"
+            )
+        unknown = set(op) - _KNOWN
+        if unknown:
+            raise RunFileError(
+                f"{path}:{line_no}: unknown fields {sorted(unknown)}; known: {', '.join(sorted(_KNOWN))}"
+            )
+        ops.append(op)
+    return ops
+
+
+def write_history(path: Path, ops: Iterable[dict], origin_us: int = 0) -> int:
+    """Write ops sorted by time (stable: one process's order is kept), times made relative to origin_us."""
+    ordered = sorted(ops, key=lambda op: op["time_us"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as out:
+        for op in ordered:
+            out.write(json.dumps({**op, "time_us": op["time_us"] - origin_us}) + "\n")
+    return len(ordered)
+
+
+def append_history(path: Path, ops: Iterable[dict]) -> int:
+    """Append ops (times already run-relative) to a plain history file, e.g. the final read's."""
+    count = 0
+    with path.open("a") as out:
+        for op in ops:
+            out.write(json.dumps(op) + "\n")
+            count += 1
+    return count
