@@ -299,9 +299,9 @@ class _Judge:
         known: dict[str, float] = {}
         acks: dict[str, Op] = {}
         for op in ops:
-            if op.f == "add" and op.type == "ok" and op.item is not None:
-                if op.complete_us < known.get(op.item, NEVER):
-                    known[op.item], acks[op.item] = op.complete_us, op
+            acked = op.f == "add" and op.type == "ok" and op.item is not None
+            if acked and op.complete_us < known.get(op.item, NEVER):
+                known[op.item], acks[op.item] = op.complete_us, op
         for op in live:
             for item in op.cart:
                 known[item] = min(known.get(item, NEVER), op.complete_us)
