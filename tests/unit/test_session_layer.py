@@ -251,8 +251,15 @@ def test_a_write_no_replica_confirms_is_not_acknowledged_and_its_retry_applies_o
     # The write did reach the master; the client's retry with the same key gets it once, now confirmed.
     retried = client.post("/cart/pear", headers={"Idempotency-Key": "key-1"})
     assert retried.status_code == 200 and retried.headers["Idempotent-Replayed"] == "true"
-    assert STORE_NODE_HEADER not in retried.headers  # a replay commits nothing
+    # A replay commits nothing, but names the node that holds the write and confirmed it now (issue 24:
+    # without it, per-master figures missed every re-sent write).
+    assert retried.headers[STORE_NODE_HEADER] == address_of(redis_client)
     assert client.get("/cart").get_json()["cart"] == ["apple", "pear"]
+
+
+def address_of(client) -> str:
+    kwargs = client.connection_pool.connection_kwargs
+    return f"{kwargs['host']}:{kwargs['port']}"
 
 
 def sentinel_app(sentinels, layer="hardened", **env):

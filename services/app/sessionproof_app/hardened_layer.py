@@ -274,6 +274,8 @@ class HardenedSessionInterface(StockSessionInterface):
             else:
                 response.headers[name] = value
         response.headers[REPLAYED_HEADER] = "true"
+        # The node the record's EXPIRE and WAIT went to: the master that holds the write now.
+        set_store_node_header(response, store.last_node(self.client))
         metrics.IDEMPOTENT_REPLAYS.inc()
         return response
 
