@@ -99,9 +99,9 @@ report: venv ## Render a run's summary.json, report.md and plots again from its 
 	@if [ -z "$(RUN)" ]; then echo "usage: make report RUN=results/<folder>  (or RUN=results/latest)"; exit 2; fi
 	@$(PY) -m sessionproof.analysis.report $(RUN)
 
-check: venv ## Judge a run's raw/history.jsonl again and rewrite its correctness figures: RUN=results/<folder> (exit 3: a violation)
+check: venv ## Judge a run again from raw/history.jsonl and rebuild its summary.json (SLOs included), report.md and plots: RUN=results/<folder> (exit 3: an anomaly, each class named)
 	@if [ -z "$(RUN)" ]; then echo "usage: make check RUN=results/<folder>  (or RUN=results/latest)"; exit 2; fi
-	@$(PY) -m sessionproof.analysis.history $(RUN)
+	@$(PY) -m sessionproof.analysis.check $(RUN)
 
 chaos: venv ## Inject a fault and heal it: FAULT=kill-app|pause-app|restart-apps|kill-redis-master|pause-redis-master|kill-sentinel|restart-redis-all, and with NETWORK=netns (or STACK=compose, as root) partition-redis-master|partition-app|isolate-sentinel|partition-sentinels-minority|congest-redis-master (HOLD_S=, TARGET=, INJECT_ONLY=1, HEAL=1)
 	@if [ -z "$(FAULT)" ]; then echo "usage: make chaos FAULT=<fault>   (faults: scripts/chaos.sh --help)"; exit 2; fi

@@ -6,7 +6,9 @@ run, their weights and their pacing; see loadtests/scenarios/.
 
 Every request is paced on a fixed intended-start schedule and recorded twice in
 HdrHistograms: service time (from the actual send) and latency from the
-intended start (coordinated omission corrected).
+intended start (coordinated omission corrected). Every session operation also
+goes into the run's history (scripts/sessionproof/history/): the users judge
+nothing themselves; after the run, one checker judges the history.
 """
 
 from __future__ import annotations
@@ -21,20 +23,22 @@ from gevent.pool import Pool
 from locust import FastHttpUser, constant, task
 
 from sessionproof import settings
-from sessionproof.analysis.checker import SessionModel, Verdict, lost_updates
-from sessionproof.analysis.history import operation_of, outcome_type
-from sessionproof.load.loadrun import note_event, recorder
+from sessionproof.load.loadrun import recorder
 from sessionproof.load.pacing import Pacer, exchange_only, paced, server_timing_us
 
 REQUEST_TIMEOUT_S = 10.0
 COOKIE_NAME = settings.get_str("SESSION_COOKIE_NAME")
 CART_RESET_AT = 40  # below the app's CART_MAX_ITEMS (50): start a fresh session before the cart is full
+# A careful client re-sends a write whose outcome it does not know (a 5xx, a timeout) with the same
+# Idempotency-Key; this share of such writes is re-sent once, so duplicate protection is exercised.
+RESEND_SHARE = 0.5
+# Every this many logins, the user also logs in from a second device and later ends both with logout-all.
+SECOND_DEVICE_EVERY = 3
 
 
 class Reply(NamedTuple):
     body: dict | None  # the JSON body of a 200, else None
-    at_s: float  # when the response ended (Unix time), as in the timeline
-    store: str | None  # X-Store-Node: "<host>:<port>" of the Redis node that acknowledged the session write
+    type: str  # the history's completion: ok, fail (a 4xx: it did not happen) or info (unknown)
 
 
 def failure_kind(response) -> str:
@@ -44,6 +48,13 @@ def failure_kind(response) -> str:
     # geventhttpclient wraps a read timeout: RetriesExceeded(..., original=timed out).
     text = f"{type(error).__name__} {error} {getattr(error, 'original', '')}".lower() if error else ""
     return "timeout" if "timeout" in text or "timed out" in text else "connection"
+
+
+def completion_type(status: int, ok: bool) -> str:
+    """ok (200 with a body), fail (4xx: refused, so it did not happen) or info (anything else: unknown)."""
+    if ok:
+        return "ok"
+    return "fail" if 400 <= status < 500 else "info"
 
 
 class SessionUser(FastHttpUser):
@@ -64,57 +75,68 @@ class SessionUser(FastHttpUser):
         self.pacer = Pacer(self.rate_per_user_per_s)
         self.uid = uuid.uuid4().hex[:12]
         self.logins = 0
-        self.model = SessionModel(user=None, item_prefix=f"i{self.uid}")
+        self.written = 0
+        self.user: str | None = None  # logged in as, or None
+        self.cart_size = 0  # items in the cart, as the last answer said
+        self.second_sid: str | None = None  # the session of a second device, ended by the next logout-all
 
-    def call(self, method: str, path: str, name: str, slot_s: float | None = None, **kwargs) -> dict | None:
-        """One paced request; its JSON body when it succeeded (200), else None."""
-        return self.call_noted(method, path, name, slot_s, **kwargs).body
-
-    def call_noted(self, method: str, path: str, name: str, slot_s: float | None = None, **kwargs) -> Reply:
-        """One paced request: its JSON body (None unless 200), when it ended and which Redis node stored it.
-
-        Session operations also go into the run's history (history.py): an invoke as the request
-        is sent, then its outcome with what the answer said of the session."""
-        f = operation_of(name)
-        value = path.rsplit("/", 1)[1] if f == "add" else (kwargs.get("json") or {}).get("user")
-        session = (self.session_cookie() or "")[:16] or None
+    # ------------------------------------------------------------ requests
+    def call(self, method: str, path: str, name: str, f: str | None = None, **options) -> Reply:
+        """One paced request; a session operation (f) also goes into the history, an invoke as it is sent and
+        its completion with what the answer said. Options: process (default the user), sid (send this session
+        id instead of the cookie jar's), slot_s (a shared intended start), json, and the history's item/key/user."""
+        process = options.pop("process", self.uid)
+        sid = options.pop("sid", None)
+        slot_s = options.pop("slot_s", None)
+        fields = {k: options.pop(k) for k in ("item", "key", "user") if k in options}
+        headers = {}
+        if method == "POST":  # one key per logical request: a re-send reuses it, so it cannot apply twice
+            headers["Idempotency-Key"] = fields.get("key") or str(uuid.uuid4())
+        if sid is not None:  # an explicit Cookie header wins over the jar's
+            headers["Cookie"] = f"{COOKIE_NAME}={sid}"
+        session = sid if sid is not None else self.session_cookie()
 
         def send():
             if f:
-                recorder.operation("invoke", f, self.uid, self.kind, session, value=value)
-            return self._send(method, path, name, **kwargs)
+                recorder.operation("invoke", f, process, self.kind, session=session, **fields)
+            return self._send(method, path, name, headers=headers, **options)
 
         (response, body), timing = paced(self.pacer, send, sleep=gevent.sleep, slot_s=slot_s)
         timing = exchange_only(timing, getattr(response, "request_meta", {}).get("response_time"))
-        at_s = time.time()  # one time for the timeline and the ledger, so the two can be matched
         ok = body is not None
         kind = "ok" if ok else (failure_kind(response) if response.status_code != 200 else "bad_body")
         # The app names the Redis node that acknowledged the session write; absent when none did.
         store = response.headers.get("X-Store-Node") if response.status_code else None
         server_us = server_timing_us(response.headers.get("Server-Timing")) if response.status_code else None
         recorder.record(
-            name, timing.service_us, timing.intended_us, ok, at_s=at_s, kind=kind, store=store, server_us=server_us
-        )
+            name, timing.service_us, timing.intended_us, ok, at_s=time.time(), kind=kind, store=store,
+            server_us=server_us,
+        )  # fmt: skip
         if not ok:
             recorder.failure(kind)
         recorder.served(response.headers.get("X-Served-By") if response.status_code else None)
+        type_ = completion_type(response.status_code or 0, ok)
         if f:
-            state = (
-                {"user": body.get("user"), "cart": body.get("cart", []), "version": body.get("version", 0)}
-                if ok
-                else None
-            )
-            recorder.operation(
-                outcome_type(response.status_code or 0, ok), f, self.uid, self.kind, session,
-                value=state["cart"] if f == "read" and ok else value, **({"state": state} if ok else {}),
-            )  # fmt: skip
-        return Reply(body, at_s, store)
+            self._complete(f, type_, process, session, fields, body, store, kind)
+        return Reply(body, type_)
+
+    def _complete(self, f, type_, process, session, fields, body, store, kind) -> None:
+        answer = {}
+        if type_ == "ok":
+            if "cart" in body:
+                answer = {"user": body.get("user"), "cart": body.get("cart", [])}
+            if f == "login":
+                session = self.session_cookie()  # the session the login made
+            if f in ("login", "add"):
+                answer["store"] = store
+            if f == "logout_all":
+                answer["ended"] = body.get("sessionsEnded")
+        else:
+            answer["error"] = kind
+        recorder.operation(type_, f, process, self.kind, session=session, **{**fields, **answer})
 
     def _send(self, method: str, path: str, name: str, **kwargs):
         body = None
-        if method == "POST":
-            # A well-behaved client: one key per logical request, so a retry cannot apply it twice.
-            kwargs["headers"] = {"Idempotency-Key": str(uuid.uuid4()), **kwargs.get("headers", {})}
         with self.client.request(method, path, name=name, catch_response=True, **kwargs) as response:
             if response.status_code != 200:
                 # Keep the underlying error (reset, refused, ...) in Locust's failure table.
@@ -130,73 +152,72 @@ class SessionUser(FastHttpUser):
     def session_cookie(self) -> str | None:
         return next((c.value for c in self.client.cookiejar if c.name == COOKIE_NAME), None)
 
+    # ----------------------------------------------------------- sessions
     def needs_fresh_session(self, extra_items: int = 0) -> bool:
-        return self.model.user is None or len(self.model.cart) + extra_items >= CART_RESET_AT
+        return self.user is None or self.cart_size + extra_items >= CART_RESET_AT
 
-    def add_item(self) -> tuple[str, dict | None]:
-        """POST one new item and note its outcome in the ledger (acknowledged or indeterminate)."""
-        item = self.model.next_item()
-        reply = self.call_noted("POST", f"/cart/{item}", "POST /cart/[item]")
-        if reply.body is None:
-            self.ledger_uncertain(item)
-        else:
-            self.ledger_acked(item, reply)
-        return item, reply.body
+    def next_item(self) -> str:
+        self.written += 1
+        return f"i{self.uid}-{self.written}"
 
-    def on_stop(self) -> None:
-        self.close_ledger_entry("running at the end")
+    def seen(self, reply: Reply) -> None:
+        """What an answer says of the session: still logged in, and how full the cart is."""
+        if reply.body is not None and "cart" in reply.body:
+            self.cart_size = len(reply.body["cart"])
+            if reply.body.get("user") != self.user:
+                self.user = None  # not our session any more: start over (the checker judges what happened)
+
+    def add_item(self, name: str = "POST /cart/[item]") -> Reply:
+        """POST one new item; a write of unknown outcome is re-sent once, with the same key, by RESEND_SHARE."""
+        item, key = self.next_item(), str(uuid.uuid4())
+        reply = self.call("POST", f"/cart/{item}", name, "add", item=item, key=key)
+        if reply.type == "info" and random.random() < RESEND_SHARE:
+            reply = self.call("POST", f"/cart/{item}", "POST /cart/[item] (re-send)", "add", item=item, key=key)
+        self.seen(reply)
+        return reply
+
+    def read_cart(self) -> Reply:
+        reply = self.call("GET", "/cart", "GET /cart", "read")
+        self.seen(reply)
+        return reply
 
     def fresh_login(self) -> None:
-        if self.model.user is not None:
-            self.call("POST", "/logout", "POST /logout")
-            self.entry = None  # ended on purpose: nothing to find at the final read
-        else:
-            self.close_ledger_entry("lost during the run")
+        """End the session (logout, or logout-all when a second device is logged in), read the ended sessions
+        again (each must read as gone), then log in as a new user."""
+        ended = [self.session_cookie()]
+        if self.user is not None:
+            if self.second_sid:
+                self.call("POST", "/logout-all", "POST /logout-all", "logout_all")
+                ended.append(self.second_sid)
+            else:
+                self.call("POST", "/logout", "POST /logout", "logout")
+            for sid in filter(None, ended):
+                self.call("GET", "/cart", "GET /cart (after logout)", "read", sid=sid)
+        self.client.cookiejar.clear()  # whatever the logout's answer was, the next login starts afresh
+        self.second_sid = None
         self.logins += 1
-        body = self.call("POST", "/login", "POST /login", json={"user": f"{self.kind}-{self.uid}-{self.logins}"})
-        if body is not None:
-            self.model.logged_in(body)
-            sid = self.session_cookie()
-            self.entry = (
-                {"user": body.get("user"), "sid": sid, "acked": [], "acked_meta": [], "uncertain": []} if sid else None
+        user = f"{self.kind}-{self.uid}-{self.logins}"
+        reply = self.call("POST", "/login", "POST /login", "login", json={"user": user}, user=user)
+        self.user, self.cart_size = (user, 0) if reply.body is not None else (None, 0)
+        if self.user is not None and self.logins % SECOND_DEVICE_EVERY == 0:
+            self.second_sid = self.login_second_device(user)
+
+    def login_second_device(self, user: str) -> str | None:
+        """Log the same user in from a second device (its own session, beside the jar's); its session id."""
+        kept = list(self.client.cookiejar)
+        self.client.cookiejar.clear()
+        try:
+            reply = self.call(
+                "POST", "/login", "POST /login", "login", json={"user": user}, user=user, process=f"{self.uid}/device"
             )
-        else:
-            self.model.user = None
+            return self.session_cookie() if reply.body is not None else None
+        finally:
+            self.client.cookiejar.clear()
+            for cookie in kept:
+                self.client.cookiejar.set_cookie(cookie)
 
-    # The ledger: every session and the writes acknowledged in it, read back after the run.
-    entry: dict | None = None
-
-    def ledger_acked(self, item: str, reply: Reply) -> None:
-        if self.entry is not None and item in reply.body.get("cart", []):
-            self.entry["acked"].append(item)
-            # When and where it was acknowledged: a loss can then be pinned on a master and a moment.
-            self.entry["acked_meta"].append([item, round(reply.at_s, 4), reply.store])
-
-    def ledger_uncertain(self, item: str) -> None:
-        if self.entry is not None:
-            self.entry["uncertain"].append(item)
-
-    def close_ledger_entry(self, how: str) -> None:
-        if self.entry is not None and (self.entry["acked"] or self.entry["uncertain"]):
-            recorder.ledger.append({**self.entry, "ended": how})
-        self.entry = None
-
-    def judge(self, verdict: Verdict, endpoint: str, body: dict) -> None:
-        recorder.count("checks")
-        if verdict.ok:
-            return
-        for mismatch in verdict.mismatches:
-            recorder.count(mismatch)
-        note_event(
-            "mismatch",
-            classes=sorted(set(verdict.mismatches)),
-            detail=verdict.detail,
-            endpoint=endpoint,
-            user=self.model.user,
-            served_by=body.get("servedBy"),
-        )
-        if {"sessions_lost", "foreign_sessions"} & set(verdict.mismatches):
-            self.model.user = None  # start over with a new session on the next step
+    def on_stop(self) -> None:
+        """Nothing to close: the history holds every session, and the final read reads each back."""
 
 
 class LatencyUser(SessionUser):
@@ -214,17 +235,13 @@ class LatencyUser(SessionUser):
         if choice == "GET /ping":
             self.call("GET", "/ping", "GET /ping")
         elif choice == "GET /cart":
-            body = self.call("GET", "/cart", "GET /cart")
-            if body is not None:
-                self.model.cart = body.get("cart", [])
+            self.read_cart()
         else:
-            _item, body = self.add_item()
-            if body is not None:
-                self.model.cart = body.get("cart", [])
+            self.add_item()
 
 
 class BounceUser(SessionUser):
-    """Write, read back, check every answer against this user's model of its session."""
+    """Write, then read back, bouncing between replicas (round robin); the checker judges every answer."""
 
     kind = "bounce"
 
@@ -233,20 +250,14 @@ class BounceUser(SessionUser):
         if self.needs_fresh_session():
             self.fresh_login()
             return
-        item, body = self.add_item()
-        if body is None:
-            self.model.write_indeterminate(item)
-        else:
-            self.judge(self.model.observe_write(item, body), "POST /cart/[item]", body)
-        if self.model.user is None:
-            return
-        body = self.call("GET", "/cart", "GET /cart")
-        if body is not None:
-            self.judge(self.model.observe_read(body), "GET /cart", body)
+        self.add_item()
+        if self.user is not None:
+            self.read_cart()
 
 
 class ConcurrencyUser(SessionUser):
-    """Several adds of one session in flight at once (many tabs); counts the lost updates."""
+    """Several adds of one session in flight at once (many tabs), then a read; each add is its own process in
+    the history, so the checker sees them overlap (lost updates)."""
 
     kind = "concurrency"
 
@@ -256,20 +267,13 @@ class ConcurrencyUser(SessionUser):
             self.fresh_login()
             return
         slot_s = self.pacer.take_slot()  # the whole burst shares one intended start
-        items = [self.model.next_item() for _ in range(self.concurrent_requests)]
+        items = [(k, self.next_item()) for k in range(self.concurrent_requests)]
         pool = Pool(self.concurrent_requests)
-        bodies = pool.map(
-            lambda item: self.call("POST", f"/cart/{item}", "POST /cart/[item] (concurrent)", slot_s=slot_s), items
-        )
-        acknowledged = [item for item, body in zip(items, bodies, strict=True) if body is not None]
-        body = self.call("GET", "/cart", "GET /cart")
-        if body is None:
-            return
-        recorder.count("checks")
-        lost = lost_updates(acknowledged, body.get("cart", []))
-        if lost:
-            recorder.count("lost_updates", len(lost))
-            note_event("lost_update", lost=lost, acknowledged=len(acknowledged), user=self.model.user)
-        self.model.cart = body.get("cart", [])
-        if body.get("user") != self.model.user:
-            self.model.user = None
+        pool.map(
+            lambda k_item: self.call(
+                "POST", f"/cart/{k_item[1]}", "POST /cart/[item] (concurrent)", "add",
+                item=k_item[1], key=str(uuid.uuid4()), process=f"{self.uid}/{k_item[0]}", slot_s=slot_s,
+            ),
+            items,
+        )  # fmt: skip
+        self.read_cart()

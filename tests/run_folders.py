@@ -129,3 +129,31 @@ def make_failover_run(run_dir: Path, slo=()) -> Path:
     write_jsonl(run_dir / "raw" / "timeline.jsonl", timeline)
     (run_dir / "raw" / "final_read.json").write_text(json.dumps(FINAL_READ))
     return run_dir
+
+
+def history_lines(final_cart=("ip1-1", "ip1-2")) -> list[dict]:
+    """A bounce user's history in the run's format: login, two adds, a read, then the final read (4 answers
+    judged, no anomaly with the default final cart)."""
+    from sessionproof.history import FINAL_READ_PROCESS
+    from sessionproof.history.files import operation
+
+    t = iter(range(1000, 100_000, 1000))
+    user, sid = "bounce-p1-1", "s" * 43
+    lines = [
+        operation("invoke", "login", "p1", "bounce", next(t), session=None, user=user),
+        operation("ok", "login", "p1", "bounce", next(t), session=sid, user=user, cart=[]),
+    ]
+    for n, item in enumerate(("ip1-1", "ip1-2"), 1):
+        key = f"key-{n}"
+        lines.append(operation("invoke", "add", "p1", "bounce", next(t), session=sid, item=item, key=key))
+        lines.append(
+            operation("ok", "add", "p1", "bounce", next(t), session=sid, item=item, key=key, user=user,
+                      cart=["ip1-1", "ip1-2"][:n], store="127.0.0.1:6379")
+        )  # fmt: skip
+    lines.append(operation("invoke", "read", "p1", "bounce", next(t), session=sid))
+    lines.append(operation("ok", "read", "p1", "bounce", next(t), session=sid, user=user, cart=["ip1-1", "ip1-2"]))
+    lines.append(operation("invoke", "read", FINAL_READ_PROCESS, "final", next(t), session=sid))
+    lines.append(
+        operation("ok", "read", FINAL_READ_PROCESS, "final", next(t), session=sid, user=user, cart=list(final_cart))
+    )
+    return lines

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from run_folders import history_lines
 
 from sessionproof.analysis import failover
+from sessionproof.analysis.rundata import load_run
 from sessionproof.histograms import new_histogram
 from sessionproof.runfiles import RunFileError
 
@@ -22,10 +24,14 @@ def write_jsonl(path, records) -> None:
     path.write_text("".join(json.dumps(record) + "\n" for record in records))
 
 
-def write_run(run_dir, timeline=None, events=ONE_FAULT, final=None, latencies=None, counters=None):
-    """A run folder with only the raw files failover.py reads; latencies maps a second to values in µs."""
+def write_run(run_dir, timeline=None, events=ONE_FAULT, final=None, latencies=None, counters=None, history=None):
+    """A run folder with the raw files failover.py's figures come from, loaded (rundata.load_run) as the report
+    loads it; latencies maps a second to values in µs."""
     raw = run_dir / "raw"
     raw.mkdir(parents=True)
+    (run_dir / "meta.json").write_text(json.dumps({"started_at": "1970-01-12T13:46:40Z", "duration_s": 60}))
+    (raw / "outcomes.jsonl").write_text("")
+    (raw / "counters.json").write_text(json.dumps(counters or {}))
     write_jsonl(raw / "events.jsonl", events)
     if timeline is not None:
         write_jsonl(
@@ -40,9 +46,9 @@ def write_run(run_dir, timeline=None, events=ONE_FAULT, final=None, latencies=No
     write_jsonl(raw / "histograms.jsonl", lines)
     if final is not None:
         (raw / "final_read.json").write_text(json.dumps(final))
-    if counters is not None:
-        (raw / "counters.json").write_text(json.dumps(counters))
-    return run_dir
+    if history is not None:
+        write_jsonl(raw / "history.jsonl", history)
+    return load_run(run_dir)
 
 
 def ok(t, endpoint="GET /cart"):
@@ -58,7 +64,6 @@ def test_no_fault_means_no_failover_figures(tmp_path):
     other_events = [{"t": T0, "type": "mismatch"}, {"t": T0 + 1, "type": "fault_end", "fault": FAULT, "target": "x"}]
     assert failover.failover_figures(write_run(tmp_path / "b", [ok(1)], events=other_events)) is None
     (tmp_path / "c" / "raw").mkdir(parents=True)  # a plain load run: no events.jsonl at all
-    assert failover.failover_figures(tmp_path / "c") is None
 
 
 def test_errors_are_classed_windowed_and_timed_to_recovery(tmp_path):
@@ -127,7 +132,7 @@ def test_latency_without_samples_is_null(tmp_path):
     assert figures["latency"]["before"] == figures["latency"]["during"] == {"p99_us": None, "max_us": None, "count": 0}
 
 
-def test_write_figures_come_from_the_final_read(tmp_path):
+def test_write_figures_of_a_run_without_a_history_come_from_its_final_read(tmp_path):
     final = {
         "sessions": 12,
         "acknowledged_writes": 10,
@@ -141,7 +146,7 @@ def test_write_figures_come_from_the_final_read(tmp_path):
     assert (figures["acknowledged_writes"], figures["lost_acknowledged_writes"]) == (10, 2)
     assert figures["lost_examples"] == final["lost_examples"]
     assert figures["indeterminate_writes"] == {"count": 3, "took_effect": 1}
-    assert figures["unreadable_sessions"] == 0
+    assert figures["unread_writes"] == 0
     missing = failover.failover_figures(write_run(tmp_path / "b", [ok(1)]))
     assert (missing["acknowledged_writes"], missing["lost_acknowledged_writes"], missing["lost_examples"]) == (
         None,
@@ -203,8 +208,18 @@ def test_split_brain_moments_are_relative_to_the_run_start():
 
 
 def test_a_damaged_timeline_is_named_with_its_line(tmp_path):
-    run_dir = write_run(tmp_path, [ok(1)])
+    run_dir = write_run(tmp_path, [ok(1)]).run_dir
     with (run_dir / "raw" / "timeline.jsonl").open("a") as timeline:
         timeline.write('{"t": 5, "endpoint"\n')
     with pytest.raises(RunFileError, match=r"timeline.jsonl:2 is not valid JSON"):
-        failover.failover_figures(run_dir)
+        load_run(run_dir)
+
+
+def test_write_figures_are_the_checkers_verdict_on_the_history(tmp_path):
+    final = {"acknowledged_writes": 10, "lost_acknowledged_writes": 7}  # a history wins over a final_read.json
+    figures = failover.failover_figures(
+        write_run(tmp_path, [ok(1)], final=final, history=history_lines(final_cart=["ip1-2"]))
+    )
+    assert (figures["acknowledged_writes"], figures["lost_acknowledged_writes"]) == (2, 1)
+    assert figures["lost_examples"] == [{"session": "s" * 12, "item": "ip1-1", "class": "lost_writes"}]
+    assert figures["unread_writes"] == 0 and figures["indeterminate_writes"] == {"count": 0, "took_effect": 0}

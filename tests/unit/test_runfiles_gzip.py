@@ -9,9 +9,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from run_folders import T0_S, make_failover_run, write_jsonl
+from run_folders import T0_S, history_lines, make_failover_run, write_jsonl
 
-from sessionproof.analysis import history, slim
+from sessionproof.analysis import check, slim
 from sessionproof.analysis.matrix import Skipped, build_matrix, rebuild_matrix
 from sessionproof.analysis.report import build_report
 from sessionproof.runfiles import RunFileError, read_json_object, read_jsonl, run_file_exists
@@ -19,30 +19,12 @@ from sessionproof.runfiles import RunFileError, read_json_object, read_jsonl, ru
 SERVER_DOWN = {"available": False, "reason": "Prometheus did not answer", "prometheus_url": "http://127.0.0.1:9090"}
 
 
-def history_ops() -> list[dict]:
-    """One bounce user: login, an add, a read that sees it: 2 checks, no violation."""
-    state = {"user": "u1", "cart": ["ip1-1"], "version": 1}
-    ops = [
-        ("invoke", "login", "u1", None),
-        ("ok", "login", "u1", {"user": "u1", "cart": [], "version": 0}),
-        ("invoke", "add", "ip1-1", None),
-        ("ok", "add", "ip1-1", state),
-        ("invoke", "read", None, None),
-        ("ok", "read", ["ip1-1"], state),
-    ]
-    return [
-        {"process": "p1", "kind": "bounce", "session": "s1", "type": type_, "f": f, "time_us": 1000 * (i + 1),
-         "value": value, **({"state": state} if state else {})}
-        for i, (type_, f, value, state) in enumerate(ops)
-    ]  # fmt: skip
-
-
 def make_full_run(run_dir: Path, timeline_rows: int = 0) -> Path:
     """A failover run with every raw file a report reads: histograms, outcomes, counters, events, timeline,
     final_read, history and server.json; timeline_rows more successes make timeline.jsonl larger than a block."""
     make_failover_run(run_dir)
     raw = run_dir / "raw"
-    write_jsonl(raw / "history.jsonl", history_ops())
+    write_jsonl(raw / "history.jsonl", history_lines())
     (raw / "server.json").write_text(json.dumps(SERVER_DOWN))
     if timeline_rows:
         with (raw / "timeline.jsonl").open("a") as timeline:
@@ -80,11 +62,11 @@ def test_a_run_renders_the_same_summary_and_report_from_gzipped_raw_files(tmp_pa
     # Each file was read, not skipped as absent: its figures are in the summary.
     assert summary["requests"]["total"] == 100  # outcomes
     assert summary["latency_us"]["GET /cart"]["p50"] == 5003  # histograms
-    assert summary["correctness"]["checks"] == 2  # history (the counters say 50)
+    assert summary["correctness"]["checks"] == 5  # history (the counters say 50)
     assert summary["cpu"]["max_percent"] == 40.0  # counters
     assert summary["events"]["fault_start"] == 1  # events
     assert summary["failover"]["client_errors"]["503"] == 2  # timeline
-    assert summary["failover"]["lost_acknowledged_writes"] == 2  # final_read
+    assert summary["failover"]["acknowledged_writes"] == 2  # history (final_read.json, not read, says otherwise)
     assert summary["server"]["reason"] == SERVER_DOWN["reason"]  # server.json
 
 
@@ -123,8 +105,8 @@ def test_a_damaged_gzipped_json_document_is_named(tmp_path):
 def test_make_check_judges_a_gzipped_history(tmp_path, capsys):
     run_dir = make_full_run(tmp_path / "run")
     gzip_every_raw_file(run_dir)
-    assert history.main([str(run_dir)]) == 0
-    assert "2 checks from" in capsys.readouterr().out
+    assert check.main([str(run_dir)]) == 0
+    assert "5 answers in 1 sessions" in capsys.readouterr().out
 
 
 def add_harness_extras(run_dir: Path) -> None:

@@ -1,9 +1,9 @@
 """Failover figures of an experiment: what users saw while a fault lasted.
 
-Inputs (in RUN_DIR/raw): events.jsonl (fault_start / fault_end, sentinel,
-split_brain), timeline.jsonl (every request's end time and outcome),
-histograms.jsonl (per-second intended-start latency), final_read.json (the
-read-back of every session written).
+From a loaded run (rundata.RunData): its events (fault_start / fault_end, sentinel,
+split_brain), timeline (every request's end time and outcome), per-second
+intended-start latency, and the checker's verdict on its history (what became of
+every acknowledged write, the final read included).
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from datetime import UTC, datetime
-from pathlib import Path
 
+from sessionproof.analysis.rundata import RunData
 from sessionproof.histograms import new_histogram, percentiles_us
-from sessionproof.runfiles import read_json_object, read_jsonl
+from sessionproof.history import ANOMALY_CLASSES
 
 ERROR_CLASSES = ("502", "503", "504", "timeout")
 SENTINEL_COLLAPSE_S = 1.0
@@ -85,51 +85,72 @@ def _error_class(kind: str) -> str:
     return kind if kind in ERROR_CLASSES else "other"
 
 
-def latency_between(histogram_lines: list[dict], first_s: int, last_s: int) -> dict:
+def latency_between(intended_by_second: dict[int, list[str]], first_s: int, last_s: int) -> dict:
+    """Intended-start latency over the seconds first_s..last_s (Unix), every endpoint merged."""
     merged = new_histogram()
-    for line in histogram_lines:
-        if line["kind"] == "intended" and first_s <= line["t"] <= last_s:
-            merged.decode_and_add(line["hist"])
+    for t, encoded in intended_by_second.items():
+        if first_s <= t <= last_s:
+            for text in encoded:
+                merged.decode_and_add(text)
     p = percentiles_us(merged)
     count = p["count"]
     return {"p99_us": p["p99"] if count else None, "max_us": p["max"] if count else None, "count": count}
 
 
-def failover_figures(run_dir: Path) -> dict | None:
+def failover_figures(run: RunData) -> dict | None:
     """What users saw while the run's faults lasted; None for a run without a fault_start event."""
-    raw = run_dir / "raw"
-    periods = fault_periods(read_jsonl(raw / "events.jsonl"))
+    periods = fault_periods(run.events)
     if not periods:
         return None
     fault_start_t = min(p["start_t"] for p in periods)
     ends = [p["end_t"] for p in periods if p["end_t"] is not None]
     fault_end_t = max(ends) if ends else None
-    timeline = sorted(read_jsonl(raw / "timeline.jsonl", ("t", "endpoint", "ok", "kind")), key=lambda r: r["t"])
+    timeline = run.timeline
     error_ts = [r["t"] for r in timeline if not r["ok"]]
     # /ping never touches the session store: its successes say nothing about whether sessions work.
     ok_ts = [r["t"] for r in timeline if r["ok"] and r["endpoint"] not in SESSIONLESS_ENDPOINTS]
     # A fault never healed lasts, for latency, until the last request the run saw.
     last_t = fault_end_t if fault_end_t is not None else max([fault_start_t, *ok_ts, *error_ts])
     return {
-        "client_errors": _client_errors(timeline, raw / "counters.json"),
+        "client_errors": _client_errors(timeline, run.counters),
         "error_window_s": round(error_ts[-1] - error_ts[0], 3) if error_ts else 0.0,
         "longest_gap_s": _longest_gap_s(ok_ts, fault_start_t, fault_end_t),
-        "latency": _latency_around(raw / "histograms.jsonl", int(fault_start_t), int(last_t)),
-        **_write_figures(raw / "final_read.json"),
+        "latency": {
+            "before": latency_between(run.intended_by_second, 0, int(fault_start_t) - 1),
+            "during": latency_between(run.intended_by_second, int(fault_start_t), int(last_t)),
+        },
+        **write_figures(run),
         "time_to_recover_s": _time_to_recover_s(ok_ts, error_ts, fault_start_t),
     }
 
 
-def _latency_around(path: Path, first_fault_s: int, last_fault_s: int) -> dict:
-    lines = read_jsonl(path, ("t", "kind", "hist"))
+# An acknowledged write absent at the end, either way: the classes of ANOMALY_CLASSES that lose a write.
+LOST_CLASSES = tuple(name for name in ANOMALY_CLASSES if name.startswith("lost_"))
+
+
+def write_figures(run: RunData) -> dict:
+    """Acknowledged writes and what became of them: the checker's verdict on the history (a run without one:
+    its final read's figures, or None for each when it had no read-back either)."""
+    if run.verdict is None:
+        return _legacy_write_figures(run.legacy_final_read)
+    figures = run.verdict.figures
     return {
-        "before": latency_between(lines, 0, first_fault_s - 1),
-        "during": latency_between(lines, first_fault_s, last_fault_s),
+        "acknowledged_writes": figures["acknowledged_writes"],
+        "lost_acknowledged_writes": sum(figures[name] for name in LOST_CLASSES),
+        "lost_examples": [
+            {"session": e["session"], "item": e["item"], "class": e["class"]}
+            for e in run.verdict.examples
+            if e["class"] in LOST_CLASSES
+        ],
+        "indeterminate_writes": {
+            "count": figures["indeterminate_writes"],
+            "took_effect": figures["indeterminate_took_effect"],
+        },
+        "unread_writes": figures["unread_writes"],
     }
 
 
-def _write_figures(final_read_path: Path) -> dict:
-    final = read_json_object(final_read_path, missing_ok=True)  # {} without a read-back: every figure is then None
+def _legacy_write_figures(final: dict) -> dict:
     return {
         "acknowledged_writes": final.get("acknowledged_writes"),
         "lost_acknowledged_writes": final.get("lost_acknowledged_writes"),
@@ -138,17 +159,17 @@ def _write_figures(final_read_path: Path) -> dict:
             "count": final.get("indeterminate_writes"),
             "took_effect": final.get("indeterminate_took_effect"),
         },
-        "unreadable_sessions": final.get("unreadable_sessions"),
+        "unread_writes": final.get("unreadable_sessions"),
     }
 
 
-def _client_errors(timeline: list[dict], counters_path: Path) -> dict[str, int]:
+def _client_errors(timeline: list[dict], counters: dict) -> dict[str, int]:
     errors = Counter(dict.fromkeys((*ERROR_CLASSES, "other"), 0))
     if timeline:
         errors.update(_error_class(r["kind"]) for r in timeline if not r["ok"])
         return dict(errors)
     # Runs recorded before timeline.jsonl existed still have the totals, only not their times.
-    for kind, count in (read_json_object(counters_path, missing_ok=True).get("failures_by_kind") or {}).items():
+    for kind, count in (counters.get("failures_by_kind") or {}).items():
         errors[_error_class(kind)] += int(count)
     return dict(errors)
 

@@ -7,6 +7,7 @@ from typing import Any
 from sessionproof.analysis import partition, server
 from sessionproof.analysis.summary import path_text
 from sessionproof.histograms import MIN_SAMPLES_FOR_P999
+from sessionproof.history import ANOMALY_CLASSES, TALLIES
 
 RERENDER_HINT = "every figure here is recomputed from raw/ by `make report RUN=<folder>`"
 
@@ -68,17 +69,38 @@ def _tax_lines(tax: dict[str, Any] | None) -> list[str]:
     return [*lines, ""]
 
 
-def _correctness_lines(correctness: dict[str, int], failures_by_kind: dict[str, int]) -> list[str]:
+def _correctness_lines(summary: dict[str, Any]) -> list[str]:
+    correctness, failures_by_kind = summary["correctness"], summary["failures_by_kind"]
     lines = ["## Correctness", ""]
     checks = correctness["checks"]
-    failures = {name: count for name, count in correctness.items() if name != "checks" and count}
-    if checks == 0 and not failures:
-        lines.append("No correctness checks ran, so nothing is claimed about lost or stale session data.")
-    elif not failures:
-        lines.append(f"0 correctness failures in {checks} checks.")
+    # Every class with a count, one this module does not know included (kept, never dropped).
+    found = {name: count for name, count in correctness.items() if name not in (*TALLIES, "anomalies") and count}
+    if summary.get("correctness_source") == "history":
+        lines.append(
+            f"Judged by the one checker over `raw/history.jsonl` (`make check RUN=...`): {checks} answers in "
+            f"{correctness['sessions']} sessions; {correctness['acknowledged_writes']} acknowledged writes, "
+            f"{correctness['unread_writes']} of them unread at the end; {correctness['indeterminate_writes']} "
+            f"writes of unknown outcome, {correctness['indeterminate_took_effect']} of which took effect."
+        )
     else:
-        lines.append(f"{sum(failures.values())} correctness failures in {checks} checks:")
-        lines.extend(f"- {name.replace('_', ' ')}: {count}" for name, count in failures.items())
+        lines.append(
+            "Counted live by the load's users: this run was recorded before histories, so it cannot be judged again."
+        )
+    lines.append("")
+    if checks == 0 and not found:
+        lines.append("No answer was judged, so nothing is claimed about lost or stale session data.")
+    elif not found:
+        lines.append(f"0 anomalies ({', '.join(name.replace('_', ' ') for name in ANOMALY_CLASSES)}).")
+    else:
+        lines.append(f"{sum(found.values())} anomalies:")
+        lines.extend(f"- {name.replace('_', ' ')}: {count}" for name, count in found.items())
+        examples = summary.get("anomaly_examples") or []
+        if examples:
+            lines += ["", "First examples (times in µs since the run's start):", ""]
+            for name in found:
+                for example in [e for e in examples if e["class"] == name][:3]:
+                    detail = ", ".join(f"{k} {v}" for k, v in example.items() if k != "class" and v is not None)
+                    lines.append(f"- {name.replace('_', ' ')}: {detail}")
     lines.append("")
     if failures_by_kind:
         lines.append("Failed requests by kind: " + ", ".join(f"{k}: {v}" for k, v in failures_by_kind.items()) + ".")
@@ -143,7 +165,7 @@ def _failover_figure_lines(figures: dict[str, Any]) -> list[str]:
         ("acknowledged writes", or_na(figures["acknowledged_writes"], no_read_back)),
         ("**lost acknowledged writes**", f"**{or_na(figures['lost_acknowledged_writes'], no_read_back)}**"),
         ("indeterminate writes (took effect)", took_effect),
-        ("sessions that could not be read back", or_na(figures["unreadable_sessions"], no_read_back)),
+        ("acknowledged writes unread at the end", or_na(figures.get("unread_writes"), no_read_back)),
         ("time to recover", or_na(figures["time_to_recover_s"], "not within the run") + " s"),
     ]
     return ["| figure | value |", "|---|--:|", *(f"| {name} | {value} |" for name, value in rows), ""]
@@ -183,7 +205,9 @@ def _failover_lines(summary: dict[str, Any]) -> list[str]:
     lines = ["## Failover", "", *_failover_figure_lines(figures), *_fault_table_lines(summary["faults"])]
     lines += _split_brain_lines(summary["split_brain"])
     if figures.get("lost_examples"):
-        examples = ", ".join(f"{e['item']} ({e['user']})" for e in figures["lost_examples"][:10])
+        examples = ", ".join(
+            f"{e['item']} ({e.get('user') or e.get('session')})" for e in figures["lost_examples"][:10]
+        )
         lines += [f"Lost, for example: {examples}.", ""]
     return [*lines, *_sentinel_lines(summary["sentinel_timeline"])]
 
@@ -217,7 +241,7 @@ def render_markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         "",
         *_decomposition_lines(summary.get("latency_decomposition_us") or {}),
         *_tax_lines(summary["session_tax_us"]),
-        *_correctness_lines(summary["correctness"], summary["failures_by_kind"]),
+        *_correctness_lines(summary),
         "![failed requests over time](plots/errors.png)",
         "",
         *_failover_lines(summary),

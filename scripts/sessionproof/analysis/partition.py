@@ -8,7 +8,7 @@ raw inputs, so each figure is testable on synthetic data:
   split_brain_end (each with "masters": [node names]), the load's "mismatch" events;
 - timeline.jsonl: each request's end time, outcome and "store" (X-Store-Node: the "host:port" of the
   Redis node that acknowledged its session write; absent in runs recorded before it existed);
-- final_read.json: "lost_items", every lost acknowledged write with when (t) and where (store);
+- the checker's lost items: every lost acknowledged write with when (t) and where (store);
 - meta.json topology: which node listens on a "host:port"; counters.json: the run's stale reads.
 
 All times in the block are seconds since the run start (t_rel_s) unless named otherwise.
@@ -17,11 +17,9 @@ All times in the block are seconds since the run start (t_rel_s) unless named ot
 from __future__ import annotations
 
 from collections import defaultdict
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sessionproof.analysis.failover import fault_periods, iso_utc
-from sessionproof.runfiles import read_json_object, read_jsonl
+from sessionproof.analysis.failover import LOST_CLASSES, fault_periods, iso_utc
 
 if TYPE_CHECKING:
     from sessionproof.analysis.rundata import RunData
@@ -145,6 +143,7 @@ def partition_block(
     counters: dict,
     run_start_t: float,
     run_end_t: float,
+    stale_during: int | None = None,
 ) -> dict[str, Any] | None:
     """The summary's partition block; None for a run without a fault."""
     periods = fault_periods(events)
@@ -194,21 +193,38 @@ def partition_block(
         "lost_without_time": None if lost_total is None else max(0, int(lost_total) - timed),
         "stale_reads": {
             "run": None if stale_total is None else int(stale_total),
-            "during_fault": stale_reads_during(events, fault_start_t, fault_until_t + HEAL_WINDOW_S),
+            "during_fault": (
+                stale_reads_during(events, fault_start_t, fault_until_t + HEAL_WINDOW_S)
+                if stale_during is None
+                else stale_during
+            ),
             "heal_window_s": HEAL_WINDOW_S,
         },
     }
 
 
 def partition_for_run(run: RunData) -> dict[str, Any] | None:
-    """partition_block of a loaded run, with its raw/timeline.jsonl and raw/final_read.json (either may be absent)."""
-    if not fault_periods(run.events):
-        return None  # no need to read the timeline of a plain load run
-    raw = Path(run.run_dir) / "raw"
-    timeline = read_jsonl(raw / "timeline.jsonl", ("t", "endpoint", "ok"))
-    final_read = read_json_object(raw / "final_read.json", missing_ok=True)
-    start_t = run.started_unix_s
-    return partition_block(run.events, timeline, final_read, run.meta, run.counters, start_t, start_t + run.duration_s)
+    """partition_block of a loaded run: its lost writes and stale reads are the checker's verdict on its history
+    (a run recorded before histories: its final read's lost items and its users' mismatch events)."""
+    periods = fault_periods(run.events)
+    if not periods:
+        return None
+    start_t, end_t = run.started_unix_s, run.started_unix_s + run.duration_s
+    lost, stale_during = run.legacy_final_read, None
+    if run.verdict is not None:
+        verdict = run.verdict
+        lost = {
+            "lost_acknowledged_writes": sum(verdict.figures[name] for name in LOST_CLASSES),
+            "lost_items": [
+                {**item, "t": None if item["acked_us"] is None else run.unix_s(item["acked_us"])}
+                for item in verdict.lost_items
+            ],
+        }
+        ends = [p["end_t"] for p in periods if p["end_t"] is not None]
+        first_t, until_t = min(p["start_t"] for p in periods), (max(ends) if ends else end_t) + HEAL_WINDOW_S
+        to_us = 1_000_000
+        stale_during = verdict.count_between("stale_reads", (first_t - start_t) * to_us, (until_t - start_t) * to_us)
+    return partition_block(run.events, run.timeline, lost, run.meta, run.counters, start_t, end_t, stale_during)
 
 
 # --------------------------------------------------------------------- report.md

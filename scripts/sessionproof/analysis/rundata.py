@@ -1,7 +1,9 @@
 """A run folder read into memory: metadata, per-second latency, outcomes, counters and events.
 
-`load_run(RUN_DIR)` reads RUN_DIR/meta.json and RUN_DIR/raw/ through runfiles; the
-correctness counts come from raw/history.jsonl when the run has one (see history.py).
+`load_run(RUN_DIR)` reads RUN_DIR/meta.json and RUN_DIR/raw/ through runfiles, once: every figure
+of the report is computed from the RunData it returns. The correctness verdict is the one checker's
+over raw/history.jsonl (history/checker.py); a run recorded before histories existed keeps the counts
+its users made live, and its final read's figures (raw/final_read.json), and says so.
 """
 
 from __future__ import annotations
@@ -16,14 +18,16 @@ from typing import Any
 from hdrh.codec import HdrCookieException, HdrHistogramSettingsException, HdrLengthException
 from hdrh.histogram import HdrHistogram
 
-from sessionproof.analysis import history
 from sessionproof.histograms import new_histogram
+from sessionproof.history.checker import Verdict, check
+from sessionproof.history.files import has_history, history_path, read_history
 from sessionproof.runfiles import (
     DAMAGED,
     RunFileError,
     iter_jsonl,
     number_field,
     read_json_object,
+    read_jsonl,
     require_file,
     run_file_exists,
 )
@@ -79,6 +83,18 @@ class RunData:
     events: list[dict[str, Any]]  # every record of raw/events.jsonl, t checked to be a number
     # raw/server.json: what Prometheus saw during the run (load/server_metrics.py); None for runs without one.
     server: dict[str, Any] | None = None
+    # raw/timeline.jsonl: every request's end (t, Unix s), endpoint, outcome and store, in time order.
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    # The intended-start histograms of each second (encoded, every endpoint): latency over any span.
+    intended_by_second: dict[int, list[str]] = field(default_factory=dict)
+    # The checker's verdict on raw/history.jsonl; None for a run recorded before histories existed.
+    verdict: Verdict | None = None
+    # raw/final_read.json of a run without a history (its ledger's read-back); {} otherwise.
+    legacy_final_read: dict[str, Any] = field(default_factory=dict)
+
+    def unix_s(self, time_us: float) -> float:
+        """A history time (µs since the run's start) as Unix time, as the timeline and events have it."""
+        return self.started_unix_s + time_us / 1_000_000
 
 
 def _parse_started_unix_s(meta: dict[str, Any], meta_path: Path) -> float:
@@ -99,7 +115,7 @@ def _parse_duration_s(meta: dict[str, Any], meta_path: Path) -> float:
     return float(duration_s)
 
 
-def _read_latency(path: Path) -> LatencyData:
+def _read_latency(path: Path, intended_by_second: dict[int, list[str]]) -> LatencyData:
     # Keep the compact encoded text and decode one second at a time: a full histogram
     # is ~140 KB, so holding one per (second, endpoint, kind) would not fit long runs.
     encoded: dict[int, dict[tuple[str, str], list[tuple[int, str]]]] = defaultdict(lambda: defaultdict(list))
@@ -108,6 +124,8 @@ def _read_latency(path: Path) -> LatencyData:
             raise RunFileError(f"{path}:{line_no}: kind must be one of {', '.join(ALL_KINDS)}, not {record['kind']!r}")
         t = int(number_field(record, "t", f"{path}:{line_no}"))
         encoded[t][(record["kind"], record["endpoint"])].append((line_no, record["hist"]))
+        if record["kind"] == "intended":
+            intended_by_second.setdefault(t, []).append(record["hist"])
 
     latency = LatencyData()
     scratch = new_histogram()
@@ -175,22 +193,38 @@ def load_run(run_dir: Path) -> RunData:
     raw = run_dir / "raw"
     ok_by_second, failed_by_second, requests_by_endpoint = _read_outcomes(raw / "outcomes.jsonl")
     counters = read_json_object(require_file(raw / "counters.json"))
-    # The verdict comes from the history; runs before it keep the live counts.
-    if run_file_exists(raw / "history.jsonl"):
+    verdict, legacy_final_read = None, {}
+    if has_history(run_dir):
         try:
-            counters = {**counters, "correctness": history.check(history.read_history(raw / "history.jsonl"))}
-        except ValueError as error:
-            raise RunFileError(str(error)) from error
+            verdict = check(read_history(history_path(run_dir)))
+        except ValueError as error:  # RunFileError included: a damaged line, or a completion without its invoke
+            raise RunFileError(f"{history_path(run_dir)}: {error}") from error
+        counters = {**counters, "correctness": verdict.figures}
+    else:
+        legacy_final_read = read_json_object(raw / "final_read.json", missing_ok=True)
+    intended_by_second: dict[int, list[str]] = {}
+    latency = _read_latency(raw / "histograms.jsonl", intended_by_second)
+    timeline = read_jsonl(raw / "timeline.jsonl", ("t", "endpoint", "ok", "kind"))
     return RunData(
         run_dir=run_dir,
         meta=meta,
         started_unix_s=_parse_started_unix_s(meta, meta_path),
         duration_s=_parse_duration_s(meta, meta_path),
-        latency=_read_latency(raw / "histograms.jsonl"),
+        latency=latency,
         ok_by_second=ok_by_second,
         failed_by_second=failed_by_second,
         requests_by_endpoint=requests_by_endpoint,
         counters=counters,
         events=_read_events(raw / "events.jsonl"),
         server=read_json_object(raw / "server.json") if run_file_exists(raw / "server.json") else None,
+        timeline=sorted(timeline, key=lambda row: row["t"]),
+        intended_by_second=intended_by_second,
+        verdict=verdict,
+        legacy_final_read=legacy_final_read,
     )
+
+
+def started_unix_s(run_dir: Path) -> float:
+    """When a run started (meta.json's started_at), as Unix time: the origin of its history's times."""
+    meta_path = Path(run_dir) / "meta.json"
+    return _parse_started_unix_s(read_json_object(meta_path), meta_path)

@@ -55,11 +55,19 @@ def _tax(table: dict[str, dict]) -> dict[str, int] | None:
 
 def _correctness(counters: dict[str, Any]) -> dict[str, int]:
     given = counters.get("correctness") or {}
-    # Every known class is always present so SLO paths resolve; one the harness did not
-    # report reads as 0. Classes this module does not know are kept, never dropped.
-    extra = sorted(name for name in given if name != "checks" and name not in ANOMALY_CLASSES)
-    names = [*CORRECTNESS_FIGURES, *extra]
-    return {name: int(given.get(name, 0)) for name in names}
+    # Every known figure is always present so SLO paths resolve; one a run recorded before it existed reads
+    # as 0. Classes this module does not know are kept, never dropped. `anomalies`: every class together.
+    extra = sorted(name for name in given if name not in CORRECTNESS_FIGURES)
+    figures = {name: int(given.get(name, 0)) for name in [*CORRECTNESS_FIGURES, *extra]}
+    return {**figures, "anomalies": sum(v for k, v in figures.items() if k in ANOMALY_CLASSES or k in extra)}
+
+
+def anomaly_text(correctness: dict[str, int]) -> str:
+    """'no anomaly in N checks', or 'ANOMALIES: lost_writes 3, ...': what the checker found, in one phrase."""
+    found = {name: count for name, count in correctness.items() if name in ANOMALY_CLASSES and count}
+    if not found:
+        return f"no anomaly in {correctness.get('checks', 0)} checks"
+    return "ANOMALIES: " + ", ".join(f"{name} {count}" for name, count in found.items())
 
 
 def invalid_reasons(
@@ -130,6 +138,8 @@ def summarize(run: RunData) -> dict[str, Any]:
         "latency_intended_us": intended,
         "session_tax_us": session_tax_us(service, intended),
         "correctness": _correctness(counters),
+        "correctness_source": "history" if run.verdict is not None else "live",
+        "anomaly_examples": run.verdict.examples if run.verdict is not None else [],
         "served_by": dict(sorted((counters.get("served_by") or {}).items())),
         "failures_by_kind": dict(sorted((counters.get("failures_by_kind") or {}).items())),
         "cpu": cpu,
@@ -148,7 +158,7 @@ def summarize(run: RunData) -> dict[str, Any]:
 
 def _failover_keys(run: RunData) -> dict[str, Any]:
     """faults, failover, sentinel_timeline, split_brain and partition: empty or null for a plain load run."""
-    figures = failover.failover_figures(run.run_dir)
+    figures = failover.failover_figures(run)
     split = partition.partition_for_run(run)
     periods = failover.fault_periods(run.events)
     return {

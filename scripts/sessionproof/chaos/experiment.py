@@ -6,10 +6,11 @@
 
 The scenario file (loadtests/scenarios/<name>.yaml) holds the load and a
 `faults:` schedule ({fault, at_s, hold_s}). Heal always runs, also when the
-run fails. After the load, every session the users wrote is read back through
-nginx: an acknowledged write that is absent is a lost acknowledged write; a
-write that failed or timed out is indeterminate, and the read tells whether it
-took effect. Each experiment writes one results folder; --all also writes
+run fails. After the load, every session in the run's history is read back
+through nginx, and the reads join the history (load/final_read.py); the one
+checker (history/checker.py) then judges it all: an acknowledged write absent
+from the final read is lost, a logged-out session that reads as present came
+back, and so on. Each experiment writes one results folder; --all also writes
 results/<UTC-time>-matrix/report.md.
 
 --all runs, for each configuration in turn (the stack is brought up again with
@@ -33,12 +34,13 @@ from pathlib import Path
 
 from sessionproof import REPO_ROOT, runs, settings
 from sessionproof.analysis import report
-from sessionproof.analysis.summary import validity_line
+from sessionproof.analysis.rundata import started_unix_s
+from sessionproof.analysis.summary import anomaly_text, validity_line
 from sessionproof.chaos import faults as chaos
 from sessionproof.chaos.faults import FAULTS, heal, inject
-from sessionproof.chaos.final_read import judge_final_read, load_ledger, session_reader
 from sessionproof.chaos.watchers import start_watchers, stop_watchers
 from sessionproof.load import scenarios
+from sessionproof.load.final_read import read_back
 from sessionproof.load.loadtest import headless_command
 from sessionproof.load.runinfo import HEARTBEAT_PREFIX, REPORT_LATER_ENV, RUN_DIR_ENV
 from sessionproof.runs import EventLog
@@ -123,18 +125,20 @@ def run_experiment(name: str, runtime: Runtime, progress=say) -> tuple[Path, int
             locust.stdout.close()
             stop_watchers(stop, watchers)
 
-    progress(f"[{name}] reading back every session written")
-    final = judge_final_read(
-        load_ledger(run_dir / "raw"),
-        session_reader(runtime.config.entry_url, runtime.config.get("SESSION_COOKIE_NAME")),
-    )
-    (run_dir / "raw" / "final_read.json").write_text(json.dumps(final, indent=2) + "\n")
-    runtime.up(progress=lambda *_: None)
-    log.write("steady_state", phase="after", healthy=runtime.healthy())
     if not (run_dir / "meta.json").exists():
         raise RuntimeError(
             f"locust exited {exit_code} without writing its results; see {run_dir / 'raw' / 'locust.log'}"
         )
+    progress(f"[{name}] final read: every session in the history, read back into it")
+    final = read_back(
+        run_dir,
+        runtime.config.entry_url,
+        runtime.config.get("SESSION_COOKIE_NAME"),
+        started_unix_s(run_dir),
+        progress=lambda line: progress(f"[{name}] {line}"),
+    )
+    runtime.up(progress=lambda *_: None)
+    log.write("steady_state", phase="after", healthy=runtime.healthy())
     summary = report.build_report(run_dir)
     runs.point_latest(run_dir)
     failover = summary.get("failover")
@@ -147,9 +151,10 @@ def run_experiment(name: str, runtime: Runtime, progress=say) -> tuple[Path, int
             f"lost updates {(summary.get('correctness') or {}).get('lost_updates')}"
         )
     progress(f"[{name}] {validity_line(summary)}")
+    figures = summary.get("correctness") or {}
     progress(
-        f"[{name}] {outcome}, lost acknowledged writes {final['lost_acknowledged_writes']} of "
-        f"{final['acknowledged_writes']}; report: {run_dir / 'report.md'}"
+        f"[{name}] {outcome}; {anomaly_text(figures)}; {figures.get('acknowledged_writes')} acknowledged writes, "
+        f"{final['unread']} of {final['sessions']} sessions unread at the end; report: {run_dir / 'report.md'}"
     )
     return run_dir, report.exit_code(summary)
 

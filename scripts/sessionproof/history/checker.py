@@ -75,6 +75,7 @@ class Verdict:
     figures: dict[str, int]
     examples: list[dict] = field(default_factory=list)  # up to MAX_EXAMPLES_PER_CLASS per class
     lost_items: list[dict] = field(default_factory=list)  # every lost item: when and where acknowledged
+    moments: dict[str, list[float]] = field(default_factory=dict)  # class -> when each anomaly was seen, µs
 
     @property
     def violations(self) -> dict[str, int]:
@@ -82,6 +83,10 @@ class Verdict:
 
     def to_json(self) -> dict:
         return {"figures": self.figures, "examples": self.examples, "lost_items": self.lost_items}
+
+    def count_between(self, name: str, first_us: float, last_us: float) -> int:
+        """How many anomalies of a class were seen between two history times (µs, inclusive)."""
+        return sum(first_us <= t <= last_us for t in self.moments.get(name, ()))
 
 
 def pair(history: list[dict]) -> list[Op]:
@@ -144,6 +149,7 @@ class _Judge:
         self.ops = ops
         self.figures = dict.fromkeys(CORRECTNESS_FIGURES, 0)
         self.examples: list[dict] = []
+        self.moments: dict[str, list[float]] = {}
         self.counted: set[tuple] = set()  # (class, session, item) already counted, for classes counted once
         self.lost_items: list[dict] = []
         self.by_session: dict[str, list[Op]] = defaultdict(list)
@@ -177,6 +183,9 @@ class _Judge:
                 return
             self.counted.add((name, *once))
         self.figures[name] += count
+        seen_us = detail.get("time_us", detail.get("acked_us"))
+        if seen_us is not None:
+            self.moments.setdefault(name, []).extend([seen_us] * count)
         if sum(e["class"] == name for e in self.examples) < MAX_EXAMPLES_PER_CLASS:
             self.examples.append({"class": name, **detail})
 
@@ -217,7 +226,7 @@ class _Judge:
                     "resurrections", once=(session,), session=session[:12], process=op.process, f=op.f,
                     time_us=op.invoke_us, logged_out_us=certain_end, user=op.user, items=len(op.cart),
                 )  # fmt: skip
-        self._judge_items(session, ops, live, user)
+        self._judge_items(session, ops, live, user, possible_end)
 
     def _attempted(self, session: str, ops: list[Op], login: Op | None) -> dict[str, list[Op]]:
         """Each item an add to this session may have written, with its adds (a login carries the cart of the
@@ -248,9 +257,9 @@ class _Judge:
                 self.note("duplicates", once=(session, item), item=item, times=count, **where)
 
     # --------------------------------------------------------------- items
-    def _judge_items(self, session: str, ops: list[Op], live: list[Op], user: str | None) -> None:
+    def _judge_items(self, session: str, ops: list[Op], live: list[Op], user: str | None, possible_end: float) -> None:
         if not live:
-            self._tally_writes(session, ops, live, lost=set())
+            self._tally_writes(ops, live, set(), possible_end)
             return
         latest = max(live, key=lambda op: (op.invoke_us, op.complete_us))
         # The session lost: logged in, and the latest answer (and those just before it) anonymous.
@@ -292,7 +301,7 @@ class _Judge:
                         stale[id(op)] = op
         for op in stale.values():
             self.note("stale_reads", session=session[:12], process=op.process, f=op.f, time_us=op.invoke_us)
-        self._tally_writes(session, ops, live, lost)
+        self._tally_writes(ops, live, lost, possible_end)
 
     def _known_items(self, ops: list[Op], live: list[Op]):
         """(item, known from µs, its acknowledging add or None) for each item acknowledged or shown live."""
@@ -307,7 +316,7 @@ class _Judge:
                 known[item] = min(known.get(item, NEVER), op.complete_us)
         return [(item, known_us, acks.get(item)) for item, known_us in known.items()]
 
-    def _tally_writes(self, session: str, ops: list[Op], live: list[Op], lost: set[str]) -> None:
+    def _tally_writes(self, ops: list[Op], live: list[Op], lost: set[str], possible_end: float) -> None:
         by_item: dict[str, list[Op]] = defaultdict(list)
         for op in ops:
             if op.f == "add" and op.item is not None:
@@ -317,14 +326,17 @@ class _Judge:
             ack = min((op for op in adds if op.type == "ok"), key=lambda op: op.complete_us, default=None)
             if ack is not None:
                 self.figures["acknowledged_writes"] += 1
-                if item not in lost and not any(op.invoke_us > ack.complete_us or op is ack for op in live):
+                # Its own answer showed it then; only an answer begun afterwards says it was kept. A session
+                # logged out owes no read: its items were ended on purpose.
+                read_after = any(op.invoke_us > ack.complete_us for op in live)
+                if item not in lost and not read_after and possible_end == NEVER:
                     self.figures["unread_writes"] += 1
             elif any(op.type == "info" for op in adds):
                 self.figures["indeterminate_writes"] += 1
                 self.figures["indeterminate_took_effect"] += item in shown
 
     def verdict(self) -> Verdict:
-        return Verdict(self.figures, self.examples, self.lost_items)
+        return Verdict(self.figures, self.examples, self.lost_items, self.moments)
 
 
 def final_read_sessions(history: list[dict]) -> list[str]:

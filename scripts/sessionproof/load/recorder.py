@@ -18,7 +18,7 @@ from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogWriter
 
 from sessionproof.histograms import HIGHEST_US, LOWEST_US, new_histogram, percentiles_us
-from sessionproof.history import CORRECTNESS_FIGURES
+from sessionproof.history.files import HISTORY_FILE, operation, write_history
 
 MAX_TIMELINE_ENTRIES = 2_000_000  # per process between drains: bounds memory on very long runs
 
@@ -30,7 +30,6 @@ class Recorder:
     def reset(self) -> None:
         self.histograms: dict[tuple[int, str, str], HdrHistogram] = {}
         self.outcomes: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0, 0])
-        self.correctness: Counter[str] = Counter()
         self.served_by: Counter[str] = Counter()
         self.failures_by_kind: Counter[str] = Counter()
         self.cpu_max_percent = 0.0
@@ -41,8 +40,7 @@ class Recorder:
         # [t, endpoint, ok, kind, store] per request, for error windows, gaps and which Redis node acknowledged
         # a write (store: the X-Store-Node header, None when absent).
         self.timeline: list[list] = []
-        self.ledger: list[dict] = []  # sessions and the writes acknowledged in them, for the final read
-        self.history: list[dict] = []  # every session operation: invoke, then ok / fail / info (history.py)
+        self.history: list[dict] = []  # every session operation: invoke, then ok / fail / info (history/)
 
     # ---------------------------------------------------------------- record
     def record(
@@ -76,9 +74,6 @@ class Recorder:
     def served(self, instance: str | None) -> None:
         self.served_by[instance or "unknown"] += 1
 
-    def count(self, key: str, n: int = 1) -> None:
-        self.correctness[key] += n
-
     def event(self, type_: str, **fields) -> None:
         self.events.append({"t": time.time(), "type": type_, **fields})
 
@@ -103,14 +98,12 @@ class Recorder:
         data = {
             "histograms": [[t, e, k, h.encode().decode("ascii")] for (t, e, k), h in self.histograms.items()],
             "outcomes": [[t, e, ok, failed] for (t, e), (ok, failed) in self.outcomes.items()],
-            "correctness": dict(self.correctness),
             "served_by": dict(self.served_by),
             "failures_by_kind": dict(self.failures_by_kind),
             "cpu": [self.cpu_max_percent, self.cpu_samples],
             "loop_lag": self.loop_lag.encode().decode("ascii") if self.loop_lag.get_total_count() else None,
             "events": self.events,
             "timeline": self.timeline,
-            "ledger": self.ledger,
             "history": self.history,
         }
         self.reset()
@@ -125,7 +118,6 @@ class Recorder:
         for t, endpoint, ok, failed in data.get("outcomes", []):
             self.outcomes[(t, endpoint)][0] += ok
             self.outcomes[(t, endpoint)][1] += failed
-        self.correctness.update(data.get("correctness", {}))
         self.served_by.update(data.get("served_by", {}))
         self.failures_by_kind.update(data.get("failures_by_kind", {}))
         cpu_max, samples = data.get("cpu", [0.0, 0])
@@ -136,24 +128,24 @@ class Recorder:
             self.loop_lag_window.decode_and_add(data["loop_lag"])
         self.events.extend(data.get("events", []))
         self.timeline.extend(data.get("timeline", []))
-        self.ledger.extend(data.get("ledger", []))
         self.history.extend(data.get("history", []))
 
     # ----------------------------------------------------------------- write
-    def operation(self, type_: str, f: str, process: str, kind: str, session: str | None, **fields) -> None:
-        """One history line; its time is kept in µs since the epoch until write_raw makes it run-relative."""
-        if len(self.history) < MAX_TIMELINE_ENTRIES:
-            self.history.append(
-                {"process": process, "kind": kind, "session": session, "type": type_, "f": f,
-                 "time_us": time.time_ns() // 1000, **fields}
-            )  # fmt: skip
+    def operation(self, type_: str, f: str, process: str, kind: str, **fields) -> None:
+        """One history line (history/files.py says which fields); its time is kept in µs since the epoch until
+        write_raw makes it run-relative. Never dropped: a history with a hole would hide what it lost."""
+        self.history.append(operation(type_, f, process, kind, time.time_ns() // 1000, **fields))
 
     def write_raw(self, raw_dir: Path, run_start_s: float | None = None) -> None:
-        """raw/histograms.jsonl, outcomes.jsonl, counters.json, timeline.jsonl, ledger.jsonl, history.jsonl;
+        """raw/histograms.jsonl, outcomes.jsonl, counters.json, timeline.jsonl, history.jsonl;
         events appended to events.jsonl. History times become µs since run_start_s (the first operation's
         time when it is not given)."""
         raw_dir.mkdir(parents=True, exist_ok=True)
-        self._write_history(raw_dir / "history.jsonl", run_start_s)
+        ops = self.history
+        origin_us = (
+            int(run_start_s * 1_000_000) if run_start_s is not None else min((o["time_us"] for o in ops), default=0)
+        )
+        write_history(raw_dir / HISTORY_FILE, ops, origin_us)
         with (raw_dir / "histograms.jsonl").open("w") as out:
             for (t, endpoint, kind), histogram in sorted(self.histograms.items()):
                 line = {"t": t, "endpoint": endpoint, "kind": kind, "hist": histogram.encode().decode("ascii")}
@@ -162,7 +154,6 @@ class Recorder:
             for (t, endpoint), (ok, failed) in sorted(self.outcomes.items()):
                 out.write(json.dumps({"t": t, "endpoint": endpoint, "ok": ok, "failed": failed}) + "\n")
         counters = {
-            "correctness": {key: self.correctness.get(key, 0) for key in CORRECTNESS_FIGURES},
             "served_by": dict(sorted(self.served_by.items())),
             "cpu": {"max_percent": round(self.cpu_max_percent, 1), "samples": self.cpu_samples},
             "loop_lag_us": percentiles_us(self.loop_lag),
@@ -178,9 +169,6 @@ class Recorder:
                 if store is not None:
                     line["store"] = store
                 out.write(json.dumps(line) + "\n")
-        with (raw_dir / "ledger.jsonl").open("w") as out:
-            for entry in self.ledger:
-                out.write(json.dumps(entry) + "\n")
         self.flush_events(raw_dir)
 
     def write_hlogs(self, hlog_dir: Path, run_start_s: float) -> list[Path]:
@@ -207,13 +195,6 @@ class Recorder:
                     )
             written.append(path)
         return written
-
-    def _write_history(self, path: Path, run_start_s: float | None) -> None:
-        ops = sorted(self.history, key=lambda op: op["time_us"])  # stable: a process's order is kept
-        origin_us = int(run_start_s * 1_000_000) if run_start_s is not None else (ops[0]["time_us"] if ops else 0)
-        with path.open("w") as out:
-            for op in ops:
-                out.write(json.dumps({**op, "time_us": op["time_us"] - origin_us}) + "\n")
 
     def flush_events(self, raw_dir: Path) -> None:
         if not self.events:
