@@ -38,6 +38,7 @@ from sessionproof import runs, settings
 from sessionproof.analysis import report
 from sessionproof.histograms import percentiles_us
 from sessionproof.load import runinfo, scenarios, server_metrics
+from sessionproof.load.priority import take_priority
 from sessionproof.load.recorder import Recorder
 
 log = logging.getLogger("sessionproof")
@@ -169,22 +170,6 @@ def _on_init(environment, runner, **_kwargs) -> None:
         log.info("sessionproof: web UI; each test writes its own folder in %s when it stops", runs.results_dir())
     _route_ctrl_c_to(gevent.getcurrent())
     gevent.spawn(_heartbeat, environment)
-
-
-def take_priority(nice: int) -> dict:
-    """Give this process the scheduling priority NICE (LOADGEN_NICE): on 2 cores shared with the stack, a
-    generator at the stack's priority waits in the run queue when it should wake, and that wait is in every
-    latency it measures. What it got (and why not, without root) goes to meta.json."""
-    wanted = max(-20, min(19, nice))
-    try:
-        os.setpriority(os.PRIO_PROCESS, 0, wanted)
-    except PermissionError:
-        return {
-            "wanted": wanted,
-            "got": os.getpriority(os.PRIO_PROCESS, 0),
-            "note": "a priority below 0 needs root or CAP_SYS_NICE",
-        }
-    return {"wanted": wanted, "got": os.getpriority(os.PRIO_PROCESS, 0)}
 
 
 def _route_ctrl_c_to(main) -> None:
