@@ -20,6 +20,7 @@ from typing import IO, Any
 
 DAMAGED = "the run's raw data is damaged"
 GZIP_SUFFIX = ".gz"
+LOCUST_HTML = "locust.html"  # Locust's own report, beside report.md
 _GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)  # not gzip, truncated, corrupt
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import importlib.metadata
 import json
@@ -16,6 +17,8 @@ from pathlib import Path
 import psutil
 
 from sessionproof import REPO_ROOT, settings
+from sessionproof.runfiles import RunFileError, read_json_object
+from sessionproof.validity import BAD_INPUT_EXIT_CODE
 
 _SCENARIO_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 PACKAGES = ("flask", "flask-session", "redis", "gunicorn", "locust", "hdrhistogram", "supervisor")
@@ -148,3 +151,22 @@ def write_report_files(out_dir: Path, lines: list[str], plot_name: str, plot) ->
     (out_dir / "plots").mkdir(parents=True, exist_ok=True)
     plot(out_dir / "plots" / plot_name)
     (out_dir / "report.md").write_text("\n".join(lines))
+
+
+def folder_report_main(argv: list[str] | None, name: str, write_report) -> int:
+    """The program of a `make <name>` report (`python -m sessionproof.analysis.<name>_report FOLDER`):
+    FOLDER/summary.json in, `write_report(summary, FOLDER)` out; 0, or 2 when FOLDER has no readable summary."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m sessionproof.analysis.{name}_report",
+        description=f"report.md and the plot of a `make {name}` run, from its summary.json",
+    )
+    parser.add_argument("folder", type=Path, metavar="FOLDER", help=f"a {name} folder, e.g. results/<UTC-time>-{name}")
+    args = parser.parse_args(argv)
+    try:
+        summary = read_json_object(args.folder / "summary.json")
+    except RunFileError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return BAD_INPUT_EXIT_CODE
+    write_report(summary, args.folder)
+    print(f"{name}: {args.folder / 'report.md'}", flush=True)
+    return 0

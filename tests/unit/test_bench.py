@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-from sessionproof.analysis.bench_report import report_lines, write_report
+from sessionproof.analysis.bench_report import main, report_lines
 from sessionproof.load import bench
+from sessionproof.validity import BAD_INPUT_EXIT_CODE
 
 
 def spread(value: float) -> dict:
@@ -52,8 +53,11 @@ def test_the_report_judges_each_configuration_against_the_targets(tmp_path):
     assert "| hardened | session tax at p50, unloaded | 150 µs | ≤ 200 µs | met |" in text
     assert "| stock | GET /ping | 40.0 | 1700 | 700 | +1000 | 3400 | 3000 | +400 | **no** |" in text
     assert "| hardened | 4000 (3600 to 4400) | 3400 (3060 to 3740) |" in text  # median (min to max) of the repetitions
-    write_report(json.loads(json.dumps(SUMMARY)), tmp_path)
+    (tmp_path / "summary.json").write_text(json.dumps(SUMMARY))
+    assert main([str(tmp_path)]) == 0  # `make bench` runs it on the folder it wrote
     assert (tmp_path / "plots" / "bench.png").read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "report.md").read_text() == text
+    assert main([str(tmp_path / "elsewhere")]) == BAD_INPUT_EXIT_CODE == 2
 
 
 def test_each_repetition_runs_the_endpoints_in_another_order():

@@ -13,7 +13,8 @@ ALLOWED = {
     "configs": set(),
     "analysis": set(),
     "runtimes": {"configs"},
-    "load": {"analysis", "runtimes", "configs"},
+    # Not analysis: the producer of a run's data does not depend on its consumer; it runs the report as a program.
+    "load": {"runtimes", "configs"},
     "chaos": {"load", "analysis", "runtimes", "configs"},
 }
 
@@ -23,25 +24,50 @@ def part_of(dotted: str) -> str:
     return parts[1] if len(parts) > 1 and parts[1] in PARTS else "base"
 
 
+def imported_names(source: str) -> list[str]:
+    """Every sessionproof module or name the source imports, at the top or inside a function."""
+    names = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names if alias.name.startswith("sessionproof")]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("sessionproof"):
+            names += [f"{node.module}.{a.name}" for a in node.names] if node.module == "sessionproof" else [node.module]
+    return names
+
+
+def upward_imports(module: str, source: str) -> list[str]:
+    """What the source of `module` (dotted) imports from a part it may not import."""
+    me = part_of(module)
+    return [name for name in imported_names(source) if part_of(name) not in {me, "base"} | ALLOWED[me]]
+
+
 def test_imports_point_down():
     package = REPO_ROOT / "scripts"
-    upward = []
-    for path in (package / "sessionproof").rglob("*.py"):
-        me = part_of(".".join(path.relative_to(package).with_suffix("").parts))
-        for node in ast.walk(ast.parse(path.read_text())):
-            if not (isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("sessionproof")):
-                continue
-            names = [f"{node.module}.{a.name}" for a in node.names] if node.module == "sessionproof" else [node.module]
-            upward += [
-                (str(path.relative_to(package)), name)
-                for name in names
-                if part_of(name) not in {me, "base"} | ALLOWED[me]
-            ]
+    upward = [
+        (str(path.relative_to(package)), name)
+        for path in (package / "sessionproof").rglob("*.py")
+        for name in upward_imports(".".join(path.relative_to(package).with_suffix("").parts), path.read_text())
+    ]
     assert not upward, upward
 
 
 def test_the_check_sees_an_upward_import():
     assert part_of("sessionproof.chaos.faults") == "chaos" and "chaos" not in ALLOWED["analysis"]
+
+
+def test_the_check_sees_load_importing_analysis_in_every_form():
+    soak = "sessionproof.load.soak"
+    assert upward_imports(soak, "from sessionproof.analysis.failover import latency_between") == [
+        "sessionproof.analysis.failover"
+    ]
+    assert upward_imports(soak, "from sessionproof import analysis, runs") == ["sessionproof.analysis"]
+    assert upward_imports(soak, "import sessionproof.analysis.report") == ["sessionproof.analysis.report"]
+    inside = "def main():\n    from sessionproof.analysis.soak_report import write_report\n"
+    assert upward_imports(soak, inside) == ["sessionproof.analysis.soak_report"]
+    allowed = (
+        "from sessionproof.runtimes.factory import get_runtime\nfrom sessionproof.validity import BAD_INPUT_EXIT_CODE"
+    )
+    assert upward_imports(soak, allowed) == []
 
 
 MAX_MODULE_LINES = 400

@@ -17,9 +17,10 @@ from run_folders import (
 
 from sessionproof.analysis import report
 from sessionproof.analysis.markdown import render_markdown
-from sessionproof.analysis.report import SLO_BREACH_EXIT_CODE, build_report, main
+from sessionproof.analysis.report import build_report, main
 from sessionproof.analysis.rundata import load_run
 from sessionproof.analysis.summary import summarize
+from sessionproof.validity import INVALID_RUN_EXIT_CODE, SLO_BREACH_EXIT_CODE
 
 
 def test_lines_of_the_same_second_endpoint_and_kind_are_merged(tmp_path):
@@ -152,22 +153,32 @@ def test_cli_exits_0_when_slos_pass_and_writes_everything(tmp_path, capsys):
 def test_cli_exits_3_on_a_breach(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(report, "write_plots", lambda *_: None)  # plots are checked elsewhere; they are the slow part
     slo = [{"path": ["latency_us", "GET /cart", "p99"], "max": 1000}]
-    assert main([str(make_run(tmp_path / "run", CART_AND_PING, slo=slo))]) == SLO_BREACH_EXIT_CODE == 3
-    assert "SLO FAILED: latency_us → GET /cart → p99" in capsys.readouterr().out
+    run_dir = make_run(tmp_path / "run", CART_AND_PING, slo=slo)
+    assert main([str(run_dir)]) == SLO_BREACH_EXIT_CODE == 3
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("sessionproof: valid run") and lines[1] == f"sessionproof: bounce results in {run_dir}"
+    assert any(line.startswith("  GET /cart ") and "p99=" in line and "from intended start" in line for line in lines)
+    assert "  SLO FAILED: latency_us → GET /cart → p99: " in "\n".join(lines)
+    assert lines[-1] == f"  SLOs BREACHED (exit code 3) (1 checked); report: {run_dir / 'report.md'}"
+    (run_dir / "locust.html").write_text("<html></html>")
+    main([str(run_dir)])
+    assert capsys.readouterr().out.splitlines()[-1].endswith(f"; Locust's report: {run_dir / 'locust.html'}")
 
 
 def test_cli_exits_4_on_an_invalid_run_before_3_and_says_so_first(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(report, "write_plots", lambda *_: None)
     breached = [{"path": ["latency_us", "GET /cart", "p99"], "max": 1000}]
     run_dir = make_run(tmp_path / "run", CART_AND_PING, cpu_percent=95.0, slo=breached)
-    assert main([str(run_dir)]) == report.INVALID_RUN_EXIT_CODE == 4
+    assert main([str(run_dir)]) == INVALID_RUN_EXIT_CODE == 4
     first = capsys.readouterr().out.splitlines()[0]
-    assert first.startswith("INVALID run, do not trust its figures (exit code 4): load generator CPU reached 95%")
+    assert first.startswith(
+        "sessionproof: INVALID run, do not trust its figures (exit code 4): load generator CPU reached 95%"
+    )
     passing = make_run(tmp_path / "passing", CART_AND_PING, cpu_percent=95.0)
     assert main([str(passing)]) == 4, "an invalid run that met its SLOs passed"
     capsys.readouterr()
     assert main([str(make_run(tmp_path / "valid", CART_AND_PING))]) == 0
-    assert capsys.readouterr().out.splitlines()[0].startswith("valid run: the load generator stayed within")
+    assert capsys.readouterr().out.splitlines()[0].startswith("sessionproof: valid run: the load generator stayed")
 
 
 def test_exit_code_orders_invalid_then_breach_then_ok():

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from sessionproof.analysis.scale_report import p99_growth, report_lines, write_report
+from sessionproof.analysis.scale_report import main, p99_growth, report_lines
+from sessionproof.validity import BAD_INPUT_EXIT_CODE
 
 
 def step(sessions: int, cart_p99: int | None, used_mib: float) -> dict:
@@ -49,8 +50,11 @@ def test_the_report_judges_whether_p99_stays_flat_as_the_store_fills(tmp_path):
     assert "- POST /cart/[item]: the median p99 at 1000000 sessions is +0% against 10000 (flat: within 20%)." in text
     assert "| 1000000 | 420.0 MiB | 410 | 400 | 250 | 232 | 10.0 s |" in text
     assert "| 10000 | 1.50 s | partial | 50.0 MiB | 2.00 s |" in text
-    write_report(json.loads(json.dumps(SUMMARY)), tmp_path)
+    (tmp_path / "summary.json").write_text(json.dumps(SUMMARY))
+    assert main([str(tmp_path)]) == 0  # `make scale` runs it on the folder it wrote
     assert (tmp_path / "plots" / "scale.png").read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "report.md").read_text() == text
+    assert main([str(tmp_path / "elsewhere")]) == BAD_INPUT_EXIT_CODE == 2
 
 
 def test_a_size_without_a_p99_is_shown_as_such_not_judged():

@@ -1,12 +1,12 @@
-"""make soak's verdicts and report, from synthetic samples (the live run is `make soak`, not a test)."""
+"""make soak's verdicts and report, from synthetic samples and folders (the live run is `make soak`, not a test)."""
 
 from __future__ import annotations
 
 import json
 
-from sessionproof.analysis.soak_report import report_lines, write_report
+from sessionproof.analysis.soak_report import drift_verdict, main, memory_verdict, report_lines, write_report
 from sessionproof.histograms import new_histogram
-from sessionproof.load.soak import drift_verdict, memory_verdict
+from sessionproof.validity import BAD_INPUT_EXIT_CODE
 
 MIB = 2**20
 
@@ -56,3 +56,37 @@ def test_the_report_names_the_verdict_and_the_rule(tmp_path):
     assert "| write rate x TTL x bytes/record | 10.0/s x 90 s x 300 |" in text
     write_report(json.loads(json.dumps(summary)), tmp_path)
     assert (tmp_path / "plots" / "soak.png").read_bytes().startswith(b"\x89PNG")
+
+
+def soak_folder(folder, peak_used: int, harness_valid: bool = True):
+    """A soak's folder as `make soak` leaves it for its report: raw/soak.json and the harness run."""
+    run_dir = folder / "harness" / "20261124T030000Z-mixed"
+    (run_dir / "raw").mkdir(parents=True)
+    lines = [second(t, 2000) for t in range(100)]
+    (run_dir / "raw" / "histograms.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    by_endpoint = {"POST /cart/[item]": {"ok": 1000, "failed": 0}, "GET /cart": {"ok": 5000, "failed": 0}}
+    (run_dir / "summary.json").write_text(
+        json.dumps({"valid": harness_valid, "requests": {"by_endpoint": by_endpoint}})
+    )
+    measured = {
+        "started_at": "20261124T030000Z", "command": "soak.py", "machine": {"cores": 2, "platform": "Linux"},
+        "config": {"IDEMPOTENCY_TTL_S": "90"}, "duration_s": 100.0, "harness_run": "harness/20261124T030000Z-mixed",
+        "samples": [{"t": 0.0, "used_memory": 10 * MIB, "sessions": 0, "records": 0}, *samples(peak_used)],
+        "bytes_per_session": 400, "bytes_per_record": 300, "record_ttl_s": 90,
+    }  # fmt: skip
+    (folder / "raw").mkdir()
+    (folder / "raw" / "soak.json").write_text(json.dumps(measured))
+    return folder
+
+
+def test_the_report_program_judges_what_the_soak_measured_and_exits_3_when_it_failed(tmp_path, capsys):
+    passed = soak_folder(tmp_path / "passed", 11 * MIB)
+    assert main([str(passed)]) == 0
+    summary = json.loads((passed / "summary.json").read_text())
+    assert summary["passed"] and summary["harness_valid"] and summary["drift"]["passed"]
+    assert summary["memory"]["writes_per_s"] == 10.0  # 1000 POSTs in 100 s
+    assert summary["memory"]["baseline_bytes"] == 10 * MIB and len(summary["samples"]) == 11
+    assert capsys.readouterr().out == f"soak: passed; {passed / 'report.md'}\n"
+    assert main([str(soak_folder(tmp_path / "leak", 20 * MIB))]) == 3
+    assert main([str(soak_folder(tmp_path / "invalid", 11 * MIB, harness_valid=False))]) == 3
+    assert main([str(tmp_path / "nothing")]) == BAD_INPUT_EXIT_CODE == 2

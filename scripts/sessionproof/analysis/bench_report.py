@@ -1,11 +1,15 @@
-"""report.md and plots/bench.png of a `make bench` run, from its summary."""
+"""report.md and plots/bench.png of a `make bench` run, from its summary.json.
+
+`python -m sessionproof.analysis.bench_report FOLDER`, run by `make bench` when its measurements are written.
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from sessionproof.analysis.plots import log_ms_axis
-from sessionproof.runs import write_report_files
+from sessionproof.runs import folder_report_main, write_report_files
 
 ENDPOINTS = ("GET /ping", "GET /cart", "POST /cart/[item]")
 
@@ -160,3 +164,11 @@ def plot_bench(summary: dict, path: Path) -> None:
 
 def write_report(summary: dict, out_dir: Path) -> None:
     write_report_files(out_dir, report_lines(summary), "bench.png", lambda path: plot_bench(summary, path))
+
+
+def main(argv: list[str] | None = None) -> int:
+    return folder_report_main(argv, "bench", write_report)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,8 +1,9 @@
 """Turn a load run's raw data into summary.json, report.md and plots, and check its SLOs.
 
 `python -m sessionproof.analysis.report RUN_DIR` (or `make report RUN=<folder>`) recomputes every
-figure from RUN_DIR/meta.json and RUN_DIR/raw/; the load harness calls `build_report`
-at the end of each run. A failover experiment's run also has fault events in
+figure from RUN_DIR/meta.json and RUN_DIR/raw/, and prints the run's terminal summary; the load
+harness runs this same command at the end of each run (load/finish.py), and ends with its exit
+code. A failover experiment's run also has fault events in
 raw/events.jsonl, raw/timeline.jsonl and raw/final_read.json: its summary then holds
 failover figures (see failover.py), and its report a Failover section.
 
@@ -24,11 +25,9 @@ from sessionproof.analysis.matrix import rebuild_matrix
 from sessionproof.analysis.plots import write_plots
 from sessionproof.analysis.rundata import load_run
 from sessionproof.analysis.server_plot import write_server_plot
-from sessionproof.analysis.summary import INVALID_RUN_EXIT_CODE, path_text, summarize, validity_line
-from sessionproof.runfiles import RunFileError
-
-BAD_INPUT_EXIT_CODE = 2
-SLO_BREACH_EXIT_CODE = 3
+from sessionproof.analysis.summary import path_text, summarize, validity_line
+from sessionproof.runfiles import LOCUST_HTML, RunFileError
+from sessionproof.validity import BAD_INPUT_EXIT_CODE, INVALID_RUN_EXIT_CODE, SLO_BREACH_EXIT_CODE
 
 
 def exit_code(summary: dict[str, Any]) -> int:
@@ -81,14 +80,36 @@ def main(argv: list[str] | None = None) -> int:
     except RunFileError as error:
         print(f"error: {error}", file=sys.stderr)
         return BAD_INPUT_EXIT_CODE
-    print(validity_line(summary))
-    print(f"wrote {args.run_dir / 'report.md'}")
-    slo = summary["slo"]
-    for check in slo["checks"]:
-        if not check["passed"]:
-            print(f"SLO FAILED: {path_text(check['path'])}: {check['reason']}")
-    print(f"SLOs: {'passed' if slo['passed'] else 'BREACHED'} ({len(slo['checks'])} checked)")
+    print("\n".join(terminal_summary(args.run_dir, summary)), flush=True)
     return exit_code(summary)
+
+
+def terminal_summary(run_dir: Path, summary: dict[str, Any]) -> list[str]:
+    """What the end of a run prints (a load run's, and `make report`'s): validity on the first line, then the
+    latency per endpoint, correctness, the nodes that served, every SLO that failed, the verdict and the reports."""
+    lines = [f"sessionproof: {validity_line(summary)}", f"sessionproof: {summary['scenario']} results in {run_dir}"]
+    for endpoint, p in summary["latency_us"].items():
+        intended = summary["latency_intended_us"].get(endpoint, {})
+        lines.append(
+            f"  {endpoint:<32} n={p['count']:<7} p50={p['p50']}us p99={p['p99']}us "
+            f"(from intended start: p99={intended.get('p99')}us)"
+        )
+    lines.append("  correctness: " + ", ".join(f"{k}={v}" for k, v in summary["correctness"].items()))
+    lines.append("  served by: " + ", ".join(f"{k}={v}" for k, v in summary["served_by"].items()))
+    slo = summary["slo"]
+    lines += [
+        f"  SLO FAILED: {path_text(check['path'])}: {check['reason']}" for check in slo["checks"] if not check["passed"]
+    ]
+    code = exit_code(summary)
+    verdict = (
+        "passed" if slo["passed"] else "BREACHED" + (f" (exit code {code})" if code == SLO_BREACH_EXIT_CODE else "")
+    )
+    locust_html = run_dir / LOCUST_HTML
+    lines.append(
+        f"  SLOs {verdict} ({len(slo['checks'])} checked); report: {run_dir / 'report.md'}"
+        + (f"; Locust's report: {locust_html}" if locust_html.is_file() else "")
+    )
+    return lines
 
 
 def _render_matrix(matrix_dir: Path) -> int:

@@ -1,12 +1,16 @@
-"""report.md and plots/scale.png of a `make scale` run, from its summary."""
+"""report.md and plots/scale.png of a `make scale` run, from its summary.json.
+
+`python -m sessionproof.analysis.scale_report FOLDER`, run by `make scale` when its measurements are written.
+"""
 
 from __future__ import annotations
 
 import statistics
+import sys
 from pathlib import Path
 
 from sessionproof.analysis.plots import log_ms_axis
-from sessionproof.runs import write_report_files
+from sessionproof.runs import folder_report_main, write_report_files
 
 ENDPOINTS = ("GET /cart", "POST /cart/[item]")
 P99_FLAT_WITHIN = 0.2  # p99 at the largest size within 20% of p99 at the smallest
@@ -143,3 +147,11 @@ def plot_scale(summary: dict, path: Path) -> None:
 
 def write_report(summary: dict, out_dir: Path) -> None:
     write_report_files(out_dir, report_lines(summary), "scale.png", lambda path: plot_scale(summary, path))
+
+
+def main(argv: list[str] | None = None) -> int:
+    return folder_report_main(argv, "scale", write_report)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

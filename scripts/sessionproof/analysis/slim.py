@@ -37,13 +37,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sessionproof.analysis.report import render_tree, run_folders
-from sessionproof.runfiles import GZIP_SUFFIX, RunFileError, gzipped
+from sessionproof.runfiles import GZIP_SUFFIX, LOCUST_HTML, RunFileError, gzipped
+from sessionproof.validity import BAD_INPUT_EXIT_CODE
 
-BAD_INPUT_EXIT_CODE = 2
 BLOCK_BYTES = 4096  # a file's smallest footprint on disk: below it, compressing saves nothing
 DROPPED_RAW_DIRS = ("hlog",)
 DROPPED_RAW_GLOBS = ("locust_*.csv",)
-DROPPED_RUN_FILES = ("locust.html",)
+DROPPED_RUN_FILES = (LOCUST_HTML,)
 CITING_DOCS = ("README.md", "docs/*.md", "results/reference/README.md")
 CITED_PATH = re.compile(r"results/[\w./-]*[\w/]")  # read from the checkout's root
 LINK_TARGET = re.compile(r"\]\(([^)\s#]+)")  # a Markdown link or image, read from the document's folder

@@ -11,12 +11,12 @@ from sessionproof.analysis.rundata import SERVER_KINDS, LatencyData, RunData
 from sessionproof.analysis.server import summarize_server
 from sessionproof.histograms import percentiles_us
 from sessionproof.history import ANOMALY_CLASSES, CORRECTNESS_FIGURES
-
-MAX_TRUSTED_CPU_PERCENT = 90.0
-INVALID_RUN_EXIT_CODE = 4  # every run's exit status when it is invalid (report.exit_code)
-MIN_VALID_DURATION_S = 5.0
-# A 1 ms sleeper waking this late at p99 means responses wait as long before the harness sees them.
-MAX_LOOP_LAG_P99_US = 5_000
+from sessionproof.validity import (
+    INVALID_RUN_EXIT_CODE,
+    MAX_LOOP_LAG_P99_US,
+    MAX_TRUSTED_CPU_PERCENT,
+    MIN_VALID_DURATION_S,
+)
 
 
 def _latency_table(latency: LatencyData, kind: str) -> dict[str, dict[str, int | None]]:

@@ -13,8 +13,9 @@ with that configuration's settings, side by side in one run:
   scenario's rates on GET /ping and GET /cart; the harness's p50 must be within 25% (or
   300 µs) of hey's, else its figures are marked inaccurate.
 
-Writes results/<UTC-time>-bench/ (summary.json, report.md, plots/bench.png, the harness
-runs under harness-<configuration>/). Exit status 0, 2 when it could not run.
+Writes results/<UTC-time>-bench/ (summary.json, the harness runs under harness-<configuration>/),
+then runs its report (`python -m sessionproof.analysis.bench_report FOLDER`: report.md,
+plots/bench.png). Exit status 0, 2 when it could not run.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import requests
 from sessionproof import runs, settings
 from sessionproof.load import independent, scenarios
 from sessionproof.load.cpu_split import PARTS, CpuMeter, per_request_us
+from sessionproof.load.finish import run_report
 from sessionproof.load.independent import GeneratorError, Target
 from sessionproof.load.loadtest import HarnessRunError, run_headless
 from sessionproof.runtimes.factory import get_runtime
@@ -173,8 +175,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--accuracy-s", type=float, default=20.0)
     args = parser.parse_args(argv)
-    from sessionproof.analysis.bench_report import write_report
-
     try:
         independent.require("wrk")
         independent.require("hey")
@@ -211,13 +211,12 @@ def main(argv: list[str] | None = None) -> int:
             "configurations": results,
         }
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-        write_report(summary, out_dir)
-        runs.point_latest(out_dir)
     except (GeneratorError, settings.ConfigError, DeadlineExceeded, requests.RequestException, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    say(f"bench: {out_dir / 'report.md'}")
-    return 0
+    code = run_report("bench_report", out_dir)
+    runs.point_latest(out_dir)
+    return code
 
 
 if __name__ == "__main__":

@@ -4,10 +4,11 @@ Imported by loadtests/locustfile.py. It adds `--scenario`, and makes each test (
 its start to its stop, headless or in the web UI) one run folder,
 `results/<UTC-time>-<scenario>/`, reserved when the test starts and written when it stops:
 raw data (histograms merged across workers, outcomes, timeline, history, .hlog exports),
-Locust's CSVs and HTML report, meta.json, summary.json, report.md and plots. Nothing is
-made at start-up or by viewing the web UI. It samples the generator's CPU, prints a
-heartbeat every HEARTBEAT_INTERVAL_S during load, checks the scenario's SLOs and sets the
-exit code (3 on a breach).
+Locust's CSVs and HTML report, meta.json; then the analysis, run as its own program
+(load/finish.py), writes summary.json, report.md and plots, checks the scenario's SLOs and
+gives the exit code Locust ends with (3 on a breach, 4 for an invalid run). Nothing is made
+at start-up or by viewing the web UI. It samples the generator's CPU and prints a heartbeat
+every HEARTBEAT_INTERVAL_S during load.
 
 In the web UI the scenario picked in the form decides users, spawn rate and duration
 (`ScenarioShape`); headless runs take -u, -r and -t as given (`make loadtest` passes the
@@ -35,10 +36,12 @@ from locust.html import get_html_report
 from locust.runners import STATE_SPAWNING, MasterRunner, WorkerRunner
 
 from sessionproof import runs, settings
-from sessionproof.analysis import report
 from sessionproof.histograms import percentiles_us
 from sessionproof.load import runinfo, scenarios, server_metrics
+from sessionproof.load.finish import finish_run
+from sessionproof.load.priority import take_priority
 from sessionproof.load.recorder import Recorder
+from sessionproof.runfiles import LOCUST_HTML
 
 log = logging.getLogger("sessionproof")
 recorder = Recorder()
@@ -70,6 +73,7 @@ _state: dict = {
     "all_user_classes": None,
     "handed_over": os.environ.get(runinfo.RUN_DIR_ENV),
     "writing": None,  # the run being written, after it left "run"
+    "report": None,  # the report's process, while it runs
     "ctrl_c_pressed": False,
 }
 CTRL_C_EXIT_CODE = 130
@@ -171,22 +175,6 @@ def _on_init(environment, runner, **_kwargs) -> None:
     gevent.spawn(_heartbeat, environment)
 
 
-def take_priority(nice: int) -> dict:
-    """Give this process the scheduling priority NICE (LOADGEN_NICE): on 2 cores shared with the stack, a
-    generator at the stack's priority waits in the run queue when it should wake, and that wait is in every
-    latency it measures. What it got (and why not, without root) goes to meta.json."""
-    wanted = max(-20, min(19, nice))
-    try:
-        os.setpriority(os.PRIO_PROCESS, 0, wanted)
-    except PermissionError:
-        return {
-            "wanted": wanted,
-            "got": os.getpriority(os.PRIO_PROCESS, 0),
-            "note": "a priority below 0 needs root or CAP_SYS_NICE",
-        }
-    return {"wanted": wanted, "got": os.getpriority(os.PRIO_PROCESS, 0)}
-
-
 def _route_ctrl_c_to(main) -> None:
     """Ctrl-C stops Locust through its main greenlet only, never by killing a folder half-written.
 
@@ -202,6 +190,8 @@ def _route_ctrl_c_to(main) -> None:
         run: OpenRun | None = _state["run"] or _state["writing"]
         if _state["ctrl_c_pressed"]:
             _say(f"sessionproof: Ctrl-C again: quitting; {run.dir if run else 'the run folder'} left unfinished")
+            if _state["report"] is not None and _state["report"].poll() is None:
+                _state["report"].kill()  # in its own process group: no Ctrl-C reaches it
             hub.loop.run_callback(main.throw, SystemExit(CTRL_C_EXIT_CODE))
             return
         _state["ctrl_c_pressed"] = True
@@ -327,12 +317,22 @@ def _finalize(environment) -> None:
     _state["run"] = None
     _state["writing"] = run
     try:
-        _write_run(environment, run)
+        _finish_run(environment, run)
     finally:
         _state["writing"] = None
+        _state["report"] = None
 
 
-def _write_run(environment, run: OpenRun) -> None:
+def _finish_run(environment, run: OpenRun) -> None:
+    """The raw data, then the report (finish_run runs the report after the steps); its exit code is Locust's."""
+    steps = [lambda: _write_raw(environment, run)]  # then the steps that must come before the report
+    code = finish_run(run.dir, steps, _say, lambda process: _state.update(report=process))
+    if code is not None:
+        environment.process_exit_code = code
+
+
+def _write_raw(environment, run: OpenRun) -> None:
+    """raw/, Locust's files and meta.json."""
     run.stopped = run.stopped or dt.datetime.now(dt.UTC)
     raw = run.dir / "raw"
     recorder.write_raw(raw, run_start_s=run.started.timestamp())
@@ -344,13 +344,6 @@ def _write_run(environment, run: OpenRun) -> None:
     meta = {**runinfo.meta(environment, run, web_ui), "generator_priority": _state.get("nice")}
     (run.dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     runs.unmark_current(run.dir)
-    if os.environ.get(runinfo.REPORT_LATER_ENV):
-        _say(f"sessionproof: load finished; raw data in {raw} (the experiment reads back every session, then reports)")
-        return
-    summary = report.build_report(run.dir)
-    runs.point_latest(run.dir)
-    runinfo.print_summary(run.dir, summary)
-    environment.process_exit_code = report.exit_code(summary)
 
 
 def _write_locust_files(environment, run: OpenRun) -> None:
@@ -365,7 +358,7 @@ def _write_locust_files(environment, run: OpenRun) -> None:
             write(csv.writer(out))
     with (run.dir / "raw" / "locust_exceptions.csv").open("w", newline="") as out:
         final.exceptions_csv(csv.writer(out))
-    (run.dir / runinfo.LOCUST_HTML).write_text(get_html_report(environment, show_download_link=False), encoding="utf-8")
+    (run.dir / LOCUST_HTML).write_text(get_html_report(environment, show_download_link=False), encoding="utf-8")
 
 
 # ------------------------------------------------------------------ progress

@@ -1,15 +1,12 @@
-"""What a load run tells about itself: meta.json, the heartbeat line during load and the summary at its end."""
+"""What a load run tells about itself: meta.json and the heartbeat line during load (its summary at the end is
+the report's, load/finish.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from sessionproof import runs, settings
-from sessionproof.analysis.report import SLO_BREACH_EXIT_CODE, exit_code
-from sessionproof.analysis.summary import MAX_LOOP_LAG_P99_US, MAX_TRUSTED_CPU_PERCENT, validity_line
 from sessionproof.topology import Node, StackConfig
+from sessionproof.validity import MAX_LOOP_LAG_P99_US, MAX_TRUSTED_CPU_PERCENT
 
-LOCUST_HTML = "locust.html"
 RUN_DIR_ENV = "SESSIONPROOF_RUN_DIR"  # an experiment reserves the folder itself and hands it over
 # Set by an experiment: it adds the final read and writes the report itself, so the run must not judge.
 REPORT_LATER_ENV = "SESSIONPROOF_REPORT_LATER"
@@ -38,7 +35,7 @@ def heartbeat_line(
 
 def generator_text(loop_lag_window_us: dict, loop_lag_us: dict, cpu_max_percent: float) -> str:
     """The heartbeat's part on the generator: its loop lag since the last line and its CPU peak, and a warning
-    when the lag crosses the bound that makes the run INVALID (summary.MAX_LOOP_LAG_P99_US, of the whole run)."""
+    when the lag crosses the bound that makes the run INVALID (validity.MAX_LOOP_LAG_P99_US, of the whole run)."""
     bound_us, cpu_bound = MAX_LOOP_LAG_P99_US, MAX_TRUSTED_CPU_PERCENT
     window_p99, run_p99 = loop_lag_window_us.get("p99"), loop_lag_us.get("p99")
     text = f"; generator loop lag p99 {_ms(window_p99)} ms, CPU peak {cpu_max_percent:.0f}%"
@@ -103,24 +100,3 @@ def meta(environment, run, web_ui: bool) -> dict:
         "topology": topology,
         "host": runs.host_facts(),
     }
-
-
-def print_summary(run_dir: Path, summary: dict) -> None:
-    lines = [f"\nsessionproof: {validity_line(summary)}", f"sessionproof: {summary['scenario']} results in {run_dir}"]
-    for endpoint, p in summary["latency_us"].items():
-        intended = summary["latency_intended_us"].get(endpoint, {})
-        lines.append(
-            f"  {endpoint:<32} n={p['count']:<7} p50={p['p50']}us p99={p['p99']}us "
-            f"(from intended start: p99={intended.get('p99')}us)"
-        )
-    correctness = summary["correctness"]
-    lines.append("  correctness: " + ", ".join(f"{k}={v}" for k, v in correctness.items()))
-    lines.append("  served by: " + ", ".join(f"{k}={v}" for k, v in summary["served_by"].items()))
-    code = exit_code(summary)
-    verdict = (
-        "passed"
-        if summary["slo"]["passed"]
-        else "BREACHED" + (f" (exit code {code})" if code == SLO_BREACH_EXIT_CODE else "")
-    )
-    lines.append(f"  SLOs {verdict}; report: {run_dir / 'report.md'}; Locust's report: {run_dir / LOCUST_HTML}")
-    print("\n".join(lines), flush=True)

@@ -18,8 +18,9 @@ each size of SCALE_SIZES (default 10000 100000 1000000 live sessions):
   (every node SIGKILLed and started).
 
 The fill sessions are deleted at the end (and REDIS_MAXMEMORY restored), also when the run fails.
-Writes results/<UTC-time>-scale/ (summary.json, report.md, plots/scale.png, the harness runs under
-harness-<size>/). Exit status 0; 2 when it could not run.
+Writes results/<UTC-time>-scale/ (summary.json, the harness runs under harness-<size>/), then runs its
+report (`python -m sessionproof.analysis.scale_report FOLDER`: report.md, plots/scale.png). Exit status 0;
+2 when it could not run.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import redis
 import requests
 
 from sessionproof import runs, settings
+from sessionproof.load.finish import run_report
 from sessionproof.load.loadtest import run_headless
 from sessionproof.runtimes.factory import get_runtime
 from sessionproof.runtimes.interface import Runtime
@@ -324,8 +326,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=settings.get_int("SCALE_REPEATS", minimum=0),
                         help="latency runs again at the smallest and largest size, in turn")  # fmt: skip
     args = parser.parse_args(argv)
-    from sessionproof.analysis.scale_report import write_report
-
     base = get_runtime()
     runtime = get_runtime({**base.config.env, "SESSION_LAYER": "hardened", "REDIS_MAXMEMORY": args.maxmemory})
     try:
@@ -363,15 +363,14 @@ def main(argv: list[str] | None = None) -> int:
             "steps": steps,
         }
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        write_report(summary, out_dir)
-        runs.point_latest(out_dir)
     except (settings.ConfigError, DeadlineExceeded, RuntimeError, redis.RedisError, requests.RequestException) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     finally:
         _clean_up(runtime, base)
-    say(f"scale: {out_dir / 'report.md'}")
-    return 0
+    code = run_report("scale_report", out_dir)
+    runs.point_latest(out_dir)
+    return code
 
 
 def _clean_up(runtime: Runtime, base: Runtime) -> None:
