@@ -51,6 +51,17 @@ def test_imports_point_down():
     assert not upward, upward
 
 
+def test_the_locustfile_is_load_and_imports_nothing_of_the_analysis():
+    """The Locust users write the history; they judge nothing, so they need no checker."""
+    locustfile = REPO_ROOT / "loadtests" / "locustfile.py"
+    assert upward_imports("sessionproof.load.locustfile", locustfile.read_text()) == []
+
+
+def test_the_history_is_at_the_base():
+    """history/ (the vocabulary, its files, the checker) imports no part: every part may use it."""
+    assert part_of("sessionproof.history.checker") == "base"
+
+
 def test_the_check_sees_an_upward_import():
     assert part_of("sessionproof.chaos.faults") == "chaos" and "chaos" not in ALLOWED["analysis"]
 

@@ -9,15 +9,18 @@ all; every attempt is in the history, and a session never read is left to the ch
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import requests
 
+from sessionproof import settings
 from sessionproof.history import FINAL_READ_PROCESS
 from sessionproof.history.checker import final_read_sessions
 from sessionproof.history.files import append_history, history_path, operation, read_history
+from sessionproof.load.runinfo import REPORT_LATER_ENV
 from sessionproof.waiting import DeadlineExceeded, wait_until
 
 FINAL_READ_TIMEOUT_S = 30.0  # per session: a store just healed may need a failover first
@@ -54,6 +57,19 @@ def read_back(
                 progress(f"final read: {number} of {len(sessions)} sessions")
     append_history(path, ops)
     return {"sessions": len(sessions), "read": read, "unread": len(sessions) - read}
+
+
+def after_load(run_dir: Path, host: str | None, run_start_s: float, say: Callable[[str], None]) -> None:
+    """The final read at the end of a load run (loadrun), unless an experiment does it itself after its heal."""
+    if os.environ.get(REPORT_LATER_ENV) or not host:
+        return
+    say("sessionproof: final read: every session in the history, read back into it")
+    result = read_back(
+        run_dir, host.rstrip("/"), settings.get_str("SESSION_COOKIE_NAME"), run_start_s,
+        progress=lambda line: say(f"sessionproof: {line}"),
+    )  # fmt: skip
+    if result["unread"]:
+        say(f"sessionproof: {result['unread']} of {result['sessions']} sessions could not be read back")
 
 
 def _read_once(http: requests.Session, base_url: str, cookie_name: str, sid: str, origin_us: int, ops: list) -> bool:

@@ -37,7 +37,7 @@ from locust.runners import STATE_SPAWNING, MasterRunner, WorkerRunner
 
 from sessionproof import runs, settings
 from sessionproof.histograms import percentiles_us
-from sessionproof.load import runinfo, scenarios, server_metrics
+from sessionproof.load import final_read, runinfo, scenarios, server_metrics
 from sessionproof.load.finish import finish_run
 from sessionproof.load.priority import take_priority
 from sessionproof.load.recorder import Recorder
@@ -325,7 +325,10 @@ def _finalize(environment) -> None:
 
 def _finish_run(environment, run: OpenRun) -> None:
     """The raw data, then the report (finish_run runs the report after the steps); its exit code is Locust's."""
-    steps = [lambda: _write_raw(environment, run)]  # then the steps that must come before the report
+    steps = [
+        lambda: _write_raw(environment, run),
+        lambda: final_read.after_load(run.dir, environment.host, run.started.timestamp(), _say),
+    ]
     code = finish_run(run.dir, steps, _say, lambda process: _state.update(report=process))
     if code is not None:
         environment.process_exit_code = code
