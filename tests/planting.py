@@ -34,7 +34,7 @@ def plant(history: list[dict], name: str) -> list[dict]:
     if name == "lost_writes":
         final["cart"].remove(add["item"])
     elif name == "stale_reads":  # a read begun after the acknowledgement, without the item; the final read has it
-        cart = [i for i in final["cart"] if i != add["item"]]
+        cart = [i for i in add["cart"] if i != add["item"]]  # the cart as acknowledged, less the item
         ops += _pair("planted-reader", "read", session, acked_us + 1, acked_us + 2, user=user, cart=cart)
     elif name == "duplicates":
         final["cart"].append(add["item"])

@@ -9,8 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from planting import plant
 
 from sessionproof import REPO_ROOT
+from sessionproof.history import ANOMALY_CLASSES, FINAL_READ_PROCESS
+from sessionproof.history.files import history_path, read_history, write_history
 
 pytestmark = pytest.mark.stack
 LOCUST = str(Path(sys.executable).parent / "locust")
@@ -40,9 +43,8 @@ def test_a_bounce_run_checks_every_answer_and_writes_a_complete_results_folder(h
     summary = json.loads((run_dir / "summary.json").read_text())
     correctness = summary["correctness"]
     assert correctness["checks"] > 50
-    assert {k: v for k, v in correctness.items() if k != "checks"} == dict.fromkeys(
-        ("lost_writes", "stale_reads", "sessions_lost", "foreign_sessions", "lost_updates"), 0
-    )
+    assert {name: correctness[name] for name in ANOMALY_CLASSES} == dict.fromkeys(ANOMALY_CLASSES, 0)
+    assert correctness["acknowledged_writes"] > 20 and correctness["unread_writes"] == 0  # the final read read all
     assert set(summary["served_by"]) == {"app-1", "app-2", "app-3"}
     for kind in ("latency_us", "latency_intended_us"):
         cart = summary[kind]["GET /cart"]
@@ -63,18 +65,25 @@ def test_a_bounce_run_checks_every_answer_and_writes_a_complete_results_folder(h
     assert rerendered.returncode == 0, rerendered.stderr
     assert json.loads((run_dir / "summary.json").read_text()) == summary
 
-    # The verdict comes from raw/history.jsonl and agrees with the live checks; make check judges it again.
-    live = json.loads((run_dir / "raw" / "counters.json").read_text())["correctness"]
-    assert {k: correctness[k] for k in live} == live
-    ops = [json.loads(line) for line in (run_dir / "raw" / "history.jsonl").read_text().splitlines()]
+    # The verdict is the checker's over raw/history.jsonl, the final read included; make check judges it again.
+    ops = read_history(history_path(run_dir))
     assert {op["type"] for op in ops} >= {"invoke", "ok"} and {op["f"] for op in ops} >= {"login", "add", "read"}
-    checked = subprocess.run(
-        [sys.executable, "-m", "sessionproof.analysis.history", str(run_dir)],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    assert any(op["process"] == FINAL_READ_PROCESS for op in ops)
+    checked = make_check(run_dir)
+    assert checked.returncode == 0 and f"no anomaly in {correctness['checks']} checks" in checked.stdout, checked.stdout
+
+    # An adversary edits the real history: one anomaly of each class, each named by make check (exit 3).
+    for name in ANOMALY_CLASSES:
+        write_history(history_path(run_dir), plant(ops, name))
+        planted = make_check(run_dir)
+        assert planted.returncode == 3 and f"{name} 1" in planted.stdout, (name, planted.stdout, planted.stderr)
+    write_history(history_path(run_dir), ops)
+
+
+def make_check(run_dir: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "sessionproof.analysis.check", str(run_dir)], capture_output=True, text=True, timeout=60
     )
-    assert checked.returncode == 0 and f"{correctness['checks']} checks" in checked.stdout, checked.stdout
 
 
 def test_concurrent_adds_of_one_session_lose_no_update_with_the_hardened_layer(healthy_stack, tmp_path):

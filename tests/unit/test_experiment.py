@@ -19,6 +19,9 @@ def test_durations_parse_like_locusts():
 def test_every_experiment_has_a_fault_schedule_and_slos(name):
     scenario = scenarios.load(name)
     assert scenario.raw["faults"] and scenario.slo
+    # Every fault runs concurrent writers too (issue 24), and every anomaly class breaches its SLOs.
+    assert scenario.mix.get("concurrency", 0) > 0 and scenario.concurrent_requests > 1
+    assert {"path": ["correctness", "anomalies"], "max": 0} in scenario.slo
 
 
 class FakeRuntime:
