@@ -257,3 +257,18 @@ def test_the_final_read_reads_every_session_named_logged_out_ones_too():
     h.login("p", U, S2)
     h.read(FINAL_READ_PROCESS, S2, [])
     assert final_read_sessions(h.lines) == [S1, S2]
+
+
+def test_a_history_of_the_earlier_format_is_judged_again():
+    """results/reference/bounce was recorded before issue 24 (value and state fields): read in today's fields."""
+    from sessionproof import REPO_ROOT
+    from sessionproof.history.files import read_history
+
+    ops = read_history(REPO_ROOT / "results" / "reference" / "bounce" / "raw" / "history.jsonl")
+    verdict = check(ops)
+    assert verdict.violations == {}
+    # Its users judged 2320 answers live (adds and reads); the checker also judges the 40 logins' answers.
+    assert (verdict.figures["checks"], verdict.figures["acknowledged_writes"]) == (2360, 1160)
+    last_read = next(op for op in reversed(ops) if op["f"] == "read" and op["type"] == "ok" and op["cart"])
+    last_read["cart"] = last_read["cart"][1:]
+    assert check(ops).violations == {"lost_writes": 1}

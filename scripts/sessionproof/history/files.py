@@ -46,13 +46,39 @@ def read_history(path: Path) -> list[dict]:
                 f"{path}:{line_no}: type must be one of {', '.join(TYPES)}, f one of {', '.join(OPERATIONS)} and "
                 f"time_us an integer; the history is damaged (was it edited?)"
             )
-        unknown = set(op) - _KNOWN
+        unknown = set(op) - _KNOWN - set(_EARLIER_FIELDS)
         if unknown:
             raise RunFileError(
                 f"{path}:{line_no}: unknown fields {sorted(unknown)}; known: {', '.join(sorted(_KNOWN))}"
             )
         ops.append(op)
-    return ops
+    return upgrade_earlier_format(ops) if any(set(_EARLIER_FIELDS) & set(op) for op in ops) else ops
+
+
+# The format before issue 24 carried an operation's argument or result in `value` and an answer's state in
+# `state` ({user, cart, version}), and a login's completion named the session it was sent from.
+_EARLIER_FIELDS = ("value", "state")
+
+
+def upgrade_earlier_format(ops: list[dict]) -> list[dict]:
+    """Lines of the earlier format in today's fields, so the reference runs recorded then are judged again: `value`
+    becomes item (an add) or user (a login's invoke), `state` becomes user and cart (its version had no field of
+    its own to keep), and a login's ok names the session it made (the session of its process's next line)."""
+    upgraded = []
+    next_session: dict[str, str | None] = {}
+    for op in reversed(ops):  # from the end, so each login sees its process's next session
+        new = {k: v for k, v in op.items() if k not in _EARLIER_FIELDS}
+        if op["f"] == "add":
+            new["item"] = op.get("value")
+        elif op["f"] == "login" and op["type"] == "invoke":
+            new["user"] = op.get("value")
+        if op["type"] == "ok" and op["f"] in ("login", "add", "read") and isinstance(op.get("state"), dict):
+            new["user"], new["cart"] = op["state"].get("user"), list(op["state"].get("cart", []))
+        if op["f"] == "login" and op["type"] == "ok":
+            new["session"] = next_session.get(op["process"])
+        next_session[op["process"]] = op.get("session")
+        upgraded.append(new)
+    return upgraded[::-1]
 
 
 def write_history(path: Path, ops: Iterable[dict], origin_us: int = 0) -> int:
