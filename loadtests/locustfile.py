@@ -216,9 +216,6 @@ class SessionUser(FastHttpUser):
             for cookie in kept:
                 self.client.cookiejar.set_cookie(cookie)
 
-    def on_stop(self) -> None:
-        """Nothing to close: the history holds every session, and the final read reads each back."""
-
 
 class LatencyUser(SessionUser):
     """Paced session reads and writes, and the no-session baseline GET /ping."""

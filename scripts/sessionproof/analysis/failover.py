@@ -85,6 +85,15 @@ def _error_class(kind: str) -> str:
     return kind if kind in ERROR_CLASSES else "other"
 
 
+def intended_by_second(histogram_lines: list[dict]) -> dict[int, list[str]]:
+    """The encoded intended-start histograms of each second (raw/histograms.jsonl's lines), for latency_between."""
+    by_second: dict[int, list[str]] = {}
+    for line in histogram_lines:
+        if line["kind"] == "intended":
+            by_second.setdefault(int(line["t"]), []).append(line["hist"])
+    return by_second
+
+
 def latency_between(intended_by_second: dict[int, list[str]], first_s: int, last_s: int) -> dict:
     """Intended-start latency over the seconds first_s..last_s (Unix), every endpoint merged."""
     merged = new_histogram()

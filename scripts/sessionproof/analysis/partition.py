@@ -17,6 +17,8 @@ All times in the block are seconds since the run start (t_rel_s) unless named ot
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sessionproof.analysis.failover import LOST_CLASSES, fault_periods, iso_utc
@@ -143,9 +145,10 @@ def partition_block(
     counters: dict,
     run_start_t: float,
     run_end_t: float,
-    stale_during: int | None = None,
+    stale_reads_between: Callable[[float, float], int] | None = None,
 ) -> dict[str, Any] | None:
-    """The summary's partition block; None for a run without a fault."""
+    """The summary's partition block; None for a run without a fault. stale_reads_between(start_t, end_t) counts
+    the stale reads seen in that span (Unix s); by default the users' mismatch events of runs before histories."""
     periods = fault_periods(events)
     if not periods:
         return None
@@ -193,24 +196,26 @@ def partition_block(
         "lost_without_time": None if lost_total is None else max(0, int(lost_total) - timed),
         "stale_reads": {
             "run": None if stale_total is None else int(stale_total),
-            "during_fault": (
-                stale_reads_during(events, fault_start_t, fault_until_t + HEAL_WINDOW_S)
-                if stale_during is None
-                else stale_during
+            "during_fault": (stale_reads_between or partial(stale_reads_during, events))(
+                fault_start_t, fault_until_t + HEAL_WINDOW_S
             ),
             "heal_window_s": HEAL_WINDOW_S,
         },
     }
 
 
+def _stale_reads_judged(run: RunData, first_t: float, last_t: float) -> int:
+    """The checker's stale reads seen between two Unix times."""
+    return run.verdict.count_between("stale_reads", run.history_us(first_t), run.history_us(last_t))
+
+
 def partition_for_run(run: RunData) -> dict[str, Any] | None:
     """partition_block of a loaded run: its lost writes and stale reads are the checker's verdict on its history
     (a run recorded before histories: its final read's lost items and its users' mismatch events)."""
-    periods = fault_periods(run.events)
-    if not periods:
+    if not fault_periods(run.events):
         return None
     start_t, end_t = run.started_unix_s, run.started_unix_s + run.duration_s
-    lost, stale_during = run.legacy_final_read, None
+    lost, stale_reads_between = run.legacy_final_read, None
     if run.verdict is not None:
         verdict = run.verdict
         lost = {
@@ -220,11 +225,8 @@ def partition_for_run(run: RunData) -> dict[str, Any] | None:
                 for item in verdict.lost_items
             ],
         }
-        ends = [p["end_t"] for p in periods if p["end_t"] is not None]
-        first_t, until_t = min(p["start_t"] for p in periods), (max(ends) if ends else end_t) + HEAL_WINDOW_S
-        to_us = 1_000_000
-        stale_during = verdict.count_between("stale_reads", (first_t - start_t) * to_us, (until_t - start_t) * to_us)
-    return partition_block(run.events, run.timeline, lost, run.meta, run.counters, start_t, end_t, stale_during)
+        stale_reads_between = partial(_stale_reads_judged, run)
+    return partition_block(run.events, run.timeline, lost, run.meta, run.counters, start_t, end_t, stale_reads_between)
 
 
 # --------------------------------------------------------------------- report.md

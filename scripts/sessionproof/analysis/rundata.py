@@ -96,6 +96,10 @@ class RunData:
         """A history time (µs since the run's start) as Unix time, as the timeline and events have it."""
         return self.started_unix_s + time_us / 1_000_000
 
+    def history_us(self, unix_s: float) -> float:
+        """A Unix time as a history time (µs since the run's start): unix_s's inverse."""
+        return (unix_s - self.started_unix_s) * 1_000_000
+
 
 def _parse_started_unix_s(meta: dict[str, Any], meta_path: Path) -> float:
     try:

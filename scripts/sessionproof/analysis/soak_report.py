@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from sessionproof.analysis.failover import latency_between
+from sessionproof.analysis.failover import intended_by_second, latency_between
 from sessionproof.runfiles import RunFileError, read_json_object, read_jsonl
 from sessionproof.runs import write_report_files
 from sessionproof.validity import BAD_INPUT_EXIT_CODE
@@ -58,12 +58,9 @@ def drift_verdict(histogram_lines: list[dict], start_s: int, end_s: int) -> dict
     """Intended-start p99 (every endpoint) of the first and last third after the warm-up."""
     first = start_s + int((end_s - start_s) * WARMUP_FRACTION)
     third = (end_s - first) // 3
-    intended_by_second: dict[int, list[str]] = {}
-    for line in histogram_lines:
-        if line["kind"] == "intended":
-            intended_by_second.setdefault(line["t"], []).append(line["hist"])
-    early = latency_between(intended_by_second, first, first + third - 1)
-    late = latency_between(intended_by_second, end_s - third + 1, end_s)
+    by_second = intended_by_second(histogram_lines)
+    early = latency_between(by_second, first, first + third - 1)
+    late = latency_between(by_second, end_s - third + 1, end_s)
     early_us, late_us = early["p99_us"], late["p99_us"]
     drifted = (
         early_us is not None and late_us is not None

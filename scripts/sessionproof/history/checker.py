@@ -81,9 +81,6 @@ class Verdict:
     def violations(self) -> dict[str, int]:
         return {name: self.figures[name] for name in ANOMALY_CLASSES if self.figures[name]}
 
-    def to_json(self) -> dict:
-        return {"figures": self.figures, "examples": self.examples, "lost_items": self.lost_items}
-
     def count_between(self, name: str, first_us: float, last_us: float) -> int:
         """How many anomalies of a class were seen between two history times (µs, inclusive)."""
         return sum(first_us <= t <= last_us for t in self.moments.get(name, ()))
