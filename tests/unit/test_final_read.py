@@ -25,6 +25,8 @@ def serve(states: dict):
             state = states.get(sid, {"user": None, "cart": [], "version": 0})
             status, body = (state, b"{}") if isinstance(state, int) else (200, json.dumps(state).encode())
             self.send_response(status)
+            if status == 200:  # stock Flask-Session refreshes the cookie on every answer
+                self.send_header("Set-Cookie", f"{COOKIE}={sid}; Path=/; HttpOnly")
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -77,3 +79,16 @@ def test_every_session_is_read_back_into_the_history_and_judged_there(run_dir, m
     # s-kept was logged out, yet its final read shows it: a resurrection. s-down never answered: c is unread.
     assert verdict.violations == {"resurrections": 1}, verdict.examples
     assert verdict.figures["unread_writes"] == 1
+
+
+def test_each_session_is_read_by_its_own_id_whatever_cookie_an_answer_set(run_dir):
+    """A read must carry only the session it reads: a cookie an earlier answer set must not come along (it did,
+    in a requests.Session, and the stock layer's final reads all read the first session's data)."""
+    server = serve({"s-kept": {"user": "u1", "cart": ["a", "b"]}, "s-down": {"user": "u2", "cart": ["c"]}})
+    try:
+        final_read.read_back(run_dir, f"http://127.0.0.1:{server.server_port}", COOKIE, 0.0, progress=lambda _: None)
+    finally:
+        server.shutdown()
+        server.server_close()
+    reads = [op for op in read_history(history_path(run_dir)) if op["process"] == FINAL_READ_PROCESS]
+    assert {op["session"]: op["user"] for op in reads if op["type"] == "ok"} == {"s-kept": "u1", "s-down": "u2"}

@@ -12,6 +12,7 @@ import contextlib
 import os
 import time
 from collections.abc import Callable
+from http.cookiejar import DefaultCookiePolicy
 from pathlib import Path
 
 import requests
@@ -43,6 +44,9 @@ def read_back(
     origin_us = int(run_start_s * 1_000_000)
     budget_end = clock() + FINAL_READ_BUDGET_S
     with requests.Session() as http:
+        # Keep no cookie an answer sets (stock Flask-Session refreshes it on every read): each read must carry
+        # only the session it reads, or it reads the one an earlier answer left in the jar.
+        http.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
         ops: list[dict] = []
         read = 0
         for number, sid in enumerate(sessions, 1):
@@ -78,7 +82,7 @@ def _read_once(http: requests.Session, base_url: str, cookie_name: str, sid: str
 
     ops.append(operation("invoke", "read", FINAL_READ_PROCESS, KIND, now_us(), session=sid))
     try:
-        response = http.get(f"{base_url}/cart", cookies={cookie_name: sid}, timeout=5)
+        response = http.get(f"{base_url}/cart", headers={"Cookie": f"{cookie_name}={sid}"}, timeout=5)
         body = response.json() if response.status_code == 200 else None
         error = str(response.status_code)
     except (requests.RequestException, ValueError) as failure:
