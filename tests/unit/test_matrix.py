@@ -36,6 +36,7 @@ def write_run(
     min_replicas: str | None = None,
     partition: dict | None = None,
     stale_reads: int | None = None,
+    judged: dict | None = None,
 ):
     run_dir.mkdir(parents=True)
     faults = [{"fault": fault, "target": "redis-1"}] if failover else []
@@ -52,6 +53,8 @@ def write_run(
         summary["partition"] = partition
     if stale_reads is not None:
         summary["correctness"] = {"stale_reads": stale_reads}
+    if judged is not None:  # the checker's figures over the run's history
+        summary["correctness"], summary["correctness_source"] = judged, "history"
     (run_dir / "summary.json").write_text(json.dumps(summary))
     config = {} if layer is None else {"SESSION_LAYER": layer}  # stock runs predate the setting
     if min_replicas is not None:
@@ -127,10 +130,12 @@ def test_the_report_tables(tmp_path):
     assert availability[3].startswith("| failed |  | no summary (run failed) |")
     assert correctness[0] == (
         "| fault | configuration | acknowledged writes | lost acknowledged writes | indeterminate (took effect) "
-        "| stale reads in fault (run) | two masters s | acknowledged/lost per master in fault |"
+        "| stale reads in fault (run) | other anomalies | two masters s | acknowledged/lost per master in fault |"
     )
-    assert correctness[1] == "| kill-redis-master | stock | 541 | **3** | 7 (2) | n/a (n/a) | n/a | n/a |"
-    assert correctness[3] == "| failed |  | no summary (run failed) |  |  |  |  |  |"
+    assert correctness[1] == (
+        "| kill-redis-master | stock | 541 | **3** | 7 (2) | n/a (n/a) | n/a (no history) | n/a | n/a |"
+    )
+    assert correctness[3] == "| failed |  | no summary (run failed) |  |  |  |  |  |  |"
     for table in (availability, correctness):
         assert len(table) == 4 and all(line.count("|") == table[0].count("|") for line in table)
 
@@ -183,10 +188,12 @@ def test_three_configurations_per_fault_sit_together_in_run_order_with_partition
     assert s0["writes_during_fault"] == {"redis-1": {"acked": 120, "lost": 118}, "redis-2": {"acked": 40, "lost": 0}}
     correctness = tables((tmp_path / "matrix" / "report.md").read_text())["Correctness"]
     assert correctness[3] == (
-        "| partition-redis-master | stock-min-replicas-0 | 541 | **118** | 7 (2) | 3 (9) | 7.5 "
+        "| partition-redis-master | stock-min-replicas-0 | 541 | **118** | 7 (2) | 3 (9) | n/a (no history) | 7.5 "
         "| redis-1 (old): 120/118, redis-2: 40/0 |"
     )
-    assert correctness[1].endswith("| 0 (9) | 0.0 | n/a |")  # a partition block, but no write named its node
+    assert correctness[1].endswith(
+        "| 0 (9) | n/a (no history) | 0.0 | n/a |"
+    )  # a partition block, but no write named its node
     skipped = "| isolate-sentinel | stock | skipped: isolate-sentinel: needs NETWORK=netns |"
     assert correctness[7].startswith(skipped)
     assert tables((tmp_path / "matrix" / "report.md").read_text())["Availability"][7] == skipped + "  |" * 9
@@ -279,3 +286,15 @@ def test_cli_exit_codes(tmp_path, capsys):
     (tmp_path / "a-file").write_text("")
     assert main([str(tmp_path / "a-file"), *run_dirs]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_a_judged_run_says_which_lost_writes_were_concurrent_and_names_other_anomalies(tmp_path):
+    judged = {"lost_writes": 5, "lost_updates": 348, "stale_reads": 2, "resurrections": 1, "duplicates": 0}
+    run = write_run(tmp_path / "runs" / "stock", figures({}, 353, 1.0), "stock", False, judged=judged)
+    build_matrix(tmp_path / "matrix", [run])
+    report_md = (tmp_path / "matrix" / "report.md").read_text()
+    assert tables(report_md)["Correctness"][1] == (
+        "| kill-redis-master | stock | 541 | **5** + 348 concurrent | 7 (2) | n/a (2) | resurrections **1** "
+        "| n/a | n/a |"
+    )
+    assert "| **5** + 348 concurrent |" in report_md.split("## ")[0]  # the headline table too

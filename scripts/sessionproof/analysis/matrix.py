@@ -16,8 +16,18 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from sessionproof.analysis.markdown import ms_short, or_na
 from sessionproof.analysis.matrix_chart import plot_matrix
+from sessionproof.analysis.matrix_tables import (
+    AVAILABILITY_COLUMNS,
+    CORRECTNESS_COLUMNS,
+    LOAD_COLUMNS,
+    OTHER_ANOMALIES,
+    availability_cells,
+    correctness_cells,
+    headline_cells,
+    load_cells,
+    table,
+)
 from sessionproof.analysis.partition import HEAL_WINDOW_S
 from sessionproof.runfiles import RunFileError, read_json_object
 from sessionproof.settings import CONFIGURATIONS
@@ -25,16 +35,6 @@ from sessionproof.settings import CONFIGURATIONS
 BAD_ARGUMENTS_EXIT_CODE = 2
 DEFAULT_TITLE = "Failover matrix"
 SKIPPED_NOTE = "skipped: "  # a skipped experiment's note, before its reason
-TIMES = "\N{MULTIPLICATION SIGN}"  # spelled out: ruff flags the literal sign as a look-alike of x
-
-AVAILABILITY_COLUMNS = (
-    "fault", "configuration", "client errors", "error window s", "longest gap s", "p99 before ms",
-    "p99 during ms", "max during ms", "time to recover s", "valid", "SLOs", "report",
-)  # fmt: skip
-CORRECTNESS_COLUMNS = (
-    "fault", "configuration", "acknowledged writes", "lost acknowledged writes", "indeterminate (took effect)",
-    "stale reads in fault (run)", "two masters s", "acknowledged/lost per master in fault",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,8 @@ def matrix_row(run_dir: Path, out_dir: Path, summary: dict | None, meta: dict) -
     faults = summary.get("faults") or []
     split = summary.get("partition") or {}  # absent in runs recorded before it existed: n/a cells
     stale = split.get("stale_reads") or {}
+    correctness = summary.get("correctness") or {}
+    judged = summary.get("correctness_source") == "history"  # runs before histories kept only the live counts
     return {
         "fault": faults[0].get("fault") if faults else summary.get("scenario"),
         "scenario": summary.get("scenario"),
@@ -106,6 +108,12 @@ def matrix_row(run_dir: Path, out_dir: Path, summary: dict | None, meta: dict) -
         "max_during_us": (latency.get("during") or {}).get("max_us"),
         "acknowledged_writes": figures.get("acknowledged_writes"),
         "lost_acknowledged_writes": figures.get("lost_acknowledged_writes"),
+        # Of those, the adds that overlapped another add to their session (lost updates), judged by the checker.
+        "lost_updates_of_writes": correctness.get("lost_updates") if judged and figures else None,
+        # Every other anomaly class the checker found (stale reads have their own column).
+        "other_anomalies": {name: correctness[name] for name in OTHER_ANOMALIES if correctness.get(name)}
+        if judged
+        else None,
         "indeterminate_writes": indeterminate.get("count"),
         "indeterminate_took_effect": indeterminate.get("took_effect"),
         "time_to_recover_s": figures.get("time_to_recover_s"),
@@ -123,10 +131,6 @@ def matrix_row(run_dir: Path, out_dir: Path, summary: dict | None, meta: dict) -
     }
 
 
-LOAD_COLUMNS = (
-    "scenario", "configuration", "requests", "failed", "GET /cart p50 µs", "GET /cart p99 µs", "POST p50 µs",
-    "POST p99 µs", "lost updates", "valid", "SLOs", "report",
-)  # fmt: skip
 READ_ENDPOINT = "GET /cart"
 
 
@@ -166,108 +170,6 @@ def read_p50_comparison(load_rows: list[dict]) -> str | None:
     )
 
 
-def _load_cells(row: dict) -> list[str]:
-    return [
-        or_na(row["scenario"]),
-        or_na(row["configuration"]),
-        or_na(row["requests"]),
-        or_na(row["failed"]),
-        or_na(row["read_p50_us"]),
-        or_na(row["read_p99_us"]),
-        or_na(row["write_p50_us"]),
-        or_na(row["write_p99_us"]),
-        f"**{or_na(row['lost_updates'])}**",
-        "yes" if row["valid"] else "**no**",
-        "pass" if row["slo_passed"] else "FAIL",
-        f"[report]({row['report']})",
-    ]
-
-
-def _client_errors_cell(row: dict) -> str:
-    """The total, then each class seen and its count joined by TIMES, most frequent first."""
-    seen = sorted(((name, count) for name, count in row["client_errors"].items() if count), key=lambda nc: -nc[1])
-    by_class = ", ".join(f"{name}{TIMES}{count}" for name, count in seen)
-    return or_na(row["client_errors_total"]) + (f" ({by_class})" if by_class else "")
-
-
-def _recover_cell(row: dict) -> str:
-    if row["time_to_recover_s"] is None and row["client_errors_total"] is not None:
-        return "not recovered"  # failover figures exist, but no success followed the last error
-    return or_na(row["time_to_recover_s"])
-
-
-def _per_master_cell(row: dict) -> str:
-    """'redis-1 (old): 120/118, redis-2: 40/0': writes each master acknowledged during the fault / lost of them."""
-    writes = row["writes_during_fault"]
-    if not writes:
-        return "n/a"  # no partition block, or no response named its Redis node (X-Store-Node)
-    return ", ".join(
-        f"{name}{' (old)' if name == row['old_master'] else ''}: {w['acked']}/{w['lost']}" for name, w in writes.items()
-    )
-
-
-def _key_cells(row: dict) -> list[str]:
-    return [or_na(row["fault"]), or_na(row["configuration"], "")]
-
-
-def _report_cell(row: dict) -> str:
-    return f"[report]({row['report']})" if row["report"] else ""
-
-
-def _availability_cells(row: dict) -> list[str]:
-    if "note" in row:
-        return [*_key_cells(row), row["note"], *[""] * (len(AVAILABILITY_COLUMNS) - 4), _report_cell(row)]
-    return [
-        *_key_cells(row),
-        _client_errors_cell(row),
-        or_na(row["error_window_s"]),
-        or_na(row["longest_gap_s"]),
-        ms_short(row["p99_before_us"]),
-        ms_short(row["p99_during_us"]),
-        ms_short(row["max_during_us"]),
-        _recover_cell(row),
-        "yes" if row["valid"] else "**no**",
-        "pass" if row["slo_passed"] else "FAIL",
-        _report_cell(row),
-    ]
-
-
-def _correctness_cells(row: dict) -> list[str]:
-    if "note" in row:
-        return [*_key_cells(row), row["note"], *[""] * (len(CORRECTNESS_COLUMNS) - 3)]
-    return [
-        *_key_cells(row),
-        or_na(row["acknowledged_writes"]),
-        f"**{or_na(row['lost_acknowledged_writes'])}**",
-        f"{or_na(row['indeterminate_writes'])} ({or_na(row['indeterminate_took_effect'])})",
-        f"{or_na(row['stale_reads_in_fault'])} ({or_na(row['stale_reads'])})",
-        or_na(row["two_masters_s"]),
-        _per_master_cell(row),
-    ]
-
-
-def _headline_cells(row: dict) -> str:
-    if "note" in row:
-        return f"| {' | '.join(_key_cells(row))} | {row['note']} | | | {_report_cell(row)} |"
-    cells = [
-        *_key_cells(row),
-        or_na(row["client_errors_total"]),
-        f"**{or_na(row['lost_acknowledged_writes'])}**",
-        ms_short(row["p99_during_us"]),
-        _report_cell(row),
-    ]
-    return "| " + " | ".join(cells) + " |"
-
-
-def _table(columns: tuple[str, ...], cells: list[list[str]]) -> list[str]:
-    return [
-        "| " + " | ".join(columns) + " |",
-        "|" + "---|" * len(columns),
-        *("| " + " | ".join(row) + " |" for row in cells),
-        "",
-    ]
-
-
 def build_matrix(out_dir: Path, run_dirs: list[Path | Skipped], title: str = DEFAULT_TITLE) -> dict:
     """Write OUT_DIR/matrix.json and OUT_DIR/report.md: a row per fault run or skipped experiment (a fault's
     configurations side by side, in run order) and a row per run without faults; return
@@ -298,7 +200,7 @@ def build_matrix(out_dir: Path, run_dirs: list[Path | Skipped], title: str = DEF
         *(["![errors, lost writes and p99 per fault and configuration](matrix.png)", ""] if charted else []),
         "| fault | configuration | client errors | lost acknowledged writes | p99 during fault (ms) | report |",
         "|---|---|--:|--:|--:|---|",
-        *(_headline_cells(row) for row in rows),
+        *(headline_cells(row) for row in rows),
         "",
         "The details follow in two tables, one row per experiment and configuration. Latency is from the intended "
         "start (coordinated omission corrected).",
@@ -307,16 +209,18 @@ def build_matrix(out_dir: Path, run_dirs: list[Path | Skipped], title: str = DEF
         "",
         "Client errors are responses other than 200 seen by the load generator.",
         "",
-        *_table(AVAILABILITY_COLUMNS, [_availability_cells(row) for row in rows]),
+        *table(AVAILABILITY_COLUMNS, [availability_cells(row) for row in rows]),
         "## Correctness",
         "",
-        "Lost acknowledged writes were acknowledged (200) yet absent when every session was read back after "
-        f"heal. Stale reads: during the fault and the {HEAL_WINDOW_S:g} s after its heal (in the whole run). "
-        "Two masters: how "
-        "long two Redis nodes both claimed role:master. Per master: writes it acknowledged during the fault / "
+        "Every figure here is the checker's verdict on the run's history (history/checker.py), the final read "
+        "of every session after heal included; runs recorded before histories show their live counts (n/a where "
+        "they had none). Lost acknowledged writes were acknowledged (200) yet absent from a later read; "
+        "'+ N concurrent' are lost updates, adds that overlapped another add to the same session. "
+        f"Stale reads: during the fault and the {HEAL_WINDOW_S:g} s after its heal (in the whole run). "
+        "Two masters: how long two Redis nodes both claimed role:master. Per master: writes it acknowledged during the fault / "
         "how many of those were lost; (old) is the master the fault hit.",
         "",
-        *_table(CORRECTNESS_COLUMNS, [_correctness_cells(row) for row in rows]),
+        *table(CORRECTNESS_COLUMNS, [correctness_cells(row) for row in rows]),
     ]
     if load_rows:
         lines += [
@@ -325,7 +229,7 @@ def build_matrix(out_dir: Path, run_dirs: list[Path | Skipped], title: str = DEF
             "Service time of the session read and write; lost updates are acknowledged adds missing from the cart "
             "when several requests of one session ran at once (the concurrency scenario).",
             "",
-            *_table(LOAD_COLUMNS, [_load_cells(row) for row in load_rows]),
+            *table(LOAD_COLUMNS, [load_cells(row) for row in load_rows]),
         ]
         comparison = read_p50_comparison(load_rows)
         if comparison:
