@@ -117,16 +117,19 @@ class SessionUser(FastHttpUser):
         recorder.served(response.headers.get("X-Served-By") if response.status_code else None)
         type_ = completion_type(response.status_code or 0, ok)
         if f:
-            self._complete(f, type_, process, session, fields, body, store, kind)
+            self._complete(f, type_, process, session, fields, body, store, kind, from_jar=sid is None)
         return Reply(body, type_)
 
-    def _complete(self, f, type_, process, session, fields, body, store, kind) -> None:
+    def _complete(self, f, type_, process, session, fields, body, store, kind, from_jar) -> None:
         answer = {}
         if type_ == "ok":
             if "cart" in body:
                 answer = {"user": body.get("user"), "cart": body.get("cart", [])}
-            if f == "login":
-                session = self.session_cookie()  # the session the login made
+                # The session the answer left the client in: a login's new one, or a fresh session the server
+                # gave instead of one it no longer had (stock Flask-Session does, for a write): the answer's
+                # state is that session's, and the history must say so.
+                if from_jar and self.session_cookie():
+                    session = self.session_cookie()
             if f in ("login", "add"):
                 answer["store"] = store
             if f == "logout_all":

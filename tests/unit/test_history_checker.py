@@ -272,3 +272,18 @@ def test_a_history_of_the_earlier_format_is_judged_again():
     last_read = next(op for op in reversed(ops) if op["f"] == "read" and op["type"] == "ok" and op["cart"])
     last_read["cart"] = last_read["cart"][1:]
     assert check(ops).violations == {"lost_writes": 1}
+
+
+def test_a_fresh_session_given_for_a_lost_one_is_the_new_sessions_not_foreign():
+    """Stock Flask-Session answers a write to a session it no longer has with a fresh anonymous session: the
+    answer's state is the new session's (its completion names it), and the old session is lost."""
+    h = History()
+    h.login("p", U, S1)
+    h.add("p", S1, "ip-1")
+    h.call(
+        "p", "add", S1, invoke={"item": "ip-2", "key": "k2"}, answer={"session": S2, "user": None, "cart": ["ip-2"]}
+    )()
+    h.read("p", S2, ["ip-2"], user=None)
+    h.read(FINAL_READ_PROCESS, S1, [], user=None)
+    h.read(FINAL_READ_PROCESS, S2, ["ip-2"], user=None)
+    assert anomalies(h) == {"sessions_lost": 1, "lost_writes": 1}

@@ -23,7 +23,8 @@ OPERATIONS = ("login", "add", "read", "logout", "logout_all")
 TYPES = ("invoke", "ok", "fail", "info")
 # The fields a history line may carry besides process, kind, type, f and time_us, and what each holds.
 FIELDS = {
-    "session": "the session id the request carried (a login's ok: the id it created); null when none",
+    "session": "invoke: the session id the request carried (null: none); an ok answer with state: the session it"
+    " left the client in (a login's new one, or a fresh one the server gave for a session it no longer had)",
     "user": "login invoke: the user logging in; ok answers: the user the session named (null: anonymous)",
     "item": "add: the item added (both lines)",
     "key": "add: its Idempotency-Key (both lines); a re-send repeats item and key",

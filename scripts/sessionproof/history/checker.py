@@ -63,7 +63,7 @@ class Op:
     user: str | None = None  # ok answers: the user the session named
     cart: list[str] | None = None  # ok answers of login, add, read
     store: str | None = None
-    origin: str | None = None  # login: the session it was sent from (the app carries its cart along)
+    origin: str | None = None  # the session it was sent from, when its answer left the client in another
 
     @property
     def observes(self) -> bool:
@@ -110,10 +110,13 @@ def pair(history: list[dict]) -> list[Op]:
 
 def _op(invoke: dict, done: dict | None) -> Op:
     type_ = done["type"] if done else "info"
-    session = invoke.get("session")
-    if invoke["f"] == "login":
-        session = done.get("session") if type_ == "ok" else None  # the session a login made
+    sent = invoke.get("session")
     ok = done if type_ == "ok" else {}
+    # An answer with state belongs to the session it left the client in: a login's new one, or a fresh one the
+    # server gave in place of a session it no longer had; a login that did not succeed made none.
+    session = ok.get("session", sent) if "cart" in ok else sent
+    if invoke["f"] == "login" and "cart" not in ok:
+        session = None
     return Op(
         process=invoke["process"],
         kind=invoke.get("kind", ""),
@@ -128,7 +131,7 @@ def _op(invoke: dict, done: dict | None) -> Op:
         user=ok.get("user"),
         cart=list(ok["cart"]) if "cart" in ok else None,
         store=ok.get("store"),
-        origin=invoke.get("session") if invoke["f"] == "login" else None,
+        origin=sent if sent != session else None,
     )
 
 
@@ -213,7 +216,7 @@ class _Judge:
         possible_end, certain_end = self.ends(session, ops)
         observations = [op for op in ops if op.observes]
         live = [op for op in observations if op.invoke_us < possible_end]
-        attempted = self._attempted(session, ops, login)
+        attempted = self._attempted(ops)
         self.figures["sessions"] += 1
         self.figures["checks"] += len(observations)
         for op in observations:
@@ -225,16 +228,16 @@ class _Judge:
                 )  # fmt: skip
         self._judge_items(session, ops, live, user, possible_end)
 
-    def _attempted(self, session: str, ops: list[Op], login: Op | None) -> dict[str, list[Op]]:
-        """Each item an add to this session may have written, with its adds (a login carries the cart of the
-        session it logged in from along)."""
+    def _attempted(self, ops: list[Op]) -> dict[str, list[Op]]:
+        """Each item an add to this session may have written, with its adds; an operation whose answer moved the
+        client here from another session may have brought that session's items along."""
         attempted: dict[str, list[Op]] = defaultdict(list)
         for op in ops:
             if op.f == "add" and op.item is not None:
                 attempted[op.item].append(op)
-        if login is not None:
-            for earlier in self.by_session.get(login.origin, ()) if login.origin != session else ():
-                if earlier.f == "add" and earlier.item is not None and earlier.invoke_us < login.complete_us:
+        for moved in (op for op in ops if op.origin is not None):  # a login carries the cart along
+            for earlier in self.by_session.get(moved.origin, ()):
+                if earlier.f == "add" and earlier.item is not None and earlier.invoke_us < moved.complete_us:
                     attempted[earlier.item].append(earlier)
         return attempted
 
