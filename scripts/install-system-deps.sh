@@ -8,7 +8,7 @@ set -euo pipefail
 
 if [ "${1:-}" = --packages ]; then
   # Keep in step with the checks below (tests/unit/test_install_path.py compares them).
-  printf '%s\n' redis-server redis-sentinel nginx python3-venv prometheus prometheus-redis-exporter \
+  printf '%s\n' redis-server redis-sentinel redis-tools nginx python3-venv prometheus prometheus-redis-exporter \
     prometheus-nginx-exporter wrk hey podman netavark aardvark-dns runc debootstrap iproute2 iptables kubectl
   exit 0
 fi
@@ -16,6 +16,8 @@ fi
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel)
+# redis-cli: services/redis/start-redis-node.sh asks a restarted node whether it has caught up
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 # OBSERVABILITY=on (the default): Prometheus, and the exporters of Redis and nginx

@@ -118,6 +118,14 @@ HARNESS_SETTINGS: tuple[Setting, ...] = (
     Setting(
         "SENTINEL_FAILOVER_TIMEOUT_MS", "10000", "Sentinel failover-timeout (retry interval of a failover).", "stack"
     ),
+    Setting(
+        "REDIS_CATCH_UP_BEFORE_PROMOTION",
+        "yes",
+        "`yes`: a Redis node starts with replica-priority 0 and gets 100 only once it is a replica in sync with its "
+        "master, so Sentinel cannot promote a node restarted from older data (services/redis/start-redis-node.sh); "
+        "`no`: Redis as it starts on its own (the stock configurations).",
+        "stack",
+    ),
     Setting("REDIS_MAXMEMORY", "256mb", "Redis maxmemory (with maxmemory-policy noeviction).", "stack"),
     Setting(
         "REDIS_MIN_REPLICAS_TO_WRITE",
@@ -213,8 +221,12 @@ HARNESS_SETTINGS: tuple[Setting, ...] = (
 # named here. stock-min-replicas-0 is the setup most deployments copy from the docs.
 CONFIGURATIONS: dict[str, dict[str, str]] = {
     "hardened": {"SESSION_LAYER": "hardened"},
-    "stock": {"SESSION_LAYER": "stock"},
-    "stock-min-replicas-0": {"SESSION_LAYER": "stock", "REDIS_MIN_REPLICAS_TO_WRITE": "0"},
+    "stock": {"SESSION_LAYER": "stock", "REDIS_CATCH_UP_BEFORE_PROMOTION": "no"},
+    "stock-min-replicas-0": {
+        "SESSION_LAYER": "stock",
+        "REDIS_MIN_REPLICAS_TO_WRITE": "0",
+        "REDIS_CATCH_UP_BEFORE_PROMOTION": "no",
+    },
 }
 
 SETTINGS = APP_SETTINGS + HARNESS_SETTINGS

@@ -105,10 +105,15 @@ def test_all_skips_what_the_runtime_refuses_and_the_matrix_says_why(tmp_path, mo
 
 
 def test_configurations_set_the_layer_and_only_the_third_sets_min_replicas():
+    """Both stock configurations start Redis nodes as Redis does on its own (no catch-up before promotion)."""
     assert CONFIGURATIONS == {
         "hardened": {"SESSION_LAYER": "hardened"},
-        "stock": {"SESSION_LAYER": "stock"},
-        "stock-min-replicas-0": {"SESSION_LAYER": "stock", "REDIS_MIN_REPLICAS_TO_WRITE": "0"},
+        "stock": {"SESSION_LAYER": "stock", "REDIS_CATCH_UP_BEFORE_PROMOTION": "no"},
+        "stock-min-replicas-0": {
+            "SESSION_LAYER": "stock",
+            "REDIS_MIN_REPLICAS_TO_WRITE": "0",
+            "REDIS_CATCH_UP_BEFORE_PROMOTION": "no",
+        },
     }
 
 

@@ -23,7 +23,7 @@ def test_a_write_counts_only_on_the_master_sentinel_names(split_brain_sentinels)
     try:
         confirmers = replication.ConfirmersCache(client, ttl_s=60)
         # The new side's master has no replica: none online, none Sentinel could promote.
-        assert confirmers.get() == replication.Confirmers(0, new_master)
+        assert confirmers.get() == replication.Confirmers(frozenset(), new_master)
         confirmers.require_master(new_master)
         confirmers.require_master(None)  # a client that does not record its node: nothing to compare
         with pytest.raises(store.WriteNotReplicated, match=f"but Sentinel names 127.0.0.1:{new_master[1]}"):
@@ -32,6 +32,7 @@ def test_a_write_counts_only_on_the_master_sentinel_names(split_brain_sentinels)
         client.close()
 
 
-def test_a_client_without_sentinel_counts_the_online_replicas(redis_client):
+def test_a_client_without_sentinel_requires_the_online_replicas(redis_client, redis_server):
     """The unit tests' plain client (one master, one replica): no Sentinel to ask, no master to compare."""
-    assert replication.replicas_that_must_confirm(redis_client) == replication.Confirmers(1, None)
+    confirmers = replication.replicas_that_must_confirm(redis_client)
+    assert confirmers == replication.Confirmers(frozenset({("127.0.0.1", redis_server["replica_port"])}), None)

@@ -16,6 +16,7 @@ import pytest
 from flask import jsonify, session
 
 from sessionproof_app import create_app
+from sessionproof_app.replication import Confirmers
 from sessionproof_app.session_layer import STORE_NODE_HEADER
 from support import free_port_block
 from unit.test_app import NAMESPACE, make_app, session_keys
@@ -346,10 +347,13 @@ def test_an_acknowledged_write_names_the_master_sentinel_sent_it_to(split_brain_
     assert read.headers.get(STORE_NODE_HEADER) == (None if layer == "hardened" else written.headers[STORE_NODE_HEADER])
 
 
-def test_wait_all_asks_for_every_online_replica_and_a_missing_one_blocks_the_acknowledgement(redis_client):
+def test_wait_all_asks_for_every_online_replica_and_a_missing_one_blocks_the_acknowledgement(
+    redis_client, redis_server
+):
     """With `all` the master's one online replica must confirm; asking for two (one missing) acknowledges nothing."""
     everyone = make_app(redis_client, env={"SESSION_WAIT_REPLICAS": "all"})
-    assert everyone.session_interface._replicas_to_wait() == 1  # the fixture's master has one replica
+    replica = ("127.0.0.1", redis_server["replica_port"])  # the fixture's master has one replica
+    assert everyone.session_interface._confirmers.get().required == {replica}
     client = everyone.test_client()
     assert client.post("/login", json={"user": "alice"}).status_code == 200
     two = make_app(redis_client, env={"SESSION_WAIT_REPLICAS": "2"}).test_client()
@@ -358,3 +362,20 @@ def test_wait_all_asks_for_every_online_replica_and_a_missing_one_blocks_the_ack
     assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
     # Unacknowledged, not undone: the master holds it (an indeterminate write, as after a timeout).
     assert client.get("/cart").get_json()["cart"] == ["apple"]
+
+
+def test_wait_all_checks_which_replicas_confirmed_not_how_many(redis_client, redis_server, monkeypatch):
+    """A replica that must confirm (one Sentinel could promote) but never does: the write is refused although WAIT
+    counted an acknowledgement from another replica (the one online here). Counting lost 20 of 20 writes when
+    the replica that confirmed was one the Sentinels could not see, and the one they promoted had a broken link."""
+    app = make_app(redis_client, env={"SESSION_WAIT_REPLICAS": "all", "STORE_RETRY_BUDGET_S": "0.5"})
+    online = ("127.0.0.1", redis_server["replica_port"])
+    promotable_but_unlinked = ("127.0.0.1", free_port_block(1))
+    confirmers = app.session_interface._confirmers
+    monkeypatch.setattr(confirmers, "get", lambda fresh=False: Confirmers(frozenset({promotable_but_unlinked}), None))
+    client = app.test_client()
+    refused = client.post("/login", json={"user": "alice"})
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "1", refused.text
+    assert redis_client.wait(1, 100) == 1  # the online replica has confirmed everything: a count would have said yes
+    monkeypatch.setattr(confirmers, "get", lambda fresh=False: Confirmers(frozenset({online}), None))
+    assert client.post("/login", json={"user": "alice"}).status_code == 200

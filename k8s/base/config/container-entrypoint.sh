@@ -1,6 +1,8 @@
 #!/bin/sh
 # Starts a Redis or Sentinel node in a container (compose and k8s).
-#   container-entrypoint.sh redis|sentinel GENERATED_CONFIG
+#   container-entrypoint.sh redis|sentinel GENERATED_CONFIG [yes|no]
+# A Redis node starts through start-redis-node.sh (beside this script), with the last argument
+# (REDIS_CATCH_UP_BEFORE_PROMOTION) as its catch-up setting.
 # The generated config (compose/config, k8s/base/config) holds __REDIS_PASSWORD__ where the
 # password goes; it is filled in from the mounted secret into /data/<kind>.conf once. Redis and
 # Sentinel rewrite that copy as the topology changes, so a restarted node keeps what it learnt.
@@ -20,4 +22,4 @@ fi
 if [ "$kind" = sentinel ]; then
     exec redis-server "$conf" --sentinel
 fi
-exec redis-server "$conf"
+exec sh "$(dirname "$0")/start-redis-node.sh" "$conf" "${3:-yes}"

@@ -62,10 +62,12 @@ def _layer(meta: dict) -> str:
 def configuration_of(meta: dict) -> str | None:
     """The configuration a run measured, from the settings in its meta.json: the most specific of
     CONFIGURATIONS that they satisfy (stock with REDIS_MIN_REPLICAS_TO_WRITE=0 is stock-min-replicas-0);
-    runs recorded before the setting existed match by layer alone. None without a meta.json."""
+    runs recorded before the setting existed match by layer alone. None without a meta.json. The hardened
+    configuration sets only the layer: an older hardened run (nodes started plainly) is still `hardened`."""
     if not meta:
         return None
-    config = {**(meta.get("config") or {}), "SESSION_LAYER": _layer(meta)}
+    # Before REDIS_CATCH_UP_BEFORE_PROMOTION existed every node started as Redis does on its own: `no`.
+    config = {"REDIS_CATCH_UP_BEFORE_PROMOTION": "no", **(meta.get("config") or {}), "SESSION_LAYER": _layer(meta)}
     matches = [name for name, overrides in CONFIGURATIONS.items() if overrides.items() <= config.items()]
     return max(matches, key=lambda name: len(CONFIGURATIONS[name]), default=config["SESSION_LAYER"])
 

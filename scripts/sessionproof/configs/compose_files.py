@@ -15,6 +15,7 @@ from sessionproof.configs.container_files import (
     PASSWORD_FILE,
     REDIS_IMAGE,
     app_env,
+    catch_up_argument,
     env_file,
     nginx_file,
     redis_confs,
@@ -43,7 +44,7 @@ def compose_files(env: Mapping[str, str]) -> dict[str, str]:
     files["compose/config/nginx.conf"] = nginx_file(env, app_hosts)
     files["compose/app.env"] = env_file(app_env(env, sentinel_hosts))
     files[COMPOSE_PROMETHEUS_CONF] = compose_prometheus_conf(env, app_hosts, redis_hosts)
-    document = _compose_document(redis_hosts, sentinel_hosts, app_hosts)
+    document = _compose_document(redis_hosts, sentinel_hosts, app_hosts, catch_up_argument(env))
     # The `observability` profile: Prometheus, its exporters and Grafana (observability_files.py).
     document["services"] |= compose_services(env)
     document["volumes"]["prometheus-data"] = {}
@@ -101,7 +102,9 @@ def _redis_healthcheck(port: int) -> dict:
     }
 
 
-def _compose_document(redis_hosts: list[str], sentinel_hosts: list[str], app_hosts: list[str]) -> dict:
+def _compose_document(
+    redis_hosts: list[str], sentinel_hosts: list[str], app_hosts: list[str], catch_up: str = "yes"
+) -> dict:
     entrypoint = "/sessionproof/container-entrypoint.sh"
     common = {
         # The official image by default; `make images` names its offline build in compose/.env.
@@ -113,10 +116,11 @@ def _compose_document(redis_hosts: list[str], sentinel_hosts: list[str], app_hos
     def data_node(kind: str, host: str, port: int) -> dict:
         return {
             **common,
-            "command": ["sh", entrypoint, kind, f"/config/{host}.conf"],
+            "command": ["sh", entrypoint, kind, f"/config/{host}.conf", *([catch_up] if kind == "redis" else [])],
             "volumes": [
                 f"./config/{host}.conf:/config/{host}.conf:ro",
                 "../services/redis/container-entrypoint.sh:/sessionproof/container-entrypoint.sh:ro",
+                "../services/redis/start-redis-node.sh:/sessionproof/start-redis-node.sh:ro",
                 f"{host}-data:/data",
             ],
             "healthcheck": _redis_healthcheck(port),

@@ -54,6 +54,11 @@ def read_env_file(text: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
 
 
+def catch_up_argument(env: Mapping[str, str]) -> str:
+    """REDIS_CATCH_UP_BEFORE_PROMOTION as services/redis/start-redis-node.sh takes it (yes or no)."""
+    return "yes" if settings.get_bool("REDIS_CATCH_UP_BEFORE_PROMOTION", env) else "no"
+
+
 def redis_confs(env: Mapping[str, str], hosts: list[str]) -> list[str]:
     """One config per Redis node, in host order; the first host is the initial master."""
     return [

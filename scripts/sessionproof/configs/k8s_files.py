@@ -14,6 +14,7 @@ from sessionproof.configs.container_files import (
     PASSWORD_FILE,
     REDIS_IMAGE,
     app_env,
+    catch_up_argument,
     env_file,
     nginx_file,
     redis_confs,
@@ -36,8 +37,9 @@ def k8s_files(env: Mapping[str, str]) -> dict[str, str]:
     files["k8s/base/config/nginx.conf"] = nginx_file(env, ["app"])
     files["k8s/base/config/app.env"] = env_file(app_env(env, sentinel_hosts))
     files["k8s/base/config/container-entrypoint.sh"] = (SERVICES_DIR / "redis" / "container-entrypoint.sh").read_text()
+    files["k8s/base/config/start-redis-node.sh"] = (SERVICES_DIR / "redis" / "start-redis-node.sh").read_text()
     apps = settings.get_int("APPS", env, minimum=2)
-    files["k8s/base/redis.yaml"] = yaml_documents(*_data_statefulset("redis", REDIS_PORT))
+    files["k8s/base/redis.yaml"] = yaml_documents(*_data_statefulset("redis", REDIS_PORT, catch_up_argument(env)))
     files["k8s/base/sentinel.yaml"] = yaml_documents(*_data_statefulset("sentinel", SENTINEL_PORT))
     files["k8s/base/app.yaml"] = yaml_documents(*_app_documents(apps))
     files["k8s/base/nginx.yaml"] = yaml_documents(*_nginx_documents())
@@ -67,7 +69,7 @@ _PASSWORD_VOLUME = {
 _PASSWORD_MOUNT = {"name": "redis-password", "mountPath": "/run/secrets", "readOnly": True}
 
 
-def _data_statefulset(kind: str, port: int) -> tuple[dict, dict]:
+def _data_statefulset(kind: str, port: int, catch_up: str = "") -> tuple[dict, dict]:
     probe = {
         "exec": {
             "command": [
@@ -100,7 +102,7 @@ def _data_statefulset(kind: str, port: int) -> tuple[dict, dict]:
                             "command": [
                                 "sh",
                                 "-c",
-                                f'exec sh /sessionproof/container-entrypoint.sh {kind} "/config/{kind}-${{HOSTNAME##*-}}.conf"',
+                                f'exec sh /sessionproof/container-entrypoint.sh {kind} "/config/{kind}-${{HOSTNAME##*-}}.conf" {catch_up}'.rstrip(),
                             ],
                             "ports": [{"name": kind, "containerPort": port}],
                             "readinessProbe": probe,

@@ -33,6 +33,7 @@ _STATE_SUBDIRS = ("logs", "run", "nginx/client_body", "nginx/proxy", "nginx/fast
 _PACKAGES = {
     "redis-server": "redis-server",
     "redis-sentinel": "redis-sentinel",
+    "redis-cli": "redis-tools",
     "nginx": "nginx",
     "prometheus": "prometheus",
     "prometheus-redis-exporter": "prometheus-redis-exporter",
@@ -170,9 +171,14 @@ class LocalFiles:
         if not gunicorn.exists():
             raise StackError(f"{gunicorn} is missing; run `make venv` (or `make up`, which creates the environment)")
         programs = []
+        redis_cli = require_binary("redis-cli")
+        catch_up = "yes" if settings.get_bool("REDIS_CATCH_UP_BEFORE_PROMOTION", self.config.env) else "no"
         for node in self.config.redis_nodes:
             conf = self.state_dir / node.name / "redis.conf"
-            programs.append(self._program(node, f"{redis_server} {conf}", conf.parent))
+            command = (
+                f"sh {SERVICES_DIR / 'redis' / 'start-redis-node.sh'} {conf} {catch_up} {redis_server} {redis_cli}"
+            )
+            programs.append(self._program(node, command, conf.parent))
         for node in self.config.sentinel_nodes:
             conf = self.state_dir / node.name / "sentinel.conf"
             programs.append(self._program(node, f"{redis_sentinel} {conf}", conf.parent))

@@ -37,7 +37,7 @@ from .store import RedisError, WriteNotReplicated, is_store_unavailable
 # Printable ASCII without spaces, as in draft-ietf-httpapi-idempotency-key-header; a UUID fits.
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 _STATE = "sessionproof.hardened"
-CONFIRMING_REPLICAS_TTL_S = 1.0  # how old the count of replicas that must confirm (SESSION_WAIT_REPLICAS=all) may be
+CONFIRMING_REPLICAS_TTL_S = 1.0  # how old the list of replicas that must confirm (SESSION_WAIT_REPLICAS=all) may be
 
 
 class SessionConflict(Exception):
@@ -256,14 +256,10 @@ class HardenedSessionInterface(StockSessionInterface):
         # offset). The record was read on another connection, which during a partition can still point at
         # the old master: there it may be a write no replica ever got. EXPIRE answers 0 where the record is
         # absent, and then propagates nothing, so WAIT would confirm an older offset: never replay on that.
-        needed = self._replicas_to_wait()
         pipe = self.client.pipeline(transaction=False)
         pipe.expire(self._record_key(state), self.idempotency_ttl_s)
-        pipe.wait(needed, self.wait_timeout_ms)
-        extended, acknowledged = pipe.execute()
-        if not extended:
-            raise RecordNotOnMaster("the idempotency record read is not on the current master")
-        self._require_replicas(acknowledged, needed)
+        store.forget_last_node()
+        self._execute_confirmed(pipe, writes=1, check=self._record_on_master)
         state["replayed"] = True
         response = self.app.response_class(record.body, status=record.status)
         for name, value in DEFAULT_HEADERS:
@@ -279,20 +275,22 @@ class HardenedSessionInterface(StockSessionInterface):
         metrics.IDEMPOTENT_REPLAYS.inc()
         return response
 
-    def _replicas_to_wait(self) -> int:
-        """How many replicas WAIT asks for now: SESSION_WAIT_REPLICAS, or with `all` every online or promotable one."""
-        if not (self.wait_all and self.wait_replicas):
-            return self.wait_replicas
-        return max(self.wait_replicas, self._confirmers.get().count)
+    @staticmethod
+    def _record_on_master(replies: list) -> None:
+        if not replies[0]:
+            raise RecordNotOnMaster("the idempotency record read is not on the current master")
 
-    def _require_replicas(self, acknowledged: int, needed: int) -> None:
-        if needed and acknowledged < needed:
-            self._confirmers.forget()  # the master or its replicas may have changed: look again
-            raise WriteNotReplicated(
-                f"WAIT: {acknowledged} of {needed} replicas confirmed within {self.wait_timeout_ms} ms"
+    def _execute_confirmed(self, pipe, writes: int, check) -> list:
+        """Run `pipe`, whose first `writes` commands are a write; their replies once it counts (replication.py)."""
+        if not self.wait_replicas:
+            replies = pipe.execute()
+            check(replies)
+            return replies
+        if self.wait_all:
+            return replication.execute_confirmed(
+                self.client, self._confirmers, pipe, writes, check, self.wait_timeout_ms
             )
-        if needed and self.wait_all:
-            self._confirmers.require_master(store.last_node(self.client))
+        return replication.execute_counted(pipe, writes, check, self.wait_replicas, self.wait_timeout_ms)
 
     # ------------------------------------------------------------------ save
     def save_session(self, app: Flask, session, response: Response) -> None:
@@ -323,6 +321,14 @@ class HardenedSessionInterface(StockSessionInterface):
             if session.read_key is None:
                 return  # an empty session that was never stored: nothing to delete
         self._commit(app, session, write_key, new_bytes, response)
+
+    @staticmethod
+    def _committed(replies: list) -> None:
+        outcome = replies[0].decode() if isinstance(replies[0], bytes) else replies[0]
+        if outcome != "OK":
+            if outcome == "CONFLICT":
+                metrics.SESSION_CONFLICTS.inc()
+            raise SessionConflict(outcome)  # DUPLICATE too: the retry finds the record and replays it
 
     def _set_cookie(self, app: Flask, session, response: Response) -> None:
         response.set_cookie(
@@ -376,17 +382,7 @@ class HardenedSessionInterface(StockSessionInterface):
             record,
             self.idempotency_ttl_s,
         )
-        needed = self._replicas_to_wait()
-        if needed:
-            pipe.wait(needed, self.wait_timeout_ms)
         store.forget_last_node()
-        replies = pipe.execute()
-        outcome = replies[0].decode() if isinstance(replies[0], bytes) else replies[0]
-        if outcome != "OK":
-            if outcome == "CONFLICT":
-                metrics.SESSION_CONFLICTS.inc()
-            raise SessionConflict(outcome)  # DUPLICATE too: the retry finds the record and replays it
-        if needed:
-            self._require_replicas(replies[1], needed)
+        self._execute_confirmed(pipe, writes=1, check=self._committed)
         # Committed and acknowledged: name the node the script and WAIT went to (one connection).
         set_store_node_header(response, store.last_node(self.client))

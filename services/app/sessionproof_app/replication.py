@@ -4,7 +4,6 @@ consensus") and the README ("Wait for every replica Sentinel could promote")."""
 
 from __future__ import annotations
 
-import contextlib
 import time
 from typing import NamedTuple
 
@@ -12,6 +11,7 @@ from redis import Redis
 from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 from redis.sentinel import SentinelConnectionPool
 
+from . import store
 from .store import WriteNotReplicated
 
 # Sentinel skips a replica whose link to the master has been down longer than this many times
@@ -19,56 +19,146 @@ from .store import WriteNotReplicated
 SENTINEL_LINK_DOWN_FACTOR = 10
 # The Sentinel leading a failover may have seen the master down a few seconds before the one asked here.
 LINK_DOWN_MARGIN_FACTOR = 5
+# A Sentinel that did not answer is not asked again for this long (it counts as not answering meanwhile).
+UNANSWERED_SKIP_S = 5.0
+_unanswered_until: dict[int, float] = {}  # id(Sentinel client) -> monotonic time
+WAIT_RECHECK_S = 0.002  # between looks at which replicas acknowledged a write, after WAIT returned
 _DIRECT_CONNECTION_KWARGS = ("username", "password", "socket_timeout", "socket_connect_timeout")
 
 
-class Confirmers(NamedTuple):
-    """Who must confirm a write: `count` replicas (WAIT), and it must go to `master`, the node the Sentinel
-    asked names master (None: not asked)."""
+Address = tuple[str, int]
 
-    count: int
-    master: tuple[str, int] | None
+
+class Confirmers(NamedTuple):
+    """Who must confirm a write: each replica in `required` (by address, checked by its acknowledged offset, not
+    counted), and it must go to `master`, the node the Sentinels name (None: not asked). `required` may be empty
+    (no replica could be promoted): a write then still needs one replica's acknowledgement (`count`)."""
+
+    required: frozenset[Address]
+    master: Address | None
+
+    @property
+    def count(self) -> int:
+        """How many replicas WAIT asks for first: every required one, and at least one."""
+        return max(1, len(self.required))
 
 
 def replicas_that_must_confirm(client: Redis) -> Confirmers:
-    """For the master the first Sentinel that answers names: every replica it has online, and every one
-    that Sentinel could promote, whichever is more. Writes count only on that master.
+    """For the master the Sentinels name (the newest configuration among those that answer): every replica that
+    any Sentinel could promote. Writes count only on that master.
 
-    Online alone is not enough. A replica whose link broke (a congested master, a lost connection) is
-    no longer online to the master, so WAIT counts without it; but Sentinel, from INFO up to 10 s old
-    and offsets up to a second old, may still promote it, and then the writes only the online replica
-    confirmed are gone (README, "Wait for every replica Sentinel could promote"). Sentinel skips
-    replicas it sees down (not merely disconnected: the leading Sentinel may not be) or with a link
-    down for longer than SENTINEL_LINK_DOWN_FACTOR x down-after-milliseconds plus the master's own
-    down time; those need not confirm (with a margin, and none while the master is down).
+    Which replicas, not how many: a replica the Sentinels cannot see (down in every Sentinel's view) may
+    confirm a write while the one Sentinel will promote, whose link to the master broke, never gets it (20
+    of 20 acknowledged writes were lost that way with WAIT counting). A replica is left out only when every
+    Sentinel asked (all of them answered, and all name this master) says Sentinel's own choice
+    (sentinelSelectSlave) would skip it: seen down or disconnected, replica-priority 0, or a link to the master
+    down longer than SENTINEL_LINK_DOWN_FACTOR x down-after-milliseconds (with a margin, and none while the
+    master is down, when Sentinel adds the master's down time). A Sentinel that does not answer may be the one
+    to lead a failover, with a view nobody asked: then every replica not ruled out by its own state
+    (priority 0, a link down too long) must confirm. So one hung replica that every Sentinel has marked down
+    (within down-after-milliseconds) no longer holds writes until the master's repl-timeout drops it.
     A replica that reports role master is either being promoted in this master's place (its replication
     history continues this master's: it must "confirm", which it never will, so the write waits for the
     new master) or a restarted old master Sentinel will convert (it need not). And once Sentinel has
     promoted another node, a write the old master's last replica confirms is lost when that replica
-    resyncs: so it counts only on the master Sentinel names. The master's INFO is asked of that node
-    itself, not through the client's pool, whose connections can point at the old and the new master at
-    once during a failover. A client that is not Sentinel-managed, or no Sentinel answering, leaves the
-    online count of the client's master.
+    resyncs: so it counts only on the master Sentinel names. A client that is not Sentinel-managed, or no
+    Sentinel answering, requires the replicas online at the client's master.
     """
     pool = client.connection_pool
-    view = _sentinel_view(pool) if isinstance(pool, SentinelConnectionPool) else None
-    if view is None:
-        return Confirmers(_online(client.info("replication")), None)
-    master, replicas = view
-    address = (master["ip"], master["port"])
-    info = _info_of(pool, address)  # unreachable: ConnectionError, retried like any store outage
+    views = _sentinel_views(pool) if isinstance(pool, SentinelConnectionPool) else None
+    if not views:
+        return Confirmers(frozenset(_online(client.role())), None)
+    newest = max(views, key=lambda view: _config_epoch(view[0]))[0]
+    address = (newest["ip"], int(newest["port"]))
+    every_sentinel_answered = len(views) == len(pool.sentinel_manager.sentinels) and all(
+        (m["ip"], int(m["port"])) == address for m, _ in views
+    )
+    master_info = _info_of(pool, address)  # unreachable: ConnectionError, retried like any store outage
+    required = set()
+    for master, replicas in views:
+        if (master["ip"], int(master["port"])) != address:
+            continue  # a Sentinel that still names an older master: its view of that master's replicas is moot
+        for replica in replicas:
+            key = (replica["ip"], int(replica["port"]))
+            if key in required:
+                continue
+            if _promotable(pool, master, replica, master_info, own_state_only=not every_sentinel_answered):
+                required.add(key)
+    return Confirmers(frozenset(required), address)
+
+
+def _promotable(pool, master: dict, replica: dict, master_info: dict, own_state_only: bool) -> bool:
+    """Whether the Sentinel whose view this is could promote `replica`; own_state_only: whether any Sentinel
+    could, judged only by the replica's own state, which every Sentinel reads alike from its INFO (for a
+    Sentinel that did not answer)."""
     if master["is_sdown"] or master["is_odown"]:
-        # Sentinel adds the master's down time to the limit: while it may be failing over, any replica.
+        # Sentinel adds the master's down time to the limit: while it may be failing over, any link age.
         longest_link_down_ms = float("inf")
     else:
         longest_link_down_ms = (SENTINEL_LINK_DOWN_FACTOR + LINK_DOWN_MARGIN_FACTOR) * master["down-after-milliseconds"]
-    promotable = sum(
-        1 for replica in replicas
-        if not (replica["is_sdown"] or replica["is_odown"])  # disconnected from this Sentinel: maybe not the leader
-        and replica.get("master-link-down-time", 0) <= longest_link_down_ms
-        and (replica.get("role-reported") == "slave" or _promoted_from(pool, replica, info))
-    )  # fmt: skip
-    return Confirmers(max(_online(info), promotable), address)
+    if replica.get("slave-priority", 100) == 0 or replica.get("master-link-down-time", 0) > longest_link_down_ms:
+        return False
+    if not own_state_only and (replica["is_sdown"] or replica["is_odown"] or replica.get("is_disconnected")):
+        return False
+    return replica.get("role-reported") == "slave" or _promoted_from(pool, replica, master_info)
+
+
+def _config_epoch(state: dict) -> int:
+    try:
+        return int(state.get("config-epoch", -1))
+    except (TypeError, ValueError):
+        return -1
+
+
+def execute_confirmed(client: Redis, confirmers_cache, pipe, writes: int, check, timeout_ms: int) -> list:
+    """Run `pipe`, whose first `writes` commands are a write, and return their replies once the write counts:
+    `check(replies)` raised nothing, and every replica that must confirm it (replicas_that_must_confirm) has.
+
+    ROLE right after the write gives the master's offset, WAIT asks the replicas to acknowledge, and ROLE
+    after it says which did: each replica that must confirm must have acknowledged that offset, on the same
+    master. A count is not enough: the replica that confirmed may be one Sentinel would never promote."""
+    confirmers = confirmers_cache.get()
+    deadline = time.monotonic() + timeout_ms / 1000
+    pipe.role()
+    pipe.wait(confirmers.count, timeout_ms)
+    pipe.role()
+    replies = pipe.execute()
+    check(replies)
+    node = store.last_node(client)
+    offset, role = master_offset(replies[writes]), replies[writes + 2]
+    # WAIT returns once `count` replicas acknowledged, maybe not the required ones: their answers to the
+    # same GETACK follow within moments, so look again (on the same node) until the wait's deadline.
+    while not _confirmed(confirmers, role, offset) and time.monotonic() < deadline:
+        time.sleep(WAIT_RECHECK_S)
+        store.forget_last_node()
+        role = client.role()
+        if store.last_node(client) != node:
+            break  # another node answered: its offsets say nothing of this write
+    if not _confirmed(confirmers, role, offset):
+        confirmers_cache.forget()  # the master or its replicas may have changed: look again
+        lacking = missing(confirmers, role, offset)
+        raise WriteNotReplicated(
+            f"not confirmed within {timeout_ms} ms by "
+            + (", ".join(f"{ip}:{port}" for ip, port in lacking) if lacking else "any replica")
+        )
+    confirmers_cache.require_master(node)
+    return replies[:writes]
+
+
+def execute_counted(pipe, writes: int, check, count: int, timeout_ms: int) -> list:
+    """SESSION_WAIT_REPLICAS=N: WAIT N, a count (which replicas is not checked)."""
+    pipe.wait(count, timeout_ms)
+    replies = pipe.execute()
+    check(replies)
+    if replies[writes] < count:
+        raise WriteNotReplicated(f"WAIT: {replies[writes]} of {count} replicas confirmed within {timeout_ms} ms")
+    return replies[:writes]
+
+
+def _confirmed(confirmers: Confirmers, role: list, offset: int) -> bool:
+    if confirmers.required:
+        return not missing(confirmers, role, offset)
+    return acknowledged_count(role, offset) >= 1
 
 
 class ConfirmersCache:
@@ -98,31 +188,55 @@ class ConfirmersCache:
             raise WriteNotReplicated(f"written to {node[0]}:{node[1]}, but Sentinel names {named[0]}:{named[1]}")
 
 
-def _online(info: dict) -> int:
-    return sum(
-        1 for key, value in info.items() if key.startswith("slave") and isinstance(value, dict)
-        and value.get("state") == "online"
-    )  # fmt: skip
+def _online(role: list) -> dict[Address, int]:
+    """ROLE of a master: [b"master", offset, [[ip, port, acknowledged offset], ...]] (online replicas only) ->
+    {(ip, port): acknowledged offset}. Of a replica (a client pointed at a demoted master): {}."""
+    if not role or _text(role[0]) != "master":
+        return {}
+    return {(_text(ip), int(port)): int(offset) for ip, port, offset in role[2]}
 
 
-def _sentinel_view(pool: SentinelConnectionPool) -> tuple[dict, list[dict]] | None:
-    """SENTINEL MASTER and SENTINEL REPLICAS from the first Sentinel that answers (the one that named the
-    master comes first); None if none does."""
-    sentinels = pool.sentinel_manager.sentinels
-    for sentinel in list(sentinels):  # a copy: other threads may reorder the list meanwhile
+def master_offset(role: list) -> int:
+    """The master's replication offset in a ROLE reply (0 for a node that is not a master)."""
+    return int(role[1]) if role and _text(role[0]) == "master" else 0
+
+
+def missing(confirmers: Confirmers, role: list, offset: int) -> list[Address]:
+    """The required replicas whose acknowledged offset in `role` (a ROLE reply taken after WAIT) is below
+    `offset` (the master's offset right after the write): those that have not confirmed it."""
+    acknowledged = _online(role)
+    return sorted(r for r in confirmers.required if acknowledged.get(r, -1) < offset)
+
+
+def acknowledged_count(role: list, offset: int) -> int:
+    """How many replicas (required or not) have acknowledged `offset`."""
+    return sum(1 for acked in _online(role).values() if acked >= offset)
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _sentinel_views(pool: SentinelConnectionPool) -> list[tuple[dict, list[dict]]]:
+    """SENTINEL MASTER and SENTINEL REPLICAS from every Sentinel that answers (one round trip each)."""
+    views = []
+    now = time.monotonic()
+    for sentinel in list(pool.sentinel_manager.sentinels):  # a copy: other threads may reorder the list
+        if _unanswered_until.get(id(sentinel), 0.0) > now:
+            continue  # did not answer a moment ago: counted as not answering, without a connect timeout per ask
         pipe = sentinel.pipeline(transaction=False)
         pipe.sentinel_master(pool.service_name)
         pipe.sentinel_slaves(pool.service_name)
         try:
             master, replicas = pipe.execute()
-            return master, replicas
         except (ConnectionError, TimeoutError, ResponseError):
-            # Last next time: an unreachable Sentinel costs a connect timeout per question, and the question
-            # is asked within a request (measured: isolate-sentinel's p99 went from 10 ms to 281 ms without this).
-            with contextlib.suppress(ValueError):  # another thread moved it first
-                sentinels.remove(sentinel)
-                sentinels.append(sentinel)
-    return None
+            # The question is asked within a request: an unreachable Sentinel would cost a connect timeout each
+            # second (measured: isolate-sentinel's p99 went from 10 ms to 281 ms when it did).
+            _unanswered_until[id(sentinel)] = now + UNANSWERED_SKIP_S
+            continue
+        _unanswered_until.pop(id(sentinel), None)
+        views.append((master, replicas))
+    return views
 
 
 def _info_of(pool: SentinelConnectionPool, address: tuple[str, int]) -> dict:
