@@ -75,6 +75,24 @@ def redis_client(redis_server):
     client.close()
 
 
+@pytest.fixture
+def lone_redis(redis_binary, tmp_path):
+    """A redis-server of the test's own, without replicas (NOREPLICAS with min-replicas-to-write 1), in a folder the
+    test may take away (MISCONF), with DEBUG allowed from loopback: for replies that change or stop the server."""
+    port = free_port_block(1)
+    data_dir = tmp_path / "lone-redis"
+    data_dir.mkdir()
+    proc = _start_redis(redis_binary, port, data_dir, "--enable-debug-command", "local")
+    admin = redis.Redis(port=port, socket_timeout=2)
+    try:
+        wait_until(lambda: proc.poll() is None and admin.ping(), 15, "the lone redis-server to answer")
+        yield {"port": port, "dir": data_dir, "admin": admin}
+    finally:
+        admin.close()
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 @pytest.fixture(scope="session")
 def sentinel_binary() -> str:
     return _installed("redis-sentinel")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError, ResponseError
+from redis.exceptions import ConnectionError
 from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel
 
@@ -96,25 +96,3 @@ def test_sentinels_unreachable_is_found_behind_the_error_it_caused():
     assert store.sentinels_unreachable(cause) is cause
     assert store.sentinels_unreachable(MasterNotFoundError("No master found")) is None
     assert store.sentinels_unreachable(None) is None
-
-
-@pytest.mark.parametrize(
-    ("error", "unavailable"),
-    [
-        (ConnectionError("refused"), True),
-        (ResponseError("NOREPLICAS Not enough good replicas to write."), True),
-        (ResponseError("LOADING Redis is loading the dataset in memory"), True),
-        (ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"), False),
-        # The same replies inside a pipeline, as redis-py annotates them.
-        (
-            ResponseError(
-                "Command # 1 (GETEX sp:session:x EX 1800) of pipeline caused error: NOREPLICAS Not enough good replicas"
-            ),
-            True,
-        ),
-        (ResponseError("Command # 2 (GET k) of pipeline caused error: WRONGTYPE Operation against a key"), False),
-        (ResponseError("ERR unknown command 'NOREPLICASX'"), False),
-    ],
-)
-def test_store_errors_are_classified(error, unavailable):
-    assert store.is_store_unavailable(error) is unavailable

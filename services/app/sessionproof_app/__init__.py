@@ -77,17 +77,20 @@ class SessionproofFlask(Flask):
         return self.session_interface.run_request(self, super().full_dispatch_request)
 
     def log_exception(self, exc_info) -> None:
-        # An unreachable or full store is an expected, answered condition (503): one line, no traceback.
-        if isinstance(exc_info[1], store.RedisError) and store.is_store_full(exc_info[1]):
-            self.logger.warning("session store full, write refused: %s", exc_info[1])
+        # Every store error is answered (errors.py): one line each, with Redis's reply, no traceback.
+        error = exc_info[1]
+        if not isinstance(error, store.RedisError):
+            super().log_exception(exc_info)
             return
-        if isinstance(exc_info[1], store.RedisError) and store.is_store_unavailable(exc_info[1]):
-            if store.sentinels_unreachable(exc_info[1]) is not None:
-                self.logger.warning("session store unreachable from this replica: %s", exc_info[1])
-            else:
-                self.logger.warning("session store unavailable: %r", exc_info[1])
-            return
-        super().log_exception(exc_info)
+        condition = store.store_condition(error)
+        if condition == store.STORE_ERROR:  # not a state of a live store: credentials, ACL, a bug
+            self.logger.error("session store answered with an error (%s): %s", condition, store.describe(error))
+        elif condition == store.STORE_FULL:
+            self.logger.warning("session store full, write refused: %s", store.describe(error))
+        elif store.sentinels_unreachable(error) is not None:
+            self.logger.warning("session store unreachable from this replica: %s", error)
+        else:
+            self.logger.warning("session store unavailable (%s): %s", condition, store.describe(error))
 
 
 def _wait_replicas(env: Mapping[str, str] | None) -> int | None:

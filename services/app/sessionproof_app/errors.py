@@ -1,12 +1,12 @@
-"""Every error leaves the app as JSON; an unreachable or full store is a 503 with Retry-After."""
+"""Every error leaves the app as JSON; every store error is a 503 (or 502) with Retry-After, never a 500."""
 
 from __future__ import annotations
 
 from flask import Flask, current_app, jsonify
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from . import metrics
-from .store import RedisError, is_store_full, is_store_unavailable, sentinels_unreachable
+from . import metrics, store
+from .store import RedisError
 
 
 def error_response(status: int, code: str, message: str, **extra):
@@ -18,35 +18,47 @@ def error_response(status: int, code: str, message: str, **extra):
     return response
 
 
+# Each store condition's answer (store.store_condition), all 503 with Retry-After. Not 502, not even store_error
+# ("bad gateway" by the letter): an error reply is one every replica gets (credentials, ACL, a Redis version) or
+# one of this request alone, so re-sending it to another replica (what nginx does with a 502, below) mends nothing
+# and takes every replica out of rotation.
+_STORE_ANSWERS = {
+    store.STORE_UNAVAILABLE: "The session store is unreachable; retry shortly.",
+    store.STORE_BUSY: "The session store is busy running a script and served nothing of this request; retry shortly.",
+    store.STORE_CANNOT_PERSIST: "The session store cannot write to its disk and refused this request; nothing of it "
+    "was stored. Retry shortly.",
+    # Not retried inside the request: memory frees only as keys expire, so the client is told when to come back.
+    store.STORE_FULL: "The session store is full and refused this write; nothing of it was stored. Reads still work. "
+    "Retry later.",
+    # Not a state of a live store (credentials, ACL, a bug): logged, not retried; no write of it was acknowledged.
+    store.STORE_ERROR: "The session store answered with an error; the request was not acknowledged. Retry later.",
+}
+
+
 def _store_error_response(error: BaseException):
-    if is_store_full(error):
+    condition = store.store_condition(error)
+    if condition == store.STORE_FULL:
         metrics.STORE_FULL.inc()
-        # Full (maxmemory with noeviction): a write is refused whole, reads still work. Not retried
-        # inside the request: memory frees only as keys expire, so the client is told when to come back.
+        return error_response(503, condition, _STORE_ANSWERS[condition])
+    # The hardened layer stops at once when this replica reaches no Sentinel (see session_layer).
+    # 502, not 503: nginx re-sends a 502 to another replica and counts it against this one
+    # (max_fails), which is what a cut-off replica deserves; a 503 (a store outage every replica
+    # sees) is passed to the client as it is, so it cannot take every replica out of rotation.
+    # Stock keeps its one answer.
+    if (
+        condition == store.STORE_UNAVAILABLE
+        and current_app.session_interface.layer == "hardened"
+        and store.sentinels_unreachable(error) is not None
+    ):
+        metrics.STORE_UNAVAILABLE.labels(error="store_unreachable_from_replica").inc()
         return error_response(
-            503,
-            "store_full",
-            "The session store is full and refused this write; nothing of it was stored. Reads still work. "
-            "Retry later.",
+            502,
+            "store_unreachable_from_replica",
+            "This replica cannot reach any Sentinel, so it cannot reach the session store; the request "
+            "was not acknowledged. Send it to another replica (with the same Idempotency-Key), or retry shortly.",
         )
-    if is_store_unavailable(error):
-        # The hardened layer stops at once when this replica reaches no Sentinel (see session_layer).
-        # 502, not 503: nginx re-sends a 502 to another replica and counts it against this one
-        # (max_fails), which is what a cut-off replica deserves; a 503 (a store outage every replica
-        # sees) is passed to the client as it is, so it cannot take every replica out of rotation.
-        # Stock keeps its one answer.
-        if current_app.session_interface.layer == "hardened" and sentinels_unreachable(error) is not None:
-            metrics.STORE_UNAVAILABLE.labels(error="store_unreachable_from_replica").inc()
-            return error_response(
-                502,
-                "store_unreachable_from_replica",
-                "This replica cannot reach any Sentinel, so it cannot reach the session store; the request "
-                "was not acknowledged. Send it to another replica (with the same Idempotency-Key), or retry shortly.",
-            )
-        metrics.STORE_UNAVAILABLE.labels(error="store_unavailable").inc()
-        return error_response(503, "store_unavailable", "The session store is unreachable; retry shortly.")
-    current_app.logger.error("unexpected Redis error: %r", error)
-    return error_response(500, "store_error", "The session store answered with an error.")
+    metrics.STORE_UNAVAILABLE.labels(error=condition).inc()
+    return error_response(503, condition, _STORE_ANSWERS[condition])
 
 
 def _handle_http_exception(error: HTTPException):

@@ -166,7 +166,7 @@ class HardenedSessionInterface(StockSessionInterface):
     def _pause_before_retry(self, error: RedisError, failures: int) -> None:
         """Back off, then make the next command ask Sentinel for the master; re-raise once the budget is spent."""
         if not is_store_unavailable(error):
-            raise error
+            raise error  # a full store or an error reply: no retry mends it (store.RETRIED says which do)
         if store.sentinels_unreachable(error) is not None:
             # Why stop now: this replica reaches no Sentinel (it is cut off, e.g. partitioned), while
             # the other replicas may well reach the store. Its 502 (store_unreachable_from_replica)

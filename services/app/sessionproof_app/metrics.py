@@ -49,7 +49,8 @@ IDEMPOTENT_REPLAYS = Counter(
 )
 STORE_UNAVAILABLE = Counter(
     "sessionproof_store_unavailable",
-    "Requests answered 503 store_unavailable or 502 store_unreachable_from_replica.",
+    "Requests the store did not serve, by the error they were answered with: 503 store_unavailable, store_busy, "
+    "store_cannot_persist or store_error, 502 store_unreachable_from_replica (store_full counts apart).",
     ["error"],
 )
 STORE_FULL = Counter("sessionproof_store_full", "Writes refused with 503 store_full (Redis at maxmemory).")

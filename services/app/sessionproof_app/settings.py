@@ -109,7 +109,7 @@ SETTINGS: tuple[Setting, ...] = (
         "write keeps a record this long (the sizing rule in docs/measurements.md).",
         "app",
     ),
-    Setting("RETRY_AFTER_S", "1", "Retry-After sent with a 503 when the session store is unreachable.", "app"),
+    Setting("RETRY_AFTER_S", "1", "Retry-After of every 503 (or 502) answering a store error.", "app"),
     Setting("CART_MAX_ITEMS", "50", "Largest number of items in one cart; adding more gets 409.", "app"),
     Setting("ITEM_MAX_LEN", "64", "Longest item name (characters A-Z a-z 0-9 _ . -).", "app"),
     Setting("USER_MAX_LEN", "64", "Longest user name (same characters as items).", "app"),

@@ -10,13 +10,18 @@ from contextvars import ContextVar
 from redis import Redis
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.exceptions import (
+    AuthenticationError,
+    AuthorizationError,
     BusyLoadingError,
     ConnectionError,
+    ExternalAuthProviderError,
+    MasterDownError,
     OutOfMemoryError,
     ReadOnlyError,
     RedisError,
     ResponseError,
     TimeoutError,
+    TryAgainError,
 )
 from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool, SentinelManagedConnection
@@ -186,31 +191,87 @@ def get_and_touch(client: Redis, key: str, ttl_s: int) -> bytes | None:
         pool.release(connection)
 
 
-# Errors that mean "the store is (briefly) not there", as opposed to a bug.
-_UNAVAILABLE_TYPES = (ConnectionError, TimeoutError, ReadOnlyError, BusyLoadingError, WriteNotReplicated)
-_UNAVAILABLE_REPLIES = ("NOREPLICAS", "MASTERDOWN", "LOADING", "TRYAGAIN", "READONLY")
+# Where each Redis error goes in the HTTP contract (errors.py answers it; docs/session-contract.md lists the codes).
+# The hardened layer retries the RETRIED conditions within its budget: each clears on its own or by a
+# Sentinel failover (a master that is busy or cannot persist refuses Sentinel's PING too, so Sentinel
+# takes it for down and fails over). Every other error is answered at once.
+STORE_UNAVAILABLE = "store_unavailable"
+STORE_BUSY = "store_busy"  # BUSY: a script runs past busy-reply-threshold (Sentinel sends SCRIPT KILL, or fails over)
+STORE_CANNOT_PERSIST = "store_cannot_persist"  # MISCONF: the master cannot write its AOF or RDB, refuses writes
+STORE_FULL = "store_full"  # OOM: maxmemory with noeviction; frees only as keys expire, so not retried
+STORE_ERROR = "store_error"  # any other reply or error: not a state of a live store, so not retried
+RETRIED = frozenset({STORE_UNAVAILABLE, STORE_BUSY, STORE_CANNOT_PERSIST})
+
+# Redis's reply codes. redis-py strips the code from the message of the replies it has a class for
+# (MASTERDOWN, READONLY, OOM, ...) and keeps it in `status_code`; others (BUSY, MISCONF, NOREPLICAS)
+# stay in the message, behind "Command # 1 (EVAL ...) of pipeline caused error: " in a pipeline.
+_REPLY_CONDITIONS = {
+    "NOREPLICAS": STORE_UNAVAILABLE,
+    "MASTERDOWN": STORE_UNAVAILABLE,
+    "LOADING": STORE_UNAVAILABLE,
+    "TRYAGAIN": STORE_UNAVAILABLE,
+    "READONLY": STORE_UNAVAILABLE,
+    "BUSY": STORE_BUSY,
+    "MISCONF": STORE_CANNOT_PERSIST,
+    "OOM": STORE_FULL,
+}
+_REPLY_CODE = re.compile(r"(?:Command # \d+ \(.*?\) of pipeline caused error: )?([A-Z][A-Z0-9_]*)(?=\s|$)", re.DOTALL)
+# The same conditions as redis-py raises them without a code (built by hand, or by older redis-py).
+_UNAVAILABLE_TYPES = (
+    ConnectionError,
+    TimeoutError,
+    ReadOnlyError,
+    BusyLoadingError,
+    MasterDownError,
+    TryAgainError,
+    WriteNotReplicated,
+)
+# ConnectionErrors that no retry or failover mends: the app's credentials or ACL do not fit the store.
+_CONFIGURATION_TYPES = (AuthenticationError, AuthorizationError, ExternalAuthProviderError)
 
 
-# A pipeline prefixes the reply: "Command # 1 (GETEX ...) of pipeline caused error: NOREPLICAS ...".
-_UNAVAILABLE_REPLY = re.compile(rf"(?:^|of pipeline caused error: )(?:{'|'.join(_UNAVAILABLE_REPLIES)})\b")
+def reply_code(error: BaseException) -> str | None:
+    """The code of the Redis reply behind `error` (`BUSY`, `NOPERM`, ...), or None for an error Redis did not send."""
+    code = getattr(error, "status_code", None)
+    if code:
+        return code
+    if isinstance(error, ResponseError):
+        match = _REPLY_CODE.match(str(error))
+        if match:
+            return match.group(1)
+    return None
 
 
-# Redis refuses a write that needs memory beyond maxmemory (noeviction) with OOM; in a pipeline or a
-# transaction the reply is prefixed, and EXECABORT carries the queued command's OOM.
-_FULL_REPLY = re.compile(r"(?:^|caused error: )OOM\b")
+def describe(error: BaseException) -> str:
+    """`error`'s class, reply code and message, for a log line (redis-py 8's repr drops the message)."""
+    code = reply_code(error)
+    message = str(error)
+    shown = f"{code} {message}" if code and code not in message else message
+    return f"{type(error).__name__}: {shown}"
+
+
+def store_condition(error: BaseException) -> str:
+    """The error code a client gets for this store error (STORE_UNAVAILABLE, STORE_BUSY, ...)."""
+    condition = _REPLY_CONDITIONS.get(reply_code(error) or "")
+    if condition is not None:
+        return condition
+    if isinstance(error, OutOfMemoryError):
+        return STORE_FULL
+    if isinstance(error, _CONFIGURATION_TYPES):
+        return STORE_ERROR
+    if isinstance(error, _UNAVAILABLE_TYPES):
+        return STORE_UNAVAILABLE
+    return STORE_ERROR
 
 
 def is_store_full(error: BaseException) -> bool:
     """Redis refused a write because it is at maxmemory: an expected state of a live store, not a bug."""
-    return isinstance(error, OutOfMemoryError) or (
-        isinstance(error, ResponseError) and _FULL_REPLY.search(str(error)) is not None
-    )
+    return store_condition(error) == STORE_FULL
 
 
 def is_store_unavailable(error: BaseException) -> bool:
-    if isinstance(error, _UNAVAILABLE_TYPES):
-        return True
-    return isinstance(error, ResponseError) and _UNAVAILABLE_REPLY.search(str(error)) is not None
+    """The store cannot serve now (unreachable, no master, busy, cannot persist, ...) but may soon: worth a retry."""
+    return store_condition(error) in RETRIED
 
 
 def retry_reason(error: BaseException) -> str:
@@ -219,9 +280,9 @@ def retry_reason(error: BaseException) -> str:
         return "not_replicated"
     if isinstance(error, MasterNotFoundError):
         return "no_master"
-    for reply in _UNAVAILABLE_REPLIES:
-        if isinstance(error, ResponseError) and reply in str(error):
-            return reply.lower()
+    code = reply_code(error)
+    if code in _REPLY_CONDITIONS:
+        return code.lower()
     return {ReadOnlyError: "readonly", BusyLoadingError: "loading", TimeoutError: "timeout"}.get(
         type(error), "connection" if isinstance(error, ConnectionError) else type(error).__name__.lower()
     )
@@ -301,6 +362,7 @@ __all__ = [
     "StoreSentinel",
     "WriteNotReplicated",
     "connect_master",
+    "describe",
     "forget_last_node",
     "get_and_touch",
     "is_store_full",
@@ -308,6 +370,8 @@ __all__ = [
     "last_node",
     "make_backoff",
     "make_retry",
+    "reply_code",
     "retry_reason",
     "sentinels_unreachable",
+    "store_condition",
 ]
