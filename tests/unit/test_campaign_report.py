@@ -93,6 +93,9 @@ def test_a_clean_campaign_states_the_rule_of_three_and_reads_gzipped_events(tmp_
     )
     assert figures["faults"]["overlapping_injections"] == 2 and figures["faults"]["steps_by_kind"] == {
         "pair": 1, "single": 1}  # fmt: skip
+    bound = figures["bound"]
+    assert (bound["steps"], bound["steps_with_lost_writes"]) == (2, 0)
+    assert bound["steps_upper_95"] == pytest.approx(1 - 0.05**0.5)  # 0 of 2 steps: the rule over steps
     assert "0 lost of 1498" in capsys.readouterr().out
 
 

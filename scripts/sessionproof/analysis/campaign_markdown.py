@@ -184,11 +184,10 @@ def _bound(f: dict) -> list[str]:
     b = f["bound"]
     model = _listing(b["fault_model"], "no fault ran")
     lost = ", ".join(f"{k}: {v}" for k, v in b["lost_by_fault_active"].items()) or "none lost"
-    steps = b["steps_bound"]
     per_step = (
         f"{b['steps_with_lost_writes']} of {b['steps']} steps lost a write acknowledged while one of their faults was "
-        f"active (95 % upper bound on the share of such steps: {steps['upper_95']:.4f})."
-        if steps.get("upper_95") is not None
+        f"active (95 % upper bound on the share of such steps: {b['steps_upper_95']:.4g})."
+        if b["steps_upper_95"] is not None
         else "No step ran, so no per-step bound."
     )
     method = f" Method: {b['method']}." if b.get("method") else ""

@@ -239,7 +239,8 @@ def campaign_figures(c: Campaign, contexts: list[list[dict]]) -> dict[str, Any]:
             ),
             "steps": len(c.steps),
             "steps_with_lost_writes": steps_lost,
-            "steps_bound": loss_bound(steps_lost, len(c.steps)),
+            # The share of steps that lose a write, bounded as the writes are (None when no step ran).
+            "steps_upper_95": loss_bound(steps_lost, len(c.steps))["upper_95"],
             "lost_by_fault_active": lost_by_fault(verdict.lost_items, c.runs, run.started_unix_s, c.end_t),
             "fault_model": nemesis.counted(i.fault for i in c.runs),
         },
