@@ -12,7 +12,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Every run's exit status (make demo, loadtest, experiment, experiments, report, locust --headless).
 EXIT_CODES := 2: the harness could not run; 3: an SLO was breached; 4: the run is INVALID, its load generator crossed its bounds; see results/latest/report.md
 
-.PHONY: generate validate help deps venv images up down status logs clean config lint format test test-quick lock unloaded loadtest report check chaos experiment experiments demo screenshots bench scale soak
+.PHONY: generate validate help deps venv images up down status logs clean config lint format test test-quick lock unloaded loadtest report check chaos experiment experiments campaign demo screenshots bench scale soak
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -126,6 +126,10 @@ experiment: venv ## One failover experiment: SCENARIO=failover-redis-kill (load,
 	@if [ -z "$(SCENARIO)" ]; then echo "usage: make experiment SCENARIO=<failover scenario>"; exit 2; fi
 	@$(PY) -m sessionproof.chaos.experiment $(SCENARIO) \
 	|| { rc=$$?; echo "experiment exited $$rc ($(EXIT_CODES))"; exit $$rc; }
+
+campaign: venv ## A nemesis campaign: mixed load for DURATION (e.g. 2h; default 10m) while random, overlapping faults from SEED (default 1) run, per configuration in LAYERS (default hardened); needs NETWORK=netns; results/<UTC-time>-campaign-<configuration>/campaign.md
+	@$(PY) -m sessionproof.chaos.campaign --duration "$(or $(DURATION),10m)" --seed "$(or $(SEED),1)" --layers "$(or $(LAYERS),hardened)" \
+	|| { rc=$$?; echo "campaign exited $$rc ($(EXIT_CODES))"; exit $$rc; }
 
 experiments: venv ## Every fault experiment plus latency and concurrency, per configuration (LAYERS="hardened stock stock-min-replicas-0"; ONLY="partition-app ..." for a subset), then results/<UTC-time>-matrix/report.md (about 15 minutes per configuration)
 	@$(PY) -m sessionproof.chaos.experiment --all $(if $(ONLY),--only "$(ONLY)") \

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from sessionproof.chaos import faults as chaos
+from sessionproof.chaos import fault_kit
 from sessionproof.chaos.faults import FAULTS, NETWORK_FAULTS, heal, inject
 from sessionproof.runs import EventLog
 from sessionproof.runtimes.commands import ContainerError, run_command
@@ -87,7 +87,8 @@ def k8s_runtime(fake):
 
 @pytest.fixture(autouse=True)
 def nginx_routes_at_once(monkeypatch):
-    monkeypatch.setattr(chaos, "_served_by_through_entry", lambda runtime, target: True)
+    monkeypatch.setattr(fault_kit, "served_by_through_entry", lambda runtime, target: True)
+    monkeypatch.setattr(fault_kit, "is_busy", lambda runtime, target: True)  # the fake cluster runs no script
 
 
 def run_fault(runtime, name: str, tmp_path) -> list[str]:
@@ -114,7 +115,16 @@ K8S_EXPECTED = {
     "restart-redis-all": [("delete", "pod", f"redis-{i}", "--grace-period=0", "--force", "--wait=false")
                           for i in range(3)],
     "fill-redis": [],  # in-band: see config_sets
+    "kill-redis-replica": [("delete", "pod", "redis-1", "--grace-period=0", "--force", "--wait=false")],
+    "pause-redis-replica": [("exec", "redis-1", "--", "sh", "-c", "kill -STOP -1"),
+                            ("exec", "redis-1", "--", "sh", "-c", "kill -CONT -1")],
+    "busy-script-redis-master": [],  # in-band: see redis_commands
+    "pause-writes-redis-master": [],
 }  # fmt: skip
+IN_BAND = {
+    "busy-script-redis-master": ("redis-0", "'EVAL'"),
+    "pause-writes-redis-master": ("redis-0", "'CLIENT' 'PAUSE' '60000' 'WRITE'"),
+}
 
 
 @pytest.mark.parametrize("name", PROCESS_FAULTS)
@@ -125,6 +135,9 @@ def test_every_fault_on_k8s(name, tmp_path):
         assert fake.sent(*command), (command, fake.calls)
     assert ["kubectl", "apply", "-k", str(k8s_runtime(fake).overlay)] in fake.calls  # heal re-applies and waits
     assert fake.sent("rollout", "status", "statefulset/redis", "--timeout=60s")
+    if name in IN_BAND:
+        pod, command = IN_BAND[name]
+        assert any(pod in call and command in " ".join(call) for call in fake.calls), fake.calls
     if name == "fill-redis":
         assert config_sets(fake.calls) == [("redis-0", str(USED_MEMORY // 2))] + [
             (f"redis-{i}", "256mb") for i in range(3)

@@ -194,7 +194,8 @@ def test_network_faults_on_a_loopback_stack_fail_at_once_with_the_setting_and_pr
     runtime = LocalRuntime(StackConfig.from_env({"STATE_DIR": str(tmp_path), "NETWORK": "loopback"}))
     expected = {
         "partition-redis-master", "partition-app", "isolate-sentinel", "partition-sentinels-minority",
-        "congest-redis-master",
+        "congest-redis-master", "cut-replica-from-master", "hide-replica-from-sentinels", "split-sentinel-views",
+        "cut-apps-from-sentinels",
     }  # fmt: skip
     assert expected == NETWORK_FAULTS
     log = EventLog(tmp_path / "events.jsonl")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sessionproof.analysis import campaign_faults as nemesis
+from sessionproof.analysis import matrix
 from sessionproof.analysis.campaign_availability import (
     availability,
     lost_by_fault,
@@ -43,7 +44,6 @@ from sessionproof.analysis.rundata import RunData, load_run
 from sessionproof.analysis.summary import invalid_reasons, validity_line
 from sessionproof.history import ANOMALY_CLASSES, TALLIES
 from sessionproof.runfiles import RunFileError
-from sessionproof.settings import CONFIGURATIONS
 from sessionproof.validity import BAD_INPUT_EXIT_CODE, INVALID_RUN_EXIT_CODE, SLO_BREACH_EXIT_CODE
 
 REPORT_FILE, FIGURES_FILE, PLOT_FILE = "campaign.md", "campaign.json", "campaign.png"
@@ -74,12 +74,7 @@ def configuration_of(meta: dict, plan: dict | None) -> str | None:
     named = (plan or {}).get("configuration") or meta.get("configuration")
     if named:
         return str(named)
-    config = meta.get("config") or {}
-    matching = [
-        name for name, overrides in CONFIGURATIONS.items()
-        if all(str(config.get(k)) == v for k, v in overrides.items())
-    ]  # fmt: skip
-    return max(matching, key=lambda name: len(CONFIGURATIONS[name]), default=None)
+    return matrix.configuration_of(meta) if meta.get("config") else None
 
 
 def seed_of(meta: dict, plan: dict | None) -> int | None:

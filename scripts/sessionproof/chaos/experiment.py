@@ -74,10 +74,14 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
-def run_experiment(name: str, runtime: Runtime, progress=say) -> tuple[Path, int]:
+def run_experiment(
+    name: str, runtime: Runtime, progress=say, *, duration: str | None = None, drive=None, run_name: str | None = None
+) -> tuple[Path, int]:
     """One experiment; returns its run folder and exit code (report.exit_code: 0 ok, 3 SLO breached, 4 invalid).
 
-    A scenario without a faults: schedule runs the same way, minus the faults."""
+    A scenario without a faults: schedule runs the same way, minus the faults. `duration` overrides the
+    scenario's; `drive(run_dir, log, started, alive)`, when given, injects the faults instead of the schedule
+    (the nemesis of a campaign) and must heal what it broke; `run_name` names the results folder."""
     scenario = scenarios.load(name)
     schedule = scenario.raw.get("faults") or []
     unknown = [f.get("fault") for f in schedule if f.get("fault") not in FAULTS]
@@ -89,14 +93,14 @@ def run_experiment(name: str, runtime: Runtime, progress=say) -> tuple[Path, int
 
     progress(f"[{name}] steady state before: bringing every node up")
     runtime.up(progress=lambda *_: None)
-    run_dir = runs.reserve_run_dir(name)
+    run_dir = runs.reserve_run_dir(run_name or name)
     log = EventLog(run_dir / "raw" / "events.jsonl")
     log.write("steady_state", phase="before", healthy=runtime.healthy())
     stop, watchers = start_watchers(runtime, log)
     # The runtime's env carries SESSION_LAYER, so meta.json names the layer this run measured.
     # The run writes raw data only: the report waits for the final read below.
     env = {**os.environ, **runtime.config.env, RUN_DIR_ENV: str(run_dir), REPORT_LATER_ENV: "1", "SCENARIO": name}
-    command = headless_command(scenario, runtime.config.entry_url)
+    command = headless_command(scenario, runtime.config.entry_url, duration=duration)
     progress(f"[{name}] load: {' '.join(command[1:])}")
     injected: list[tuple] = []
     with (run_dir / "raw" / "locust.log").open("w") as locust_log:
@@ -107,7 +111,9 @@ def run_experiment(name: str, runtime: Runtime, progress=say) -> tuple[Path, int
         relay.start()
         started = time.monotonic()
         try:
-            for step in sorted(schedule, key=lambda s: float(s.get("at_s", 0))):
+            if drive is not None:
+                drive(run_dir, log, started, lambda: locust.poll() is None)
+            for step in [] if drive is not None else sorted(schedule, key=lambda s: float(s.get("at_s", 0))):
                 fault = FAULTS[step["fault"]]
                 _sleep_until(started + float(step.get("at_s", 0)), locust)
                 targets = inject(fault, runtime, log, [step["target"]] if step.get("target") else None)
@@ -120,7 +126,7 @@ def run_experiment(name: str, runtime: Runtime, progress=say) -> tuple[Path, int
         finally:
             for fault, targets in injected:  # heal always runs
                 heal(fault, runtime, log, targets)
-            exit_code = _wait_for_locust(locust, scenario)
+            exit_code = _wait_for_locust(locust, scenario, duration)
             relay.join(timeout=10)
             locust.stdout.close()
             stop_watchers(stop, watchers)
@@ -175,9 +181,9 @@ def _sleep_until(deadline: float, locust: subprocess.Popen) -> None:
         time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
 
 
-def _wait_for_locust(locust: subprocess.Popen, scenario: scenarios.Scenario) -> int:
+def _wait_for_locust(locust: subprocess.Popen, scenario: scenarios.Scenario, duration: str | None = None) -> int:
     try:
-        return locust.wait(timeout=scenario.duration_s + 120)
+        return locust.wait(timeout=(scenarios.duration_s(duration) if duration else scenario.duration_s) + 120)
     except subprocess.TimeoutExpired:
         locust.kill()
         return locust.wait()

@@ -18,146 +18,53 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-
-import requests
 
 from sessionproof import runs, settings
+from sessionproof.chaos.fault_kit import (
+    Fault,
+    busy_script,
+    congest,
+    cut_sides,
+    fill,
+    first,
+    first_replica,
+    heal_fill,
+    heal_in_band,
+    heal_network,
+    heal_stack,
+    kill_each,
+    kill_scripts,
+    minority_sides,
+    names,
+    partition_from,
+    pause_each,
+    pause_writes,
+    redis_master,
+    restart_each,
+    restore_maxmemory,
+    resume_each,
+    start_each,
+    unpause_clients,
+)
 from sessionproof.runs import EventLog
 from sessionproof.runtimes.factory import get_runtime
 from sessionproof.runtimes.interface import Runtime
-from sessionproof.waiting import DeadlineExceeded, wait_until
-
-HEAL_TIMEOUT_S = 60.0
-ROTATION_TIMEOUT_S = 30.0
-# congest-redis-master: tbf lets a burst through, queues what exceeds the rate for up to
-# CONGEST_LATENCY_MS and drops the rest (the kernel here has no netem to add plain delay).
-CONGEST_BURST_KBIT = 32
-CONGEST_LATENCY_MS = 200
+from sessionproof.waiting import DeadlineExceeded
 
 
-@dataclass(frozen=True)
-class Fault:
-    name: str
-    description: str
-    default_hold_s: float  # how long the fault lasts before heal when run by hand
-    choose_target: Callable[[Runtime], list[str]]
-    inject: Callable[[Runtime, list[str]], None]
-    heal: Callable[[Runtime, list[str]], None]
+def _cut_from_master(runtime: Runtime, targets: list[str]) -> None:
+    master = redis_master(runtime)[0]
+    runtime.cut_links([(t, master) for t in targets if t != master])
 
 
-def _first(kind: str) -> Callable[[Runtime], list[str]]:
-    return lambda runtime: [runtime.nodes(kind)[0].name]
+def _cut_from_two_sentinels(runtime: Runtime, targets: list[str]) -> None:
+    """The first two Sentinels lose sight of each target; the third still sees it: the Sentinels disagree."""
+    sentinels = names(runtime, "sentinel")[:2]
+    runtime.cut_links([(t, s) for t in targets for s in sentinels])
 
 
-def _redis_master(runtime: Runtime) -> list[str]:
-    master = runtime.master_node()
-    if master is None:
-        raise RuntimeError("no Sentinel names a master; run `make up` to restore the stack first")
-    return [master.name]
-
-
-def _kill_each(runtime: Runtime, targets: list[str]) -> None:
-    for target in targets:
-        runtime.kill(target)
-
-
-def _pause_each(runtime: Runtime, targets: list[str]) -> None:
-    for target in targets:
-        runtime.pause(target)
-
-
-def _restart_each(runtime: Runtime, targets: list[str]) -> None:
-    """A rolling restart: one replica at a time, and the next goes only once nginx routes to this one again.
-
-    Ready is not enough: nginx's passive check keeps a replica that failed out of
-    rotation for NGINX_FAIL_TIMEOUT_S. Restarting the next one sooner can leave no
-    replica in rotation ("no live upstreams", 502), which no real rolling deploy
-    (one unavailable at a time) would do."""
-    for target in targets:
-        runtime.restart(target)
-        wait_until(
-            lambda target=target: _served_by_through_entry(runtime, target),
-            ROTATION_TIMEOUT_S,
-            f"nginx to route requests to {target} again",
-            interval_s=0.1,
-        )
-
-
-def _served_by_through_entry(runtime: Runtime, target: str, attempts: int = 6) -> bool:
-    """Whether one of a few GET /ping through the entry point is answered by target (round robin)."""
-    with requests.Session() as http:
-        for _ in range(attempts):
-            try:
-                response = http.get(f"{runtime.config.entry_url}/ping", timeout=2)
-            except requests.RequestException:
-                continue
-            if response.headers.get("X-Served-By") == target:
-                return True
-    return False
-
-
-def heal_stack(runtime: Runtime, targets: list[str]) -> None:
-    """Idempotent: every node running and unpaused, the topology healthy (1 master, 2 replicas, 3 sentinels)."""
-    for target in targets:
-        runtime.start(target)  # starts a killed node, resumes a paused one, leaves a healthy one alone
-    runtime.up(timeout_s=HEAL_TIMEOUT_S, progress=lambda *_: None)
-
-
-# ------------------------------------------------------------------ a full store
-def _fill(runtime: Runtime, targets: list[str]) -> None:
-    """maxmemory below what the node uses: with noeviction, Redis refuses every write that needs memory (OOM)."""
-    for target in targets:
-        used = int(runtime.redis_info(target, "memory")["used_memory"])
-        runtime.redis_config_set(target, "maxmemory", str(max(1, used // 2)))
-
-
-def heal_fill(runtime: Runtime, targets: list[str]) -> None:
-    """Idempotent: REDIS_MAXMEMORY on every Redis node again (a failover may have moved the master), then what
-    heal_stack waits for."""
-    maxmemory = settings.get_str("REDIS_MAXMEMORY", runtime.config.env)
-    for node in runtime.nodes("redis"):
-        if runtime.is_running(node.name):
-            runtime.redis_config_set(node.name, "maxmemory", maxmemory)
-    heal_stack(runtime, [])
-
-
-# ------------------------------------------------------------------ network faults
-def _names(runtime: Runtime, *kinds: str) -> list[str]:
-    return [n.name for n in runtime.nodes() if n.kind in kinds]
-
-
-def _partition_from(peer_kinds: tuple[str, ...]) -> Callable[[Runtime, list[str]], None]:
-    """Cut each target from every node of peer_kinds (but itself)."""
-
-    def cut(runtime: Runtime, targets: list[str]) -> None:
-        runtime.cut_links([(t, peer) for t in targets for peer in _names(runtime, *peer_kinds) if peer != t])
-
-    return cut
-
-
-def _minority_sides(runtime: Runtime) -> list[str]:
-    """Side A: the master and the first Sentinel; side B (the rest of Redis and Sentinel) is the majority."""
-    return [*_redis_master(runtime), runtime.nodes("sentinel")[0].name]
-
-
-def _cut_sides(runtime: Runtime, side_a: list[str]) -> None:
-    side_b = [n for n in _names(runtime, "redis", "sentinel") if n not in side_a]
-    runtime.cut_links([(a, b) for a in side_a for b in side_b])
-
-
-def _congest(runtime: Runtime, targets: list[str]) -> None:
-    rate_kbit = settings.get_int("CONGEST_RATE_KBIT", runtime.config.env, minimum=8)
-    for target in targets:
-        runtime.congest(target, rate_kbit, CONGEST_BURST_KBIT, CONGEST_LATENCY_MS)
-
-
-def heal_network(runtime: Runtime, targets: list[str]) -> None:
-    """Idempotent: every link restored, then what heal_stack waits for. After a partition of the master that
-    means Sentinel has demoted the old master and it has resynced from the new one: one settled master."""
-    runtime.heal_network()
-    heal_stack(runtime, targets)
+def _cut_apps_from_sentinels(runtime: Runtime, targets: list[str]) -> None:
+    runtime.cut_links([(a, s) for a in names(runtime, "app") for s in names(runtime, "sentinel")])
 
 
 FAULTS: dict[str, Fault] = {
@@ -166,106 +73,115 @@ FAULTS: dict[str, Fault] = {
         Fault(
             "kill-app",
             "SIGKILL one app replica; it comes back after the hold",
-            5,
-            _first("app"),
-            _kill_each,
-            heal_stack,
+            5, first("app"), kill_each, heal_stack, start_each,
         ),
         Fault(
-            "pause-app", "SIGSTOP one app replica for the hold, then SIGCONT", 5, _first("app"), _pause_each, heal_stack
+            "pause-app",
+            "SIGSTOP one app replica for the hold, then SIGCONT",
+            5, first("app"), pause_each, heal_stack, resume_each,
         ),
         Fault(
             "restart-apps",
             "rolling restart of every app replica (graceful, one at a time)",
-            0,
-            lambda runtime: [n.name for n in runtime.nodes("app")],
-            _restart_each,
-            heal_stack,
+            0, lambda runtime: [n.name for n in runtime.nodes("app")], restart_each, heal_stack,
         ),
         Fault(
             "kill-redis-master",
             "SIGKILL the node Sentinel names master; it rejoins as a replica when healed",
-            8,
-            _redis_master,
-            _kill_each,
-            heal_stack,
+            8, redis_master, kill_each, heal_stack, start_each,
         ),
         Fault(
             "pause-redis-master",
             "SIGSTOP the master for the hold, then SIGCONT",
-            5,
-            _redis_master,
-            _pause_each,
-            heal_stack,
+            5, redis_master, pause_each, heal_stack, resume_each,
+        ),
+        Fault(
+            "kill-redis-replica",
+            "SIGKILL one replica; it starts again from its own (older) data when healed",
+            8, first_replica, kill_each, heal_stack, start_each,
+        ),
+        Fault(
+            "pause-redis-replica",
+            "SIGSTOP one replica (the master keeps it online until repl-timeout), then SIGCONT",
+            8, first_replica, pause_each, heal_stack, resume_each,
         ),
         Fault(
             "fill-redis",
             "lower the master's maxmemory to half its use: it refuses writes (OOM) until healed",
-            5,
-            _redis_master,
-            _fill,
-            heal_fill,
+            5, redis_master, fill, heal_fill, restore_maxmemory,
+        ),
+        Fault(
+            "busy-script-redis-master",
+            "a read-only Lua script spins on the master: it answers nobody, then BUSY, until Sentinel or the heal "
+            "kills it (SCRIPT KILL)",
+            8, redis_master, busy_script, heal_in_band, kill_scripts,
+        ),
+        Fault(
+            "pause-writes-redis-master",
+            "CLIENT PAUSE WRITE on the master: writes wait, reads and Sentinel's pings pass (no failover) until "
+            "CLIENT UNPAUSE",
+            5, redis_master, pause_writes, heal_in_band, unpause_clients,
         ),
         Fault(
             "kill-sentinel",
             "SIGKILL one Sentinel; it comes back after the hold",
-            5,
-            _first("sentinel"),
-            _kill_each,
-            heal_stack,
+            5, first("sentinel"), kill_each, heal_stack, start_each,
         ),
         Fault(
             "restart-redis-all",
             "SIGKILL every Redis node, start them after the hold: sessions must come back from the AOF",
-            3,
-            lambda runtime: [n.name for n in runtime.nodes("redis")],
-            _kill_each,
-            heal_stack,
+            3, lambda runtime: [n.name for n in runtime.nodes("redis")], kill_each, heal_stack, start_each,
         ),
         Fault(
             "partition-redis-master",
             "cut the master off from every Sentinel and replica (the apps still reach it) until Sentinel has promoted "
             "a replica; heal: the old master is demoted and resyncs",
-            10,
-            _redis_master,
-            _partition_from(("redis", "sentinel")),
-            heal_network,
+            10, redis_master, partition_from(("redis", "sentinel")), heal_network,
         ),
         Fault(
             "partition-app",
             "cut one app replica off from every Redis and Sentinel (nginx still reaches it)",
-            10,
-            _first("app"),
-            _partition_from(("redis", "sentinel")),
-            heal_network,
+            10, first("app"), partition_from(("redis", "sentinel")), heal_network,
         ),
         Fault(
             "isolate-sentinel",
             "cut one Sentinel off from every other node (Redis, Sentinels, apps)",
-            10,
-            _first("sentinel"),
-            _partition_from(("redis", "sentinel", "app")),
-            heal_network,
+            10, first("sentinel"), partition_from(("redis", "sentinel", "app")), heal_network,
         ),
         Fault(
             "partition-sentinels-minority",
             "the master and one Sentinel on one side, two Sentinels and both replicas on the other; "
             "the apps reach both",
-            10,
-            _minority_sides,
-            _cut_sides,
-            heal_network,
+            10, minority_sides, cut_sides, heal_network,
         ),
         Fault(
             "congest-redis-master",
             "slow the master's link both ways to CONGEST_RATE_KBIT with a tbf queue (what exceeds it waits, then drops)",
-            10,
-            _redis_master,
-            _congest,
-            heal_network,
+            10, redis_master, congest, heal_network,
+        ),
+        Fault(
+            "cut-replica-from-master",
+            "cut one replica's link to the master only: the Sentinels still see it healthy, and could promote it",
+            10, first_replica, _cut_from_master, heal_network,
+        ),
+        Fault(
+            "hide-replica-from-sentinels",
+            "cut one replica off from every Sentinel only: it still replicates (and confirms writes), but no "
+            "Sentinel can promote it",
+            10, first_replica, partition_from(("sentinel",)), heal_network,
+        ),
+        Fault(
+            "split-sentinel-views",
+            "cut one replica off from two of the three Sentinels: the third still sees it up (the Sentinels disagree)",
+            10, first_replica, _cut_from_two_sentinels, heal_network,
+        ),
+        Fault(
+            "cut-apps-from-sentinels",
+            "cut every app replica off from every Sentinel (the apps still reach Redis)",
+            10, lambda runtime: [], _cut_apps_from_sentinels, heal_network,
         ),
     )
-}
+}  # fmt: skip
 NETWORK_FAULTS = frozenset(name for name, fault in FAULTS.items() if fault.heal is heal_network)
 
 
@@ -284,21 +200,22 @@ def default_event_log(runtime: Runtime) -> EventLog:
     return EventLog(runtime.config.state_dir / "logs" / "chaos-events.jsonl")
 
 
-def inject(fault: Fault, runtime: Runtime, log: EventLog, targets: list[str] | None = None) -> list[str]:
+def inject(fault: Fault, runtime: Runtime, log: EventLog, targets: list[str] | None = None, **fields) -> list[str]:
+    """Inject fault; `fields` (the nemesis's step and combination) go into both events."""
     reason = refusal(fault.name, runtime)
     if reason is not None:
         raise RuntimeError(reason)  # at once: before any event says the fault started
     targets = targets or fault.choose_target(runtime)
-    log.write("fault_start", fault=fault.name, target=",".join(targets))
+    log.write("fault_start", fault=fault.name, target=",".join(targets), **fields)
     fault.inject(runtime, targets)
-    log.write("fault_injected", fault=fault.name, target=",".join(targets))
+    log.write("fault_injected", fault=fault.name, target=",".join(targets), **fields)
     return targets
 
 
-def heal(fault: Fault, runtime: Runtime, log: EventLog, targets: list[str]) -> None:
-    log.write("heal_start", fault=fault.name, target=",".join(targets))
+def heal(fault: Fault, runtime: Runtime, log: EventLog, targets: list[str], **fields) -> None:
+    log.write("heal_start", fault=fault.name, target=",".join(targets), **fields)
     fault.heal(runtime, targets)
-    log.write("fault_end", fault=fault.name, target=",".join(targets))
+    log.write("fault_end", fault=fault.name, target=",".join(targets), **fields)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -218,6 +218,10 @@ class ComposeRuntime:
         with probes.redis_client(node.host, node.port, self.config.get("REDIS_PASSWORD")) as client:
             return {key: str(value) for key, value in client.info(section).items()}
 
+    def redis_command(self, node_name: str, *args: str, timeout_s: float | None = probes.PROBE_TIMEOUT_S):
+        node = next(n for n in self.nodes("redis") if n.name == node_name)
+        return probes.redis_command(node.host, node.port, self.config.get("REDIS_PASSWORD"), args, timeout_s)
+
     def redis_config_set(self, node_name: str, parameter: str, value: str) -> None:
         node = next(n for n in self.nodes("redis") if n.name == node_name)
         with probes.redis_client(node.host, node.port, self.config.get("REDIS_PASSWORD")) as client:

@@ -108,6 +108,11 @@ class K8sRuntime:
         out = self._redis_cli(node_name, REDIS_PORT, f"INFO {section}")
         return dict(line.split(":", 1) for line in out.splitlines() if ":" in line and not line.startswith("#"))
 
+    def redis_command(self, node_name: str, *args: str, timeout_s: float | None = None) -> str:
+        """Through redis-cli in the pod: arguments are single-quoted for its shell."""
+        quoted = " ".join("'" + arg.replace("'", "'\\''") + "'" for arg in args)
+        return self._redis_cli(node_name, REDIS_PORT, quoted)
+
     def redis_config_set(self, node_name: str, parameter: str, value: str) -> None:
         self._redis_cli(node_name, REDIS_PORT, f"CONFIG SET {parameter} {value}")
 

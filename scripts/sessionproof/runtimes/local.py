@@ -132,6 +132,10 @@ class LocalRuntime:
         with probes.redis_client(node.host, node.port, self.password) as client:
             return {key: str(value) for key, value in client.info(section).items()}
 
+    def redis_command(self, node_name: str, *args: str, timeout_s: float | None = probes.PROBE_TIMEOUT_S):
+        node = self.config.node(node_name)
+        return probes.redis_command(node.host, node.port, self.password, args, timeout_s)
+
     def redis_config_set(self, node_name: str, parameter: str, value: str) -> None:
         node = self.config.node(node_name)
         with probes.redis_client(node.host, node.port, self.password) as client:

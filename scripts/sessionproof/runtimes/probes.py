@@ -8,16 +8,23 @@ import urllib.request
 from dataclasses import dataclass
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 PROBE_TIMEOUT_S = 0.5
 
 
-def redis_client(host: str, port: int, password: str) -> redis.Redis:
+def redis_client(
+    host: str, port: int, password: str, timeout_s: float | None = PROBE_TIMEOUT_S, retries: int | None = None
+) -> redis.Redis:
+    """A client of one node; timeout_s None: a command may take as long as it takes (a fault's busy script);
+    retries None: redis-py's default retries."""
     return redis.Redis(
         host=host,
         port=port,
         password=password,
-        socket_timeout=PROBE_TIMEOUT_S,
+        **({} if retries is None else {"retry": Retry(NoBackoff(), retries)}),
+        socket_timeout=timeout_s,
         socket_connect_timeout=PROBE_TIMEOUT_S,
         decode_responses=True,
     )
@@ -106,3 +113,10 @@ def prometheus_targets(prometheus_url: str) -> list[dict] | None:
         }
         for t in body.get("data", {}).get("activeTargets", [])
     ]
+
+
+def redis_command(host: str, port: int, password: str, args: tuple[str, ...], timeout_s: float | None):
+    """One command on one node (a fault's in-band action), on a connection of its own, tried once: a timeout
+    is an answer here (the node is held by a script, paused, ...)."""
+    with redis_client(host, port, password, timeout_s, retries=0) as client:
+        return client.execute_command(*args)
