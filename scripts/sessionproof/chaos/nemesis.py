@@ -35,7 +35,7 @@ from sessionproof.runtimes.interface import Runtime
 from sessionproof.waiting import DeadlineExceeded
 
 FIRST_QUIET_S = 10.0  # load before the first fault: a baseline
-QUIET_S = (5.0, 20.0)  # between a step's heal and the next step
+QUIET_S = (4.0, 12.0)  # between a step's heal and the next step
 OFFSET_S = (0.0, 4.0)  # a random pair's or triple's later faults start this long after its first
 HOLD_S = (3.0, 12.0)
 HEAL_ATTEMPTS = 3
