@@ -243,7 +243,10 @@ class LocalRuntime:
         for proc in procs:
             proc.send_signal(signal.SIGCONT)  # a paused process must not linger
             proc.kill()
-        psutil.wait_procs(procs, timeout=5)
+        # The node's own process is supervisord's child, reaped at once. Its children (a Redis node's catch-up
+        # watcher, gunicorn's workers) are orphans now, reaped whenever init gets to it: they are dead already
+        # (SIGKILL), and waiting for their reaping delayed the fault_injected event by up to 1.8 s.
+        psutil.wait_procs(procs[:1], timeout=5)
         return pid
 
     def pause(self, node_name: str) -> None:

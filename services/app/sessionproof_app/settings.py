@@ -87,10 +87,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "SESSION_WAIT_REPLICAS",
         "all",
-        "Hardened layer: replicas that must confirm a session write (WAIT) before it is acknowledged: `all` = every "
-        "replica the master has online and every one Sentinel could promote (at least 1; asked once a second), and "
-        "only on the master Sentinel names, so that whichever replica Sentinel promotes has the write; a number N = "
-        "at least N; 0 = no WAIT.",
+        "Hardened layer: replicas that must confirm a session write before it is acknowledged: `all` = each replica "
+        "any Sentinel could promote, checked by which replica acknowledged the write's offset (ROLE after WAIT), at "
+        "least one, and only on the master the Sentinels name (asked once a second), so that whichever replica "
+        "Sentinel promotes has the write; a number N = WAIT N (a count); 0 = no WAIT.",
         "app",
     ),
     Setting("SESSION_WAIT_TIMEOUT_MS", "300", "Hardened layer: how long WAIT waits for those replicas.", "app"),
