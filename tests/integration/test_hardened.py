@@ -241,3 +241,66 @@ def test_a_replica_taking_over_from_the_master_must_still_confirm(healthy_stack)
         finally:
             taking_over_client.replicaof(master.host, master.port)
             client.close()
+
+
+def test_writes_wait_for_a_replica_paused_while_it_is_being_promoted(healthy_stack, new_user):
+    """The window the 50-minute campaign (seed 7) found, made deterministic: the master is killed; the only
+    replica Sentinel may promote (the other is at replica-priority 0) is paused before Sentinel chooses it (not yet
+    seen down), so SLAVEOF NO ONE waits in its socket; the old master starts again, and the Sentinels, still in the
+    failover, name it master. Writes it acknowledged then were confirmed by the priority-0 replica only, and the
+    promotion dropped them (230 lost). Now the chosen replica must confirm: those writes get 503, and every
+    acknowledged write is there after the promotion."""
+    password = healthy_stack.password
+    old_master = healthy_stack.master_node()
+    chosen, keeper = [n for n in healthy_stack.nodes("redis") if n != old_master]
+    sentinel = healthy_stack.nodes("sentinel")[0]
+    user = new_user()
+    assert user.post("/cart/before").status_code == 200
+    acknowledged = ["before"]
+    with probes.redis_client(sentinel.host, sentinel.port, password) as sentinel_client:
+        name = healthy_stack.config.get("REDIS_MASTER_NAME")
+
+        def sentinel_sees(node, field):
+            return next(r[field] for r in sentinel_client.sentinel_slaves(name) if int(r["port"]) == node.port)
+
+        try:
+            healthy_stack.redis_config_set(keeper.name, "replica-priority", "0")
+            wait_until(lambda: sentinel_sees(keeper, "slave-priority") == 0, 30, "Sentinel to read the priority")
+            healthy_stack.kill(old_master.name)
+            time.sleep(0.2)  # the fault's timing is the point: paused well before Sentinel's 1 s down-after
+            healthy_stack.pause(chosen.name)
+            wait_until(
+                lambda: any(
+                    "promoted" in r["flags"]
+                    for s in healthy_stack.nodes("sentinel")
+                    for r in _replicas_seen_by(s, password, name)
+                ),
+                10,
+                "a Sentinel to choose the paused replica",
+            )
+            healthy_stack.start(old_master.name)  # from its own data; the Sentinels name it master again
+            deadline = time.monotonic() + 4
+            while time.monotonic() < deadline:
+                item = f"during-{uuid.uuid4().hex[:6]}"
+                answer = user.post(f"/cart/{item}")
+                if answer.status_code == 200:
+                    acknowledged.append(item)
+                else:
+                    assert answer.status_code == 503 and answer.headers["Retry-After"] == "1", answer.text
+            healthy_stack.resume(chosen.name)
+            assert wait_for_new_master(healthy_stack, old_master) == chosen
+            cart = wait_until(lambda: (r := user.get("/cart")).status_code == 200 and r.json()["cart"], 30, "a read")
+            assert set(acknowledged) <= set(cart), f"acknowledged, then lost: {set(acknowledged) - set(cart)}"
+        finally:
+            healthy_stack.resume(chosen.name)
+            with probes.redis_client(keeper.host, keeper.port, password) as client:
+                client.config_set("replica-priority", "100")
+                client.config_rewrite()
+
+
+def _replicas_seen_by(sentinel, password: str, name: str) -> list[dict]:
+    try:
+        with probes.redis_client(sentinel.host, sentinel.port, password) as client:
+            return client.sentinel_slaves(name)
+    except Exception:
+        return []

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from sessionproof.history import ANOMALY_CLASSES, FINAL_READ_PROCESS
+from sessionproof.history import ANOMALY_CLASSES, FINAL_READ_PROCESS, NEMESIS_PROCESS
 from sessionproof.history.checker import check, final_read_sessions
-from sessionproof.history.files import operation
+from sessionproof.history.files import nemesis_operations, operation, session_operations
 
 U, V = "bounce-a-1", "bounce-b-1"
 S1, S2 = "sid-one-" + "x" * 35, "sid-two-" + "y" * 35
@@ -287,3 +287,33 @@ def test_a_fresh_session_given_for_a_lost_one_is_the_new_sessions_not_foreign():
     h.read(FINAL_READ_PROCESS, S1, [], user=None)
     h.read(FINAL_READ_PROCESS, S2, ["ip-2"], user=None)
     assert anomalies(h) == {"sessions_lost": 1, "lost_writes": 1}
+
+
+def test_the_nemesis_is_in_the_history_and_the_checker_judges_around_it():
+    """Faults join the history as Jepsen's nemesis does (info lines, start and stop); they are not operations of
+    a session, so the verdict is the one without them, and a lost write stays lost with them in between."""
+    h = History()
+    h.login("p", U, S1)
+    h.add("p", S1, "ip-1")
+    events = [
+        {"t": 100.000020, "type": "fault_start", "fault": "kill-redis-master", "target": "redis-1"},
+        {"t": 100.000030, "type": "fault_injected", "fault": "kill-redis-master", "target": "redis-1"},
+        {"t": 100.000050, "type": "fault_end", "fault": "kill-redis-master", "target": "redis-1"},
+    ]
+    nemesis = nemesis_operations(events, origin_unix_s=100.0)
+    assert [(op["f"], op["time_us"], op["fault"], op["target"]) for op in nemesis] == [
+        ("start", 30, "kill-redis-master", "redis-1"),
+        ("stop", 50, "kill-redis-master", "redis-1"),
+    ]
+    final_read = [
+        operation("invoke", "read", FINAL_READ_PROCESS, "final-read", 80, session=S1),
+        operation("ok", "read", FINAL_READ_PROCESS, "final-read", 90, session=S1, user=U, cart=[]),
+    ]
+    without = check([*h.lines, *final_read])
+    with_nemesis = check([*h.lines, *nemesis, *final_read])
+    assert with_nemesis.figures == without.figures and with_nemesis.violations == {"lost_writes": 1}
+    assert session_operations([*h.lines, *nemesis]) == h.lines
+    with pytest.raises(ValueError, match="nemesis"):
+        operation("info", "add", NEMESIS_PROCESS, NEMESIS_PROCESS, 1)
+    with pytest.raises(ValueError, match="nemesis"):
+        operation("ok", "start", NEMESIS_PROCESS, NEMESIS_PROCESS, 1, fault="kill-app")

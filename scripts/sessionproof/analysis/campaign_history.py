@@ -12,7 +12,7 @@ import itertools
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from sessionproof.history import FINAL_READ_PROCESS
+from sessionproof.history import FINAL_READ_PROCESS, NEMESIS_PROCESS
 from sessionproof.history.files import REQUIRED, history_path
 from sessionproof.runfiles import iter_jsonl
 
@@ -64,6 +64,8 @@ def read_answers_and_context(run_dir, started_unix_s: float, examples: list[dict
             if deciding or abs(line["time_us"] - moment) <= window_us:
                 context[index].append((line, deciding))
         process, type_ = line["process"], line["type"]
+        if process == NEMESIS_PROCESS:
+            continue  # the faults, also in the events
         if process == FINAL_READ_PROCESS:
             final_reads[type_] += type_ != "invoke"
             continue

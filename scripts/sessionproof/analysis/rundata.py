@@ -102,6 +102,8 @@ class RunData:
 
 
 def _parse_started_unix_s(meta: dict[str, Any], meta_path: Path) -> float:
+    if isinstance(meta.get("started_unix_s"), int | float):
+        return float(meta["started_unix_s"])  # exact; runs before it had started_at only, to the second
     try:
         started = datetime.fromisoformat(str(meta["started_at"]))
     except (KeyError, ValueError) as error:

@@ -39,10 +39,12 @@ from sessionproof.analysis.summary import anomaly_text, validity_line
 from sessionproof.chaos import faults as chaos
 from sessionproof.chaos.faults import FAULTS, heal, inject
 from sessionproof.chaos.watchers import start_watchers, stop_watchers
+from sessionproof.history.files import append_history, history_path, nemesis_operations
 from sessionproof.load import scenarios
 from sessionproof.load.final_read import read_back
 from sessionproof.load.loadtest import headless_command
 from sessionproof.load.runinfo import HEARTBEAT_PREFIX, REPORT_LATER_ENV, RUN_DIR_ENV
+from sessionproof.runfiles import read_jsonl
 from sessionproof.runs import EventLog
 from sessionproof.runtimes.factory import get_runtime
 from sessionproof.runtimes.interface import Runtime
@@ -135,6 +137,11 @@ def run_experiment(
         raise RuntimeError(
             f"locust exited {exit_code} without writing its results; see {run_dir / 'raw' / 'locust.log'}"
         )
+    # The faults join the history as the nemesis's lines (what was broken when), before the final read's.
+    append_history(
+        history_path(run_dir),
+        nemesis_operations(read_jsonl(run_dir / "raw" / "events.jsonl"), started_unix_s(run_dir)),
+    )
     progress(f"[{name}] final read: every session in the history, read back into it")
     final = read_back(
         run_dir,

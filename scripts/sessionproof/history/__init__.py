@@ -10,6 +10,13 @@ is sent, then its completion, `ok` (it happened), `fail` (refused with a 4xx: it
      "item": "i3f2a9c1b7d0e-7", "key": "5d0c…", "user": "bounce-3f2a9c1b7d0e-1",
      "cart": ["i3f2a9c1b7d0e-1", …, "i3f2a9c1b7d0e-7"], "store": "10.77.0.11:6379", "time_us": 1240112}
 
+The faults are in the history too, as Jepsen's nemesis is: process `nemesis`, an `info` line when a fault
+is in place (`f` = `start`) and one when it has ended (`stop`), with the fault and its target. The checker
+judges session operations only; the nemesis lines say what was broken when.
+
+    {"process": "nemesis", "kind": "nemesis", "type": "info", "f": "start", "fault": "kill-redis-master",
+     "target": "redis-1", "time_us": 12003114}
+
 One fact, one field (FIELDS says which). A process is one client doing one thing at a time: its
 invoke and its completion are adjacent in its own order. Every verdict of a run (lost writes, the
 final read's included, stale reads, duplicates, ...) is `checker.check(history)`.
@@ -19,6 +26,9 @@ from __future__ import annotations
 
 # What a session operation does. logout_all ends every session of the user (POST /logout-all).
 OPERATIONS = ("login", "add", "read", "logout", "logout_all")
+# The nemesis's operations (process NEMESIS_PROCESS, type info): a fault in place, a fault ended.
+NEMESIS_PROCESS = "nemesis"
+NEMESIS_OPERATIONS = ("start", "stop")
 # How an operation completed, as in Jepsen.
 TYPES = ("invoke", "ok", "fail", "info")
 # The fields a history line may carry besides process, kind, type, f and time_us, and what each holds.
@@ -32,6 +42,8 @@ FIELDS = {
     "store": "ok answers of writes: X-Store-Node, the Redis node that acknowledged it",
     "ended": "logout_all ok: how many sessions the answer said it ended",
     "error": "fail and info: the HTTP status, or timeout / connection",
+    "fault": "nemesis: the fault (chaos/faults.py's name)",
+    "target": "nemesis: the nodes it acted on, comma-separated",
 }
 # The process that reads every session back after the load (it is part of the history like any other).
 FINAL_READ_PROCESS = "final-read"

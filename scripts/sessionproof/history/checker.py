@@ -40,7 +40,7 @@ import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from sessionproof.history import ANOMALY_CLASSES, CORRECTNESS_FIGURES, FINAL_READ_PROCESS
+from sessionproof.history import ANOMALY_CLASSES, CORRECTNESS_FIGURES, FINAL_READ_PROCESS, NEMESIS_PROCESS
 
 MAX_EXAMPLES_PER_CLASS = 20
 NEVER = math.inf
@@ -93,6 +93,8 @@ def pair(history: list[dict]) -> list[Op]:
     ops: list[Op] = []
     for line in sorted(history, key=lambda line: line["time_us"]):  # stable: a process's own order is kept
         process = line["process"]
+        if process == NEMESIS_PROCESS:
+            continue  # what was broken when: not an operation of a session
         if line["type"] == "invoke":
             if process in pending:
                 ops.append(_op(pending.pop(process), None))  # invoked again: the earlier one never completed

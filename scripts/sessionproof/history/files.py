@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from sessionproof.history import FIELDS, OPERATIONS, TYPES
+from sessionproof.history import FIELDS, NEMESIS_OPERATIONS, NEMESIS_PROCESS, OPERATIONS, TYPES
 from sessionproof.runfiles import RunFileError, iter_jsonl, run_file_exists
 
 HISTORY_FILE = "history.jsonl"
@@ -28,8 +28,12 @@ def has_history(run_dir: Path) -> bool:
 
 def operation(type_: str, f: str, process: str, kind: str, time_us: int, **fields) -> dict:
     """One history line; fields with a None value other than session and user are left out."""
-    if type_ not in TYPES or f not in OPERATIONS:
-        raise ValueError(f"a history line needs type in {TYPES} and f in {OPERATIONS}, not {type_!r}, {f!r}")
+    nemesis = process == NEMESIS_PROCESS
+    if type_ not in TYPES or f not in (NEMESIS_OPERATIONS if nemesis else OPERATIONS) or (nemesis and type_ != "info"):
+        raise ValueError(
+            f"a history line needs type in {TYPES} and f in {OPERATIONS} (the nemesis: info and f in "
+            f"{NEMESIS_OPERATIONS}), not {type_!r}, {f!r}"
+        )
     unknown = set(fields) - set(FIELDS)
     if unknown:
         raise ValueError(f"unknown history fields {sorted(unknown)}; known: {', '.join(FIELDS)}")
@@ -99,3 +103,27 @@ def append_history(path: Path, ops: Iterable[dict]) -> int:
             out.write(json.dumps(op) + "\n")
             count += 1
     return count
+
+
+def session_operations(history: list[dict]) -> list[dict]:
+    """The history without the nemesis's lines: what the checker judges."""
+    return [line for line in history if line["process"] != NEMESIS_PROCESS]
+
+
+def nemesis_operations(events: list[dict], origin_unix_s: float) -> list[dict]:
+    """The nemesis's history lines from a run's fault events (fault_injected: start, fault_end: stop); times in
+    µs since origin_unix_s, the history's own origin."""
+    kinds = {"fault_injected": "start", "fault_end": "stop"}
+    return [
+        operation(
+            "info",
+            kinds[event["type"]],
+            NEMESIS_PROCESS,
+            NEMESIS_PROCESS,
+            round((float(event["t"]) - origin_unix_s) * 1_000_000),
+            fault=event.get("fault"),
+            target=event.get("target") or None,
+        )
+        for event in events
+        if event.get("type") in kinds
+    ]
