@@ -8,7 +8,14 @@ import pytest
 
 from sessionproof.history import ANOMALY_CLASSES, FINAL_READ_PROCESS, NEMESIS_PROCESS
 from sessionproof.history.checker import check, final_read_sessions
-from sessionproof.history.files import nemesis_operations, operation, session_operations
+from sessionproof.history.files import (
+    append_history,
+    nemesis_operations,
+    operation,
+    read_history,
+    session_operations,
+    write_history,
+)
 
 U, V = "bounce-a-1", "bounce-b-1"
 S1, S2 = "sid-one-" + "x" * 35, "sid-two-" + "y" * 35
@@ -317,3 +324,18 @@ def test_the_nemesis_is_in_the_history_and_the_checker_judges_around_it():
         operation("info", "add", NEMESIS_PROCESS, NEMESIS_PROCESS, 1)
     with pytest.raises(ValueError, match="nemesis"):
         operation("ok", "start", NEMESIS_PROCESS, NEMESIS_PROCESS, 1, fault="kill-app")
+
+
+def test_a_history_file_with_the_nemesis_reads_back(tmp_path):
+    """The experiment appends the nemesis's lines to the history file; the reader takes them (a campaign's final
+    read failed on them once: the reader knew only the session operations)."""
+    h = History()
+    h.login("p", U, S1)
+    path = tmp_path / "history.jsonl"
+    write_history(path, h.lines)
+    events = [{"t": 1.5, "type": "fault_injected", "fault": "kill-app", "target": "app-1"}]
+    append_history(path, nemesis_operations(events, origin_unix_s=1.0))
+    lines = read_history(path)
+    assert lines[-1] == {"process": NEMESIS_PROCESS, "kind": NEMESIS_PROCESS, "type": "info", "f": "start",
+                         "time_us": 500000, "fault": "kill-app", "target": "app-1"}  # fmt: skip
+    assert final_read_sessions(lines) == [S1]

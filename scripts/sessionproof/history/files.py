@@ -45,10 +45,12 @@ def read_history(path: Path) -> list[dict]:
     """Every line of a history file, checked for the fields the checker needs; RunFileError names a bad line."""
     ops = []
     for line_no, op in iter_jsonl(path, REQUIRED):
-        if op["type"] not in TYPES or op["f"] not in OPERATIONS or not isinstance(op["time_us"], int):
+        known_f = NEMESIS_OPERATIONS if op["process"] == NEMESIS_PROCESS else OPERATIONS
+        if op["type"] not in TYPES or op["f"] not in known_f or not isinstance(op["time_us"], int):
             raise RunFileError(
-                f"{path}:{line_no}: type must be one of {', '.join(TYPES)}, f one of {', '.join(OPERATIONS)} and "
-                f"time_us an integer; the history is damaged (was it edited?)"
+                f"{path}:{line_no}: type must be one of {', '.join(TYPES)}, f one of {', '.join(OPERATIONS)} "
+                f"(the nemesis's: {', '.join(NEMESIS_OPERATIONS)}) and time_us an integer; the history is damaged "
+                "(was it edited?)"
             )
         unknown = set(op) - _KNOWN - set(_EARLIER_FIELDS)
         if unknown:
