@@ -68,7 +68,7 @@ def replicas_that_must_confirm(client: Redis) -> Confirmers:
     views = _sentinel_views(pool) if isinstance(pool, SentinelConnectionPool) else None
     if not views:
         return Confirmers(frozenset(_online(client.role())), None)
-    newest = max(views, key=lambda view: _config_epoch(view[0]))[0]
+    newest = max(views, key=lambda view: store.config_epoch(view[0]))[0]
     address = (newest["ip"], int(newest["port"]))
     every_sentinel_answered = len(views) == len(pool.sentinel_manager.sentinels) and all(
         (m["ip"], int(m["port"])) == address for m, _ in views
@@ -107,13 +107,6 @@ def _promotable(pool, master: dict, replica: dict, master_info: dict, own_state_
     if not own_state_only and (replica["is_sdown"] or replica["is_odown"] or replica.get("is_disconnected")):
         return False
     return replica.get("role-reported") == "slave" or _promoted_from(pool, replica, master_info)
-
-
-def _config_epoch(state: dict) -> int:
-    try:
-        return int(state.get("config-epoch", -1))
-    except (TypeError, ValueError):
-        return -1
 
 
 def execute_confirmed(client: Redis, confirmers_cache, pipe, writes: int, check, timeout_ms: int) -> list:

@@ -48,7 +48,8 @@ def sentinels_unreachable(error: BaseException | None) -> SentinelsUnreachable |
     return None
 
 
-def _config_epoch(state: dict) -> int:
+def config_epoch(state: dict) -> int:
+    """A Sentinel master state's config-epoch (-1 when absent or unparsable)."""
     # RESP2 parsing makes it an int; RESP3 (or an unparsable value) may leave a str.
     try:
         return int(state.get("config-epoch", -1))
@@ -85,7 +86,7 @@ class StoreSentinel(Sentinel):
             answered += 1
             state = masters.get(service_name)
             if state and self.check_master_state(state, service_name):
-                epoch = _config_epoch(state)
+                epoch = config_epoch(state)
                 if best is None or epoch > best[0]:  # a tie keeps the first that answered
                     best = (epoch, sentinel, state)
         if best is None:
