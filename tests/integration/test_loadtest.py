@@ -95,6 +95,9 @@ def test_concurrent_adds_of_one_session_lose_no_update_with_the_hardened_layer(h
     concurrent = summary["requests"]["by_endpoint"]["POST /cart/[item] (concurrent)"]
     assert concurrent["ok"] > 40 and concurrent["failed"] == 0
     assert summary["correctness"]["lost_updates"] == 0
+    # Locust stops a user inside its burst (about every second stop, per user): adds it had in flight must not
+    # be sent after the history is written, or the final read finds items no add wrote (phantom writes).
+    assert summary["correctness"]["phantom_writes"] == 0 and summary["correctness"]["anomalies"] == 0
 
 
 STRICT_SLO = """
