@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from planting import plant
 from sessionproof import REPO_ROOT
 from sessionproof.history import ANOMALY_CLASSES, FINAL_READ_PROCESS
 from sessionproof.history.files import history_path, read_history, write_history
+from sessionproof.waiting import wait_until
 
 pytestmark = pytest.mark.stack
 LOCUST = str(Path(sys.executable).parent / "locust")
@@ -98,6 +100,34 @@ def test_concurrent_adds_of_one_session_lose_no_update_with_the_hardened_layer(h
     # Locust stops a user inside its burst (about every second stop, per user): adds it had in flight must not
     # be sent after the history is written, or the final read finds items no add wrote (phantom writes).
     assert summary["correctness"]["phantom_writes"] == 0 and summary["correctness"]["anomalies"] == 0
+
+
+def test_ctrl_c_during_a_run_stops_the_users_before_the_history_is_written(healthy_stack, tmp_path):
+    """Locust fires `quitting` before it stops the users: the run was written while they went on adding, and the
+    final read found their items with no add in the history (74 phantom writes in a campaign stopped by Ctrl-C)."""
+    env = {**os.environ, "RESULTS_DIR": str(tmp_path), **healthy_stack.config.env}
+    command = [LOCUST, "--headless", "--host", healthy_stack.config.entry_url, "--scenario", "mixed", "-u", "8",
+               "-r", "8", "-t", "5m", "--only-summary"]  # fmt: skip
+    log = (tmp_path / "locust.log").open("w")
+    locust = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    try:
+
+        def seconds_of_load() -> int:
+            history = list(tmp_path.glob("*-mixed/raw/locust_stats_history.csv"))
+            return len(history[0].read_text().splitlines()) - 1 if history else 0
+
+        wait_until(lambda: seconds_of_load() >= 6, 60, "six seconds of load")
+        locust.send_signal(signal.SIGINT)
+        locust.wait(timeout=90)
+    finally:
+        if locust.poll() is None:
+            locust.kill()
+            locust.wait()
+        log.close()
+    summary = json.loads((tmp_path / "latest" / "summary.json").read_text())
+    correctness = summary["correctness"]
+    assert correctness["acknowledged_writes"] > 20, (tmp_path / "locust.log").read_text()[-3000:]
+    assert correctness["phantom_writes"] == 0 and correctness["anomalies"] == 0, correctness
 
 
 STRICT_SLO = """

@@ -279,10 +279,17 @@ def _on_test_stop(environment, **_kwargs) -> None:
 def _on_quitting(environment, **_kwargs) -> None:
     if isinstance(environment.runner, WorkerRunner):
         return
+    run: OpenRun | None = _state["run"]
+    if run is not None and run.stopped is None and environment.runner is not None:
+        # Quit while the test ran (Ctrl-C, SIGTERM, the web UI's quit). Locust fires `quitting` before it stops
+        # the users: left running, they went on writing after the history was written, and the final read
+        # found their items with no add in the history (74 phantom writes in a campaign stopped with Ctrl-C).
+        # So stop them first, as the end of a test does (test_stop then writes the run).
+        environment.runner.stop()
     for finalizer in _state["finalizers"]:  # a stopped test still being written
         finalizer.join()
-    run: OpenRun | None = _state["run"]
-    if run is not None:  # quit while the test ran (Ctrl-C, or the web UI's quit): write what there is
+    run = _state["run"]
+    if run is not None:  # still open (a runner that fired no test_stop): write what there is
         run.stopped = run.stopped or dt.datetime.now(dt.UTC)
         _finalize(environment)
 
