@@ -48,3 +48,57 @@ def test_a_replica_being_promoted_must_confirm_even_when_every_sentinel_sees_it_
     assert replication._promotable(None, master, chosen, {}, own_state_only=False)
     seen_down = {**chosen, "flags": "slave,s_down"}  # the same replica, not chosen: every Sentinel sees it down
     assert not replication._promotable(None, master, seen_down, {}, own_state_only=False)
+
+
+def _replica(ip: str, role: str = "slave", flags: str = "slave", **state) -> dict:
+    """One entry of SENTINEL REPLICAS as redis-py parses it."""
+    names = flags.split(",")
+    return {"ip": ip, "port": 6379, "role-reported": role, "flags": flags, "slave-priority": 100,
+            "master-link-down-time": 0, "is_sdown": "s_down" in names, "is_odown": "o_down" in names,
+            "is_disconnected": "disconnected" in names, **state}  # fmt: skip
+
+
+def _master(ip: str, down: bool = False) -> dict:
+    return {"ip": ip, "port": 6379, "is_sdown": down, "is_odown": down, "down-after-milliseconds": 1000}
+
+
+# A master kill as measured (make experiment SCENARIO=failover-redis-kill): 1.985 s after the kill two Sentinels
+# had switched to the promoted .11, whose other replica .12 had been told to follow it; the leader, still
+# reconfiguring .12, named the dead .13 until 2.947 s. The dead .13 is the new master's replica, disconnected.
+LEADER_STILL_FAILING_OVER = (
+    _master("10.0.0.13", down=True),
+    [_replica("10.0.0.11", role="master", flags="slave,promoted"), _replica("10.0.0.12", flags="slave,reconf_sent")],
+)
+SWITCHED = (_master("10.0.0.11"), [_replica("10.0.0.12"), _replica("10.0.0.13", flags="slave,disconnected")])
+NEW_MASTER = ("10.0.0.11", 6379)
+
+
+def test_a_sentinel_still_finishing_a_failover_does_not_hold_writes_to_the_promoted_master():
+    """Every Sentinel answered: each one's replicas are judged by its own flags, the lagging leader's too. The
+    writes to .11 need .12 (a candidate in every view) and not the dead .13, which no Sentinel could promote:
+    they count from the moment .12 follows .11, not a second later when the leader has finished."""
+    views = [LEADER_STILL_FAILING_OVER, SWITCHED, SWITCHED]
+    assert replication.required_replicas(None, views, NEW_MASTER, True, {}) == {("10.0.0.12", 6379)}
+
+
+def test_a_lagging_sentinel_that_could_still_promote_a_replica_makes_it_required():
+    """A replica the switched Sentinels see down, but the lagging one does not: the lagging one could promote it."""
+    seen_down = (SWITCHED[0], [_replica("10.0.0.12", flags="slave,s_down"), SWITCHED[1][1]])
+    views = [seen_down, seen_down, LEADER_STILL_FAILING_OVER]
+    assert replication.required_replicas(None, views, NEW_MASTER, True, {}) == {("10.0.0.12", 6379)}
+    assert replication.required_replicas(None, [seen_down, seen_down, seen_down], NEW_MASTER, True, {}) == set()
+
+
+def test_when_a_sentinel_does_not_answer_only_a_replicas_own_state_rules_it_out():
+    """The Sentinel nobody asked may see the dead .13 up (it is not: but its view is unknown), so .13 is required
+    too and the writes wait; a replica at priority 0 is out in any Sentinel's view."""
+    views = [SWITCHED, SWITCHED]
+    assert replication.required_replicas(None, views, NEW_MASTER, False, {}) == {
+        ("10.0.0.12", 6379),
+        ("10.0.0.13", 6379),
+    }
+    priority_0 = (
+        SWITCHED[0],
+        [SWITCHED[1][0], _replica("10.0.0.13", flags="slave,disconnected", **{"slave-priority": 0})],
+    )
+    assert replication.required_replicas(None, [priority_0], NEW_MASTER, False, {}) == {("10.0.0.12", 6379)}

@@ -50,7 +50,7 @@ def replicas_that_must_confirm(client: Redis) -> Confirmers:
     Which replicas, not how many: a replica the Sentinels cannot see (down in every Sentinel's view) may
     confirm a write while the one Sentinel will promote, whose link to the master broke, never gets it (20
     of 20 acknowledged writes were lost that way with WAIT counting). A replica is left out only when every
-    Sentinel asked (all of them answered, and all name this master) says Sentinel's own choice
+    Sentinel (all of them answered, whichever master each names) says Sentinel's own choice
     (sentinelSelectSlave) would skip it: seen down or disconnected, replica-priority 0, or a link to the master
     down longer than SENTINEL_LINK_DOWN_FACTOR x down-after-milliseconds (with a margin, and none while the
     master is down, when Sentinel adds the master's down time). A Sentinel that does not answer may be the one
@@ -70,21 +70,31 @@ def replicas_that_must_confirm(client: Redis) -> Confirmers:
         return Confirmers(frozenset(_online(client.role())), None)
     newest = max(views, key=lambda view: store.config_epoch(view[0]))[0]
     address = (newest["ip"], int(newest["port"]))
-    every_sentinel_answered = len(views) == len(pool.sentinel_manager.sentinels) and all(
-        (m["ip"], int(m["port"])) == address for m, _ in views
-    )
+    every_sentinel_answered = len(views) == len(pool.sentinel_manager.sentinels)
     master_info = _info_of(pool, address)  # unreachable: ConnectionError, retried like any store outage
-    required = set()
+    return Confirmers(required_replicas(pool, views, address, every_sentinel_answered, master_info), address)
+
+
+def required_replicas(
+    pool, views: list[tuple[dict, list[dict]]], address: Address, every_sentinel_answered: bool, master_info: dict
+) -> frozenset[Address]:
+    """The replicas any of these Sentinel views could promote, writing to the master at `address`.
+
+    Every view counts, also one that still names an older master: the Sentinel leading a failover names the
+    old master until its last replica is reconfigured (measured: 1 s after the other two Sentinels switched,
+    and writes waited for it), and a Sentinel that lags could lead the next failover, from its own list of
+    replicas. So each view's replicas are judged by that Sentinel's own flags, as it would judge them; the
+    node written to is no candidate. Only when a Sentinel did not answer, whose view nobody knows, are the
+    replicas judged by their own state alone (own_state_only)."""
+    required: set[Address] = set()
     for master, replicas in views:
-        if (master["ip"], int(master["port"])) != address:
-            continue  # a Sentinel that still names an older master: its view of that master's replicas is moot
         for replica in replicas:
             key = (replica["ip"], int(replica["port"]))
-            if key in required:
+            if key == address or key in required:
                 continue
             if _promotable(pool, master, replica, master_info, own_state_only=not every_sentinel_answered):
                 required.add(key)
-    return Confirmers(frozenset(required), address)
+    return frozenset(required)
 
 
 def _promotable(pool, master: dict, replica: dict, master_info: dict, own_state_only: bool) -> bool:
