@@ -4,8 +4,9 @@ Every damaged or missing file raises RunFileError, whose message names the file 
 line, for JSON lines) and the fix. Callers that must go on past a damaged run (the matrix)
 catch it; the others let it reach their CLI, which prints it and exits 2.
 
-A file may be stored gzip-compressed beside its name: where raw/X.jsonl is absent, raw/X.jsonl.gz
-is read in its place (the slimmed reference runs, see slim.py). Callers name the plain file and ask
+A file may be stored compressed beside its name: where raw/X.jsonl is absent, raw/X.jsonl.gz (the
+slimmed reference runs, see slim.py) or raw/X.jsonl.xz (a long campaign's history, kept smaller) is
+read in its place. Callers name the plain file and ask
 `run_file_exists`, never Path.is_file; the load harness always writes plain files.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import lzma
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +22,9 @@ from typing import IO, Any
 
 DAMAGED = "the run's raw data is damaged"
 GZIP_SUFFIX = ".gz"
+XZ_SUFFIX = ".xz"
 LOCUST_HTML = "locust.html"  # Locust's own report, beside report.md
-_GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)  # not gzip, truncated, corrupt
+_GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error, lzma.LZMAError)  # not gzip/xz, truncated, corrupt
 
 
 class RunFileError(ValueError):
@@ -34,21 +37,25 @@ def gzipped(path: Path) -> Path:
 
 
 def stored_path(path: Path) -> Path:
-    """The file that holds path's contents: path itself, or its .gz copy when only that exists."""
+    """The file that holds path's contents: path itself, or its .gz (else .xz) copy when only that exists."""
     path = Path(path)
-    if not path.is_file() and gzipped(path).is_file():
-        return gzipped(path)
+    if not path.is_file():
+        for copy in (gzipped(path), path.with_name(path.name + XZ_SUFFIX)):
+            if copy.is_file():
+                return copy
     return path
 
 
 def run_file_exists(path: Path) -> bool:
-    """Whether path exists, plain or gzip-compressed."""
+    """Whether path exists, plain or compressed (.gz, .xz)."""
     return stored_path(path).is_file()
 
 
 def open_run_file(path: Path) -> IO[str]:
-    """path opened as UTF-8 text, decompressed when only its .gz copy exists."""
+    """path opened as UTF-8 text, decompressed when only its .gz or .xz copy exists."""
     stored = stored_path(path)
+    if stored.suffix == XZ_SUFFIX and stored != Path(path):
+        return lzma.open(stored, "rt", encoding="utf-8")
     if stored != Path(path):
         return gzip.open(stored, "rt", encoding="utf-8")
     return stored.open(encoding="utf-8")
@@ -64,7 +71,7 @@ def require_file(path: Path) -> Path:
 
 
 def read_json(path: Path) -> Any:
-    """The JSON document in path (or its .gz copy), which must exist."""
+    """The JSON document in path (or its compressed copy), which must exist."""
     if not run_file_exists(path):
         raise RunFileError(f"{path} is missing; pass a folder written by a load run (e.g. results/latest)")
     try:
@@ -87,7 +94,7 @@ def read_json_object(path: Path, *, missing_ok: bool = False) -> dict[str, Any]:
 
 
 def iter_jsonl(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (line number, record) for each non-blank line of path (or its .gz copy), checking the required
+    """Yield (line number, record) for each non-blank line of path (or its compressed copy), checking the required
     keys are there."""
     where = stored_path(require_file(path))
     with open_run_file(path) as lines:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import lzma
 
 import pytest
 from planting import plant
@@ -51,3 +52,20 @@ def test_a_run_without_a_history_or_with_a_damaged_one_cannot_be_judged(tmp_path
     write_jsonl(history_path(run_dir), lines)
     assert check.main([str(run_dir)]) == check.CANNOT_JUDGE_EXIT_CODE
     assert "without its invoke" in capsys.readouterr().err
+
+
+def test_a_lean_folder_with_only_its_xz_history_is_judged_from_the_history_alone(tmp_path, capsys):
+    """A long campaign kept in results/reference/: raw/history.jsonl.xz (and events), not the rest of raw/."""
+    lean = tmp_path / "lean"
+    (lean / "raw").mkdir(parents=True)
+    plain = tmp_path / "history.jsonl"
+    write_jsonl(plain, history_lines())
+    (lean / "raw" / "history.jsonl.xz").write_bytes(lzma.compress(plain.read_bytes()))
+    assert check.main([str(lean)]) == 0
+    out = capsys.readouterr().out
+    assert "no anomaly in 5 checks" in out and "judged the history alone, rebuilt nothing" in out
+    assert "history.jsonl.xz" in out and not (lean / "summary.json").exists()
+    write_jsonl(plain, plant(history_lines(), "lost_writes"))
+    (lean / "raw" / "history.jsonl.xz").write_bytes(lzma.compress(plain.read_bytes()))
+    assert check.main([str(lean)]) == check.ANOMALY_EXIT_CODE
+    assert "lost_writes 1" in capsys.readouterr().out
