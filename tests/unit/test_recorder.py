@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from sessionproof.load.recorder import Recorder
+from sessionproof.load.recorder import SEAL_AFTER_S, Recorder
 
 
 def fill(recorder: Recorder, offset: int) -> None:
@@ -25,8 +25,8 @@ def test_drained_workers_merge_to_the_same_histograms_as_one_process():
     master.merge(json.loads(json.dumps(worker_a.drain())))  # through JSON, as over the wire
     master.merge(json.loads(json.dumps(worker_b.drain())))
     assert master.histograms.keys() == single.histograms.keys()
-    for key, histogram in single.histograms.items():
-        merged = master.histograms[key]
+    for key in single.histograms:
+        histogram, merged = single.histogram(key), master.histogram(key)
         assert merged.get_total_count() == histogram.get_total_count()
         assert merged.get_value_at_percentile(99) == histogram.get_value_at_percentile(99)
     assert dict(master.outcomes) == dict(single.outcomes)
@@ -113,3 +113,21 @@ def test_hlogs_hold_one_interval_a_second_that_hdrhistogram_reads_back(tmp_path)
     assert reader.get_start_time_sec() == start_s
     lines = (tmp_path / "hlog" / "service-post-cart-item.hlog").read_text().splitlines()
     assert lines[-1].startswith("3.000000,1.000000,50.000000,")  # start s, length s, max in ms (µs / 1000)
+
+
+def test_a_long_run_keeps_only_its_last_seconds_histograms_live_and_loses_no_sample(tmp_path):
+    """A 136 KiB histogram per second, endpoint and kind held a 2-hour campaign's generator at 3 MB/s (21 GB by its
+    end); seconds that can no longer get a sample are kept encoded."""
+    recorder = Recorder()
+    for second in range(600):
+        for i in range(20):
+            recorder.record("GET /cart", 100 + i, 200 + i, ok=True, at_s=1000 + second + i / 20)
+    live = [key for key, value in recorder.histograms.items() if not isinstance(value, str)]
+    assert len(recorder.histograms) == 600 * 2 and len(live) <= 2 * (SEAL_AFTER_S + 2), len(live)
+    recorder.record("GET /cart", 5000, 5000, ok=True, at_s=1000 + 10.5)  # late, for a sealed second: still counted
+    assert recorder.histogram((1010, "GET /cart", "service")).get_total_count() == 21
+    recorder.write_raw(tmp_path / "raw")
+    lines = [json.loads(line) for line in (tmp_path / "raw" / "histograms.jsonl").read_text().splitlines()]
+    assert len(lines) == 1200
+    written = recorder.write_hlogs(tmp_path / "raw" / "hlog", run_start_s=1000)
+    assert len(written) == 2 and all(path.stat().st_size > 0 for path in written)
