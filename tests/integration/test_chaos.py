@@ -7,8 +7,10 @@ from collections import Counter
 
 import pytest
 
+from sessionproof.chaos.fault_kit import aof_write_failing
 from sessionproof.chaos.faults import FAULTS, NETWORK_FAULTS, heal, inject
 from sessionproof.runs import EventLog
+from sessionproof.runtimes.disk import is_frozen
 from support import wait_for_new_master
 
 pytestmark = pytest.mark.stack
@@ -34,6 +36,9 @@ def fault_is_visible(stack, fault: str, targets: list[str], master_before) -> No
         assert not stack.is_running(targets[0])
         new_master = wait_for_new_master(stack, master_before)
         assert new_master.name != targets[0]
+    elif fault == "aof-unwritable-redis-master":
+        assert aof_write_failing(stack, targets[0])  # its appends fail: MISCONF, and Sentinel fails it over
+        assert is_frozen(stack.aof_dir(targets[0]))
     elif fault == "restart-apps":
         assert all(stack.is_running(t) for t in targets)  # rolled, each ready again
 
@@ -53,6 +58,7 @@ def test_each_fault_injects_and_heals(healthy_stack, tmp_path, fault_name):
     finally:
         heal(fault, healthy_stack, log, targets)
     assert_whole(healthy_stack)
+    assert not any(is_frozen(healthy_stack.aof_dir(n.name)) for n in healthy_stack.nodes("redis"))
     heal(fault, healthy_stack, log, targets)  # healing twice is harmless
     assert_whole(healthy_stack)
     types = [json.loads(line)["type"] for line in (tmp_path / "events.jsonl").read_text().splitlines()]

@@ -13,7 +13,7 @@ import re
 import pytest
 
 from sessionproof.chaos import fault_kit
-from sessionproof.chaos.faults import FAULTS, NETWORK_FAULTS, heal, inject
+from sessionproof.chaos.faults import DISK_FAULTS, FAULTS, NETWORK_FAULTS, heal, inject
 from sessionproof.runs import EventLog
 from sessionproof.runtimes.commands import ContainerError, run_command
 from sessionproof.runtimes.factory import get_runtime
@@ -98,7 +98,7 @@ def run_fault(runtime, name: str, tmp_path) -> list[str]:
     return targets
 
 
-PROCESS_FAULTS = sorted(set(FAULTS) - NETWORK_FAULTS)
+PROCESS_FAULTS = sorted(set(FAULTS) - NETWORK_FAULTS - DISK_FAULTS)
 
 
 K8S_EXPECTED = {
@@ -151,6 +151,15 @@ def test_network_faults_are_refused_on_k8s_before_anything_is_done(name, tmp_pat
     with pytest.raises(RuntimeError, match="NETWORK=netns"):
         inject(FAULTS[name], k8s_runtime(fake), log)
     assert not fake.calls, fake.calls
+    assert not log.path.exists()  # no fault_start for a fault that never began
+
+
+@pytest.mark.parametrize("name", sorted(DISK_FAULTS))
+def test_disk_faults_are_refused_on_k8s_before_anything_is_done(name, tmp_path):
+    fake = FakeCluster()
+    log = EventLog(tmp_path / "events.jsonl")
+    with pytest.raises(RuntimeError, match="run on the local runtime"):
+        inject(FAULTS[name], k8s_runtime(fake), log)
     assert not log.path.exists()  # no fault_start for a fault that never began
 
 

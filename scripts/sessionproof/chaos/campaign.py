@@ -20,6 +20,7 @@ from pathlib import Path
 
 from sessionproof import settings
 from sessionproof.chaos.experiment import check_configurations, run_experiment, say
+from sessionproof.chaos.faults import FAULTS, refusal
 from sessionproof.chaos.nemesis import Nemesis, heal_everything, plan, plan_event
 from sessionproof.load import scenarios
 from sessionproof.runtimes.factory import get_runtime
@@ -42,6 +43,12 @@ def _duration(text: str) -> tuple[str, float]:
     return text, seconds
 
 
+def campaign_plan(seed: int, seconds: float, runtime: Runtime) -> list:
+    """The nemesis's steps from the faults this runtime can inject (the disk fault needs the AOF on this host):
+    same seed and runtime, same plan."""
+    return plan(seed, seconds - END_MARGIN_S, tuple(name for name in FAULTS if refusal(name, runtime) is None))
+
+
 def run_campaign(
     configuration: str, duration: str, seed: int, progress=say, base: Runtime | None = None
 ) -> tuple[Path, int]:
@@ -52,7 +59,7 @@ def run_campaign(
     reason = runtime.network_refusal()
     if reason is not None:
         raise RuntimeError(f"a campaign needs network faults: {reason}")
-    steps = plan(seed, seconds - END_MARGIN_S)
+    steps = campaign_plan(seed, seconds, runtime)
     progress(f"== campaign {configuration}: {text}, seed {seed}, {len(steps)} steps planned")
     runtime.up(progress=lambda *_: None)
 
@@ -99,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         configurations = args.layers.split()
         check_configurations(configurations)
         if args.plan_only:
-            steps = plan(args.seed, seconds - END_MARGIN_S)
+            steps = campaign_plan(
+                args.seed, seconds, get_runtime({**get_runtime().config.env, **CONFIGURATIONS[configurations[0]]})
+            )
             print(json.dumps(plan_event(args.seed, seconds, configurations[0], steps), indent=1))
             return 0
         worst = 0

@@ -3,6 +3,7 @@ only through the runtime interface (chaos/faults.py holds the catalogue)."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 import requests
 
 from sessionproof import settings
+from sessionproof.runtimes import disk
 from sessionproof.runtimes.interface import Runtime
 from sessionproof.waiting import wait_until
 
@@ -253,4 +255,37 @@ def heal_in_band(runtime: Runtime, targets: list[str]) -> None:
     kill_scripts(runtime, targets)
     unpause_clients(runtime, targets)
     restore_maxmemory(runtime, targets)
+    heal_stack(runtime, [])
+
+
+# ------------------------------------------------------------------ the disk
+AOF_PROBE_KEY = "sessionproof:nemesis:aof-probe"  # a write that makes Redis append to its AOF now; expires in a minute
+
+
+def aof_write_failing(runtime: Runtime, target: str) -> bool:
+    """Whether target's last append to its AOF failed (INFO persistence aof_last_write_status:err)."""
+    return runtime.redis_info(target, "persistence").get("aof_last_write_status") == "err"
+
+
+def freeze_aof(runtime: Runtime, targets: list[str]) -> None:
+    """Each target's AOF folder immutable (runtimes/disk.py): its next append fails, and from then on it refuses
+    writes and PING with MISCONF, so Sentinel takes it for down. A write of our own makes that append happen now."""
+    for target in targets:
+        disk.freeze(runtime.aof_dir(target))
+        # Refused already (MISCONF, or READONLY on a node that lost its role meanwhile): nothing to push then.
+        with contextlib.suppress(Exception):
+            runtime.redis_command(target, "SET", AOF_PROBE_KEY, "1", "PX", "60000")
+        wait_until(lambda target=target: aof_write_failing(runtime, target), 10, f"{target} to fail writing its AOF")
+
+
+def thaw_aof(runtime: Runtime, targets: list[str]) -> None:
+    """Every Redis node's AOF folder writable again (the master may have moved since the inject): Redis retries the
+    append each second and takes writes again once it succeeds."""
+    for node in runtime.nodes("redis"):
+        disk.writable_again(runtime.aof_dir(node.name))
+
+
+def heal_aof(runtime: Runtime, targets: list[str]) -> None:
+    """Idempotent: every AOF writable, then what heal_stack waits for."""
+    thaw_aof(runtime, targets)
     heal_stack(runtime, [])

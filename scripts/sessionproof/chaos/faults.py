@@ -28,6 +28,8 @@ from sessionproof.chaos.fault_kit import (
     fill,
     first,
     first_replica,
+    freeze_aof,
+    heal_aof,
     heal_fill,
     heal_in_band,
     heal_network,
@@ -44,6 +46,7 @@ from sessionproof.chaos.fault_kit import (
     restore_maxmemory,
     resume_each,
     start_each,
+    thaw_aof,
     unpause_clients,
 )
 from sessionproof.runs import EventLog
@@ -123,6 +126,12 @@ FAULTS: dict[str, Fault] = {
             5, redis_master, pause_writes, heal_in_band, unpause_clients,
         ),
         Fault(
+            "aof-unwritable-redis-master",
+            "the master's AOF folder made immutable (chattr +i): its appends fail, it refuses writes and PING with "
+            "MISCONF (as on a full disk) and Sentinel fails it over; writable again at the release",
+            8, redis_master, freeze_aof, heal_aof, thaw_aof,
+        ),
+        Fault(
             "kill-sentinel",
             "SIGKILL one Sentinel; it comes back after the hold",
             5, first("sentinel"), kill_each, heal_stack, start_each,
@@ -183,13 +192,20 @@ FAULTS: dict[str, Fault] = {
     )
 }  # fmt: skip
 NETWORK_FAULTS = frozenset(name for name, fault in FAULTS.items() if fault.heal is heal_network)
+DISK_FAULTS = frozenset(name for name, fault in FAULTS.items() if fault.heal is heal_aof)
 
 
 def refusal(fault_name: str, runtime: Runtime) -> str | None:
-    """Why runtime cannot run this fault (a network fault on a stack without per-node addresses), or None."""
+    """Why runtime cannot run this fault (a network fault on a stack without per-node addresses, a disk fault where
+    the AOF is out of this host's reach), or None."""
     if fault_name in NETWORK_FAULTS:
         reason = runtime.network_refusal()
         return None if reason is None else f"{fault_name}: {reason}"
+    if fault_name in DISK_FAULTS:
+        try:
+            runtime.aof_dir(runtime.nodes("redis")[0].name)
+        except RuntimeError as error:  # the runtime keeps the AOF where this host cannot reach it
+            return f"{fault_name}: {error}"
     return None
 
 

@@ -27,6 +27,7 @@ from sessionproof.chaos.fault_kit import (
     replicas,
     restore_maxmemory,
     start_each,
+    thaw_aof,
     unpause_clients,
 )
 from sessionproof.chaos.faults import FAULTS, Fault, inject
@@ -208,12 +209,12 @@ def resolve(runtime: Runtime, role: str) -> list[str] | None:
 
 
 def heal_everything(runtime: Runtime) -> None:
-    """Idempotent: every link restored, every node running, no script or client pause, maxmemory back, then one
-    settled master with its replicas (heal_stack)."""
+    """Idempotent: every link restored, every node running, no script or client pause, maxmemory back, every AOF
+    writable, then one settled master with its replicas (heal_stack)."""
     runtime.heal_network()
     everyone = [n.name for n in runtime.nodes()]
     start_each(runtime, everyone)  # a paused node would not answer the in-band heals below
-    for in_band in (kill_scripts, unpause_clients, restore_maxmemory):
+    for in_band in (kill_scripts, unpause_clients, restore_maxmemory, thaw_aof):
         try:
             in_band(runtime, everyone)
         except Exception:

@@ -370,3 +370,9 @@ class ComposeRuntime:
 
     def heal_network(self) -> None:
         container_network.heal([c for c in self.containers().values() if c.status in ("running", "paused")])
+
+    def aof_dir(self, node_name: str) -> Path:
+        raise ContainerError(
+            f"{node_name}'s AOF is in a container volume; disk faults (aof-unwritable-redis-master) run on the local runtime, whose Redis folders are on this host: "
+            "`make down && STACK=local NETWORK=netns make up` (as root)"
+        )

@@ -5,6 +5,7 @@ It imports no runtime: factory.py makes one (get_runtime), and the runtimes impo
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
 from sessionproof.topology import Node, StackConfig
@@ -41,3 +42,6 @@ class Runtime(Protocol):
     def cut_links(self, pairs: list[tuple[str, str]]) -> None: ...
     def congest(self, node_name: str, rate_kbit: int, burst_kbit: int, latency_ms: int) -> None: ...
     def heal_network(self) -> None: ...
+    # Disk faults: the folder of a Redis node's append-only files on this host (StackError where the runtime keeps
+    # it out of the host's reach, in a container volume or a pod).
+    def aof_dir(self, node_name: str) -> Path: ...

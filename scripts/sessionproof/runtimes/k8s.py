@@ -19,6 +19,7 @@ unit-tested against a recorded command runner, not live (see docs/runtimes.md).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from sessionproof import REPO_ROOT, settings
 from sessionproof.configs import templates as configs
@@ -103,6 +104,12 @@ class K8sRuntime:
 
     def heal_network(self) -> None:
         return None  # nothing was cut
+
+    def aof_dir(self, node_name: str) -> Path:
+        raise ContainerError(
+            f"{node_name}'s AOF is in a pod's volume; disk faults (aof-unwritable-redis-master) run on the local runtime, whose Redis folders are on this host: "
+            "`make down && STACK=local NETWORK=netns make up` (as root)"
+        )
 
     def redis_info(self, node_name: str, section: str) -> dict[str, str]:
         out = self._redis_cli(node_name, REDIS_PORT, f"INFO {section}")

@@ -19,11 +19,13 @@ import shutil
 import signal
 import subprocess
 import xmlrpc.client
+from pathlib import Path
 
 import psutil
 
 from sessionproof import settings
 from sessionproof.runtimes import probes
+from sessionproof.runtimes.disk import writable_again
 from sessionproof.runtimes.interface import StackError
 from sessionproof.runtimes.local_files import LocalFiles
 from sessionproof.runtimes.netns import NetworkError, NodeNetwork
@@ -31,6 +33,8 @@ from sessionproof.runtimes.readiness import NodeStatus, StackProbe
 from sessionproof.runtimes.supervisor import UP_STATES, Supervisor, is_stopped, process_tree
 from sessionproof.topology import Node, StackConfig
 from sessionproof.waiting import wait_until
+
+AOF_DIR_NAME = "appendonlydir"  # Redis's appenddirname, which redis.conf does not change
 
 
 class LocalRuntime:
@@ -54,6 +58,8 @@ class LocalRuntime:
     def up(self, timeout_s: float | None = None, progress=print) -> None:
         timeout_s = timeout_s or settings.get_int("STACK_UP_TIMEOUT_S", self.config.env, minimum=1)
         nginx_changed = self.render()
+        for node in self.config.redis_nodes:  # an AOF a disk fault left unwritable would hold writes (MISCONF)
+            writable_again(self.aof_dir(node.name))
         if self.network is not None:
             progress(f"network: a namespace per node on {self.config.subnet} (bridge {self.network.bridge})")
             self._network_call(self.network.create)
@@ -140,6 +146,10 @@ class LocalRuntime:
         node = self.config.node(node_name)
         with probes.redis_client(node.host, node.port, self.password) as client:
             client.config_set(parameter, value)
+
+    def aof_dir(self, node_name: str) -> Path:
+        """STATE_DIR/redis-N/appendonlydir: redis.conf's dir is the node's folder, appenddirname Redis's default."""
+        return self.state_dir / self.config.node(node_name).name / AOF_DIR_NAME
 
     def _network_call(self, action, *args):
         try:
@@ -355,6 +365,7 @@ class LocalRuntime:
         if self.supervisor.pid() is not None:
             raise StackError("the stack is running; `make down` first")
         if self.state_dir.exists():
+            writable_again(self.state_dir)  # a disk fault never healed would make rmtree fail
             shutil.rmtree(self.state_dir)
             progress(f"removed {self.state_dir}")
 
