@@ -38,7 +38,7 @@ def freeze(folder: Path) -> None:
 def writable_again(folder: Path) -> None:
     """Idempotent: the immutable flag off the folder and everything in it; nothing to do where it is absent or the
     filesystem has no such flag (nothing could have been frozen there)."""
-    if folder.exists():
+    if folder.exists() and shutil.which("chattr") is not None:  # without chattr, nothing was frozen here
         _chattr("-i", folder)
 
 
