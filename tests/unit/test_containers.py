@@ -122,7 +122,7 @@ K8S_EXPECTED = {
     "pause-writes-redis-master": [],
 }  # fmt: skip
 IN_BAND = {
-    "busy-script-redis-master": ("redis-0", "'EVAL'"),
+    "busy-script-redis-master": ("redis-0", "'EVAL_RO'"),
     "pause-writes-redis-master": ("redis-0", "'CLIENT' 'PAUSE' '60000' 'WRITE'"),
 }
 

@@ -211,7 +211,9 @@ BUSY_SCRIPT_LONGEST_S = 60  # the script ends by itself after this, should its h
 
 
 def busy_script(runtime: Runtime, targets: list[str]) -> None:
-    """Start BUSY_SCRIPT on each target, from a thread (EVAL does not return until the script ends)."""
+    """Start BUSY_SCRIPT on each target, from a thread (EVAL_RO does not return until the script ends). EVAL_RO,
+    not EVAL: EVAL may write, so a CLIENT PAUSE WRITE (pause-writes-redis-master in the same step) held it back and
+    the script never ran (a campaign's injection failed so)."""
     for target in targets:
         thread = threading.Thread(
             target=_run_busy_script, args=(runtime, target), name=f"busy-script-{target}", daemon=True
@@ -222,7 +224,7 @@ def busy_script(runtime: Runtime, targets: list[str]) -> None:
 
 def _run_busy_script(runtime: Runtime, target: str) -> None:
     try:
-        runtime.redis_command(target, "EVAL", BUSY_SCRIPT, "0", str(BUSY_SCRIPT_LONGEST_S), timeout_s=None)
+        runtime.redis_command(target, "EVAL_RO", BUSY_SCRIPT, "0", str(BUSY_SCRIPT_LONGEST_S), timeout_s=None)
     except Exception:
         return
 
