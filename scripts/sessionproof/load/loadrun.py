@@ -65,6 +65,8 @@ class OpenRun:
     finalizer: gevent.Greenlet | None = None
     reported_after_stop: set[str] = field(default_factory=set)
     reporting_workers: set[str] = field(default_factory=set)
+    # The code the test ran, taken when it started: a commit made during a 2-hour run must not be named instead.
+    git_sha: str = field(default_factory=runs.git_sha)
 
 
 _state: dict = {
