@@ -102,3 +102,26 @@ def test_when_a_sentinel_does_not_answer_only_a_replicas_own_state_rules_it_out(
         [SWITCHED[1][0], _replica("10.0.0.13", flags="slave,disconnected", **{"slave-priority": 0})],
     )
     assert replication.required_replicas(None, [priority_0], NEW_MASTER, False, {}) == {("10.0.0.12", 6379)}
+
+
+def test_with_no_sentinel_answering_the_last_answer_still_binds(monkeypatch):
+    """The apps cut from every Sentinel, the master's link to .11 congested so only .12 is online: a 2-hour campaign
+    lost 10 writes that .12 alone confirmed when Sentinel promoted .11. The last answer (.11 and .12, on .13) holds."""
+    master = ("10.0.0.13", 6379)
+    answers = iter(
+        [
+            replication.Confirmers(frozenset({("10.0.0.11", 6379), ("10.0.0.12", 6379)}), master),
+            replication.Confirmers(frozenset({("10.0.0.12", 6379)}), None),  # no Sentinel: the online replicas
+        ]
+    )
+    monkeypatch.setattr(replication, "replicas_that_must_confirm", lambda client: next(answers))
+    cache = replication.ConfirmersCache(client=None, ttl_s=60)
+    assert cache.get().master == master
+    held = cache.get(fresh=True)
+    assert held == replication.Confirmers(frozenset({("10.0.0.11", 6379), ("10.0.0.12", 6379)}), master)
+
+
+def test_without_any_sentinel_answer_ever_the_online_replicas_are_required(monkeypatch):
+    online = replication.Confirmers(frozenset({("127.0.0.1", 6380)}), None)
+    monkeypatch.setattr(replication, "replicas_that_must_confirm", lambda client: online)
+    assert replication.ConfirmersCache(client=None, ttl_s=60).get() == online
