@@ -144,22 +144,17 @@ def test_every_fault_on_k8s(name, tmp_path):
         ]
 
 
-@pytest.mark.parametrize("name", sorted(NETWORK_FAULTS))
-def test_network_faults_are_refused_on_k8s_before_anything_is_done(name, tmp_path):
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [(name, "NETWORK=netns") for name in sorted(NETWORK_FAULTS)]
+    + [(name, "run on the local runtime") for name in sorted(DISK_FAULTS)],
+)
+def test_network_and_disk_faults_are_refused_on_k8s_before_anything_is_done(name, reason, tmp_path):
     fake = FakeCluster()
     log = EventLog(tmp_path / "events.jsonl")
-    with pytest.raises(RuntimeError, match="NETWORK=netns"):
+    with pytest.raises(RuntimeError, match=reason):
         inject(FAULTS[name], k8s_runtime(fake), log)
     assert not fake.calls, fake.calls
-    assert not log.path.exists()  # no fault_start for a fault that never began
-
-
-@pytest.mark.parametrize("name", sorted(DISK_FAULTS))
-def test_disk_faults_are_refused_on_k8s_before_anything_is_done(name, tmp_path):
-    fake = FakeCluster()
-    log = EventLog(tmp_path / "events.jsonl")
-    with pytest.raises(RuntimeError, match="run on the local runtime"):
-        inject(FAULTS[name], k8s_runtime(fake), log)
     assert not log.path.exists()  # no fault_start for a fault that never began
 
 

@@ -203,7 +203,7 @@ def refusal(fault_name: str, runtime: Runtime) -> str | None:
         return None if reason is None else f"{fault_name}: {reason}"
     if fault_name in DISK_FAULTS:
         try:
-            runtime.aof_dir(runtime.nodes("redis")[0].name)
+            runtime.aof_dir(runtime.config.redis_nodes[0].name)  # from the config: asking costs no cluster call
         except RuntimeError as error:  # the runtime keeps the AOF where this host cannot reach it
             return f"{fault_name}: {error}"
     return None

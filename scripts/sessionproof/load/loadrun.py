@@ -19,18 +19,15 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import gc
 import json
 import logging
 import os
 import signal
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import gevent
-import psutil
 from locust import LoadTestShape, events
 from locust import stats as locust_stats
 from locust.html import get_html_report
@@ -38,7 +35,7 @@ from locust.runners import STATE_SPAWNING, MasterRunner, WorkerRunner
 
 from sessionproof import runs, settings
 from sessionproof.histograms import percentiles_us
-from sessionproof.load import final_read, runinfo, scenarios, server_metrics
+from sessionproof.load import final_read, runinfo, scenarios, self_watch, server_metrics
 from sessionproof.load.finish import finish_run
 from sessionproof.load.priority import take_priority
 from sessionproof.load.recorder import Recorder
@@ -46,15 +43,8 @@ from sessionproof.runfiles import LOCUST_HTML
 
 log = logging.getLogger("sessionproof")
 recorder = Recorder()
-CPU_SAMPLE_INTERVAL_S = 1.0
-LOOP_LAG_SLEEP_S = 0.001
 HEARTBEAT_INTERVAL_S = 5.0
 MAX_EVENTS_PER_PROCESS = 2000
-# What the run keeps (the history, the timeline) only grows, and Python's full garbage collection walks all of it:
-# with a 2-hour campaign's history in memory one full collection took 0.66 s of CPU (a synthetic history of that
-# shape), a spike the generator's CPU bound counts; that campaign's peak rose from 26 % to 81 % while its load did
-# not change. Freezing what has survived this long takes it out of every later collection.
-GC_FREEZE_INTERVAL_S = 10.0
 WORKER_REPORT_WAIT_S = 10.0  # how long a stopped test waits for every worker's last report
 
 
@@ -167,9 +157,7 @@ def _on_init(environment, runner, **_kwargs) -> None:
     worker = isinstance(runner, WorkerRunner)
     apply_scenario(environment, scenario, keep_every_class=worker)
     _state["nice"] = take_priority(settings.get_int("LOADGEN_NICE", minimum=-20))
-    gevent.spawn(_sample_cpu)
-    gevent.spawn(_probe_loop_lag)
-    gevent.spawn(_freeze_long_lived)
+    self_watch.start(recorder)
     if worker:
         events.report_to_master.add_listener(_ship_to_master)
         return
@@ -209,30 +197,6 @@ def _route_ctrl_c_to(main) -> None:
         hub.loop.run_callback(main.throw, KeyboardInterrupt)
 
     gevent.signal_handler(signal.SIGINT, on_ctrl_c)
-
-
-def _sample_cpu() -> None:
-    process = psutil.Process()
-    process.cpu_percent(None)
-    while True:
-        gevent.sleep(CPU_SAMPLE_INTERVAL_S)
-        recorder.cpu(process.cpu_percent(None))
-
-
-def _freeze_long_lived() -> None:
-    while True:
-        gevent.sleep(GC_FREEZE_INTERVAL_S)
-        gc.freeze()
-
-
-def _probe_loop_lag() -> None:
-    """How late the event loop wakes a greenlet that sleeps LOOP_LAG_SLEEP_S: time every response waits too,
-    before the harness sees it. Generator CPU alone misses it."""
-    sleep_ns = int(LOOP_LAG_SLEEP_S * 1e9)
-    while True:
-        started_ns = time.perf_counter_ns()
-        gevent.sleep(LOOP_LAG_SLEEP_S)
-        recorder.lag((time.perf_counter_ns() - started_ns - sleep_ns) // 1000)
 
 
 def _ship_to_master(client_id, data) -> None:

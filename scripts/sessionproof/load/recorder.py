@@ -77,10 +77,8 @@ class Recorder:
         value = self.histograms.get(key)
         if isinstance(value, HdrHistogram):
             return value
-        histogram = new_histogram()
-        if value is not None:  # a late sample for a sealed second (or a worker's, merged)
-            histogram.decode_and_add(value)
-        self.histograms[key] = histogram
+        # A late sample for a sealed second (or a worker's, merged) decodes it again.
+        histogram = self.histograms[key] = new_histogram() if value is None else _decoded(value)
         self._unsealed.append(key)
         return histogram
 
@@ -95,11 +93,7 @@ class Recorder:
     def histogram(self, key: tuple[int, str, str]) -> HdrHistogram:
         """A copy to read (sealed or not)."""
         value = self.histograms[key]
-        if isinstance(value, HdrHistogram):
-            return value
-        histogram = new_histogram()
-        histogram.decode_and_add(value)
-        return histogram
+        return value if isinstance(value, HdrHistogram) else _decoded(value)
 
     def failure(self, kind: str) -> None:
         self.failures_by_kind[kind] += 1
@@ -251,3 +245,9 @@ def _slug(endpoint: str) -> str:
 def _encoded(histogram: HdrHistogram | str) -> str:
     """A histogram as HdrHistogram's compressed base64 encoding (kept as is when already encoded)."""
     return histogram if isinstance(histogram, str) else histogram.encode().decode("ascii")
+
+
+def _decoded(encoded: str) -> HdrHistogram:
+    histogram = new_histogram()
+    histogram.decode_and_add(encoded)
+    return histogram

@@ -96,7 +96,7 @@ def meta(environment, run, web_ui: bool) -> dict:
             "web_ui": web_ui,
         },
         "scenario_config": run.scenario.raw,
-        "git_sha": getattr(run, "git_sha", None) or runs.git_sha(),
+        "git_sha": run.git_sha,
         "versions": runs.versions(),
         "config": runs.resolved_config(),
         "topology": topology,

@@ -43,6 +43,7 @@ from sessionproof.configs.container_files import app_env, read_env_file
 from sessionproof.runtimes import container_network, probes
 from sessionproof.runtimes.commands import ContainerError, Runner, run_command
 from sessionproof.runtimes.compose_probe import ComposeProbe
+from sessionproof.runtimes.interface import DISK_FAULTS_NEED_LOCAL
 from sessionproof.topology import CONTAINER_PORTS, Node, StackConfig
 from sessionproof.waiting import wait_until
 
@@ -372,7 +373,4 @@ class ComposeRuntime:
         container_network.heal([c for c in self.containers().values() if c.status in ("running", "paused")])
 
     def aof_dir(self, node_name: str) -> Path:
-        raise ContainerError(
-            f"{node_name}'s AOF is in a container volume; disk faults (aof-unwritable-redis-master) run on the local runtime, whose Redis folders are on this host: "
-            "`make down && STACK=local NETWORK=netns make up` (as root)"
-        )
+        raise ContainerError(f"{node_name}'s AOF is in a container volume; {DISK_FAULTS_NEED_LOCAL}")

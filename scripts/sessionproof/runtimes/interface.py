@@ -15,6 +15,13 @@ class StackError(RuntimeError):
     """The stack cannot do what was asked; the message says what to do."""
 
 
+# Why a container runtime refuses the disk faults (compose and k8s keep the AOF out of this host's reach).
+DISK_FAULTS_NEED_LOCAL = (
+    "disk faults (aof-unwritable-redis-master) run on the local runtime, whose Redis folders are on this host: "
+    "`make down && STACK=local NETWORK=netns make up` (as root)"
+)
+
+
 class Runtime(Protocol):
     name: str
     config: StackConfig

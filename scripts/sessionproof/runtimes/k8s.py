@@ -24,6 +24,7 @@ from pathlib import Path
 from sessionproof import REPO_ROOT, settings
 from sessionproof.configs import templates as configs
 from sessionproof.runtimes.commands import ContainerError, Runner, run_command
+from sessionproof.runtimes.interface import DISK_FAULTS_NEED_LOCAL
 from sessionproof.topology import CONTAINER_PORTS, REDIS_PORT, SENTINEL_PORT, Node, StackConfig
 from sessionproof.waiting import wait_until
 
@@ -106,10 +107,7 @@ class K8sRuntime:
         return None  # nothing was cut
 
     def aof_dir(self, node_name: str) -> Path:
-        raise ContainerError(
-            f"{node_name}'s AOF is in a pod's volume; disk faults (aof-unwritable-redis-master) run on the local runtime, whose Redis folders are on this host: "
-            "`make down && STACK=local NETWORK=netns make up` (as root)"
-        )
+        raise ContainerError(f"{node_name}'s AOF is in a pod's volume; {DISK_FAULTS_NEED_LOCAL}")
 
     def redis_info(self, node_name: str, section: str) -> dict[str, str]:
         out = self._redis_cli(node_name, REDIS_PORT, f"INFO {section}")
