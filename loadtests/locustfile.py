@@ -70,9 +70,10 @@ class SessionUser(FastHttpUser):
     rate_per_user_per_s = 2.0
     latency_mix: dict[str, float] = {}  # noqa: RUF012 - set per scenario by loadrun
     concurrent_requests = 5
+    catch_up_factor: float | None = None
 
     def on_start(self) -> None:
-        self.pacer = Pacer(self.rate_per_user_per_s)
+        self.pacer = Pacer(self.rate_per_user_per_s, catch_up_factor=self.catch_up_factor)
         self.uid = uuid.uuid4().hex[:12]
         self.logins = 0
         self.written = 0
@@ -267,6 +268,7 @@ class ConcurrencyUser(SessionUser):
             self.fresh_login()
             return
         slot_s = self.pacer.take_slot()  # the whole burst shares one intended start
+        gevent.sleep(self.pacer.delay_until(slot_s))  # once for the burst: its adds then go out together
         items = [(k, self.next_item()) for k in range(self.concurrent_requests)]
         pool = Pool(self.concurrent_requests)
         try:

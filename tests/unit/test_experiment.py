@@ -24,6 +24,18 @@ def test_every_experiment_has_a_fault_schedule_and_slos(name):
     assert {"path": ["correctness", "anomalies"], "max": 0} in scenario.slo
 
 
+def test_the_campaign_bounds_its_catch_up_and_other_scenarios_keep_theirs_unbounded():
+    assert scenarios.load("campaign").catch_up_factor == 2
+    assert scenarios.load("demo").catch_up_factor is None  # the matrix's and the demo's figures stay comparable
+
+
+def test_a_catch_up_factor_that_never_drains_is_refused(tmp_path):
+    text = (scenarios.scenario_dir() / "campaign.yaml").read_text().replace("catch_up_factor: 2", "catch_up_factor: 1")
+    (tmp_path / "slow.yaml").write_text(text)
+    with pytest.raises(scenarios.ScenarioError, match="catch_up_factor must be over 1"):
+        scenarios.load("slow", tmp_path)
+
+
 class FakeRuntime:
     def __init__(self, env: dict):
         self.config = type("Config", (), {"env": env, "get": lambda _self, name: env.get(name, "hardened")})()

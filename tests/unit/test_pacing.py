@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -94,3 +95,36 @@ def test_server_timing_gives_the_apps_time_and_store_time_in_us():
     assert server_timing_us("app;dur=1.234, store;dur=0.456") == {"app": 1234, "store": 456}
     assert server_timing_us('cache;desc="hit", app;dur=2;desc=x') == {"app": 2000}
     assert server_timing_us(None) is None and server_timing_us("app;dur=oops") is None
+
+
+def test_a_backlog_goes_out_at_once_without_a_catch_up_factor():
+    now = [0.0]
+    pacer = Pacer(rate_per_s=10, clock=lambda: now[0], jitter=False)
+    now[0] = 5.0  # 50 slots missed
+    delays = [pacer.delay_until(pacer.take_slot()) for _ in range(50)]
+    assert delays == [0.0] * 50
+
+
+def test_a_catch_up_factor_spreads_a_backlog_at_that_multiple_of_the_rate():
+    now = [0.0]
+    pacer = Pacer(rate_per_s=10, clock=lambda: now[0], jitter=False, catch_up_factor=2)
+    assert pacer.delay_until(pacer.take_slot()) == 0.0  # on time
+    now[0] = 5.0  # a 5 s stall: 49 slots missed
+    sent = []
+    for _ in range(60):
+        slot = pacer.take_slot()
+        now[0] += pacer.delay_until(slot)  # the sleep; the request itself takes no time here
+        sent.append((slot, now[0]))
+    late_gaps = [b_at - a_at for (_, a_at), (b_slot, b_at) in itertools.pairwise(sent) if b_at > b_slot + 1e-9]
+    assert len(late_gaps) == 59 and all(gap == pytest.approx(0.05) for gap in late_gaps)  # 2 x 10/s while behind
+    # The backlog drains (5 s behind, gaining 0.05 s a request: 100 requests), then the schedule rules again.
+    for _ in range(100):
+        slot = pacer.take_slot()
+        now[0] += pacer.delay_until(slot)
+    slot = pacer.take_slot()
+    assert pacer.delay_until(slot) == pytest.approx(slot - now[0]) and slot >= now[0]
+
+
+def test_a_catch_up_factor_must_let_a_backlog_drain():
+    with pytest.raises(ValueError, match="over 1"):
+        Pacer(rate_per_s=10, catch_up_factor=1)

@@ -115,6 +115,7 @@ def apply_scenario(environment, scenario: scenarios.Scenario, keep_every_class: 
         cls.rate_per_user_per_s = scenario.rate_per_user_per_s
         cls.latency_mix = scenario.latency_mix
         cls.concurrent_requests = scenario.concurrent_requests
+        cls.catch_up_factor = scenario.catch_up_factor
         if weight > 0 or keep_every_class:
             selected.append(cls)
     environment.user_classes = selected

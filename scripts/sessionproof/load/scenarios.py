@@ -27,6 +27,7 @@ class Scenario:
     mix: dict[str, float]
     latency_mix: dict[str, float] = field(default_factory=dict)
     concurrent_requests: int = 5
+    catch_up_factor: float | None = None  # Pacer's: a backlog goes out at most at this multiple of the rate
     slo: list[dict] = field(default_factory=list)
     raw: dict = field(default_factory=dict, repr=False)
 
@@ -76,6 +77,7 @@ def load(name: str, directory: Path | None = None) -> Scenario:
             mix=mix,
             latency_mix={str(k): float(v) for k, v in (data.get("latency_mix") or {}).items()},
             concurrent_requests=int(data.get("concurrent_requests", 5)),
+            catch_up_factor=float(data["catch_up_factor"]) if data.get("catch_up_factor") is not None else None,
             slo=list(data.get("slo") or []),
             raw=data,
         )
@@ -89,4 +91,6 @@ def load(name: str, directory: Path | None = None) -> Scenario:
             raise ScenarioError(f"{path}: each slo entry needs a path and a max or min, got {check!r}")
     if scenario.users < 1 or scenario.rate_per_user_per_s <= 0 or scenario.concurrent_requests < 1:
         raise ScenarioError(f"{path}: users, rate_per_user_per_s and concurrent_requests must be positive")
+    if scenario.catch_up_factor is not None and scenario.catch_up_factor <= 1:
+        raise ScenarioError(f"{path}: catch_up_factor must be over 1 (at 1 a backlog never drains), or left out")
     return scenario
