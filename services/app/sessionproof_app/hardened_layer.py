@@ -208,8 +208,12 @@ class HardenedSessionInterface(StockSessionInterface):
             pipe = self.client.pipeline(transaction=False)
             pipe.getex(self.store_key(sid), ex=self._ttl_s(app))  # read and slide the expiry: one round trip
             pipe.get(self._record_key(state))
-            raw, record = pipe.execute()
-        elif sid:  # a read: one command, without a pipeline's or the client's per-command cost
+            raw, record = self._read_confirmed(pipe, reads=2)
+        elif sid and self.wait_replicas:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.getex(self.store_key(sid), ex=self._ttl_s(app))
+            (raw,) = self._read_confirmed(pipe, reads=1)
+        elif sid:  # not confirmed (SESSION_WAIT_REPLICAS=0): one command, without a pipeline's cost
             raw = store.get_and_touch(self.client, self.store_key(sid), self._ttl_s(app))
         elif wants_record:
             record = self.client.get(self._record_key(state))
@@ -222,6 +226,12 @@ class HardenedSessionInterface(StockSessionInterface):
             session = self.session_class(self.serializer.decode(raw), sid=sid)
             session.read_key, session.read_bytes = self.store_key(sid), raw
         return session
+
+    def _read_confirmed(self, pipe, reads: int) -> list:
+        """`pipe`'s replies (GETEX first) once the replicas that must confirm a write have all the master had:
+        GETEX slides the expiry, a write, so WAIT covers the master's stream up to this read. Otherwise a write
+        answered 503 (no replica confirmed it) could be shown, then lost in a failover (docs/design.md)."""
+        return self._execute_confirmed(pipe, writes=reads, check=lambda replies: None)
 
     def regenerate(self, session) -> None:
         # A new id now; the old key is deleted by the commit, atomically with the write under the new one.
