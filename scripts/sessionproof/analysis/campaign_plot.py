@@ -59,9 +59,12 @@ def plot_campaign(c: Campaign, path: Path) -> None:
     rows = [*(anomaly_rows.values() or [NO_ANOMALY_ROW]), SPLIT_ROW, OVERLAP_ROW, *kinds]
     gantt_in = 0.3 * len(rows) + 0.8
     figure = Figure(figsize=(13, gantt_in + 5.2), dpi=100)
+    # hspace is a share of the mean panel height: about 0.9 in between panels, however tall the Gantt chart is
+    # (a fixed 0.35 left 3 in of blank paper under a 30-row chart).
     grid = figure.add_gridspec(
-        3, 1, height_ratios=[gantt_in, 2.2, 2.2], left=0.17, right=0.8, top=0.96, bottom=0.07, hspace=0.35
-    )
+        3, 1, height_ratios=[gantt_in, 2.2, 2.2], left=0.17, right=0.8, top=0.96, bottom=0.07,
+        hspace=0.9 * 3 / (gantt_in + 4.4),
+    )  # fmt: skip
     gantt = figure.add_subplot(grid[0])
     ok_axes = figure.add_subplot(grid[1], sharex=gantt)
     failed_axes = figure.add_subplot(grid[2], sharex=gantt)
