@@ -46,9 +46,7 @@ def _duration(text: str) -> tuple[str, float]:
 def campaign_plan(seed: int, seconds: float, runtime: Runtime) -> list:
     """The nemesis's steps from the faults this runtime can inject (the disk fault needs the AOF on this host):
     same seed and runtime, same plan."""
-    accepted = tuple(name for name in FAULTS if refusal(name, runtime) is None)
-    # plan() leaves the named combinations out when given a pool: only where the runtime refuses a fault.
-    return plan(seed, seconds - END_MARGIN_S, None if len(accepted) == len(FAULTS) else accepted)
+    return plan(seed, seconds - END_MARGIN_S, tuple(name for name in FAULTS if refusal(name, runtime) is None))
 
 
 def run_campaign(

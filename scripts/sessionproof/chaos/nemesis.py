@@ -152,16 +152,18 @@ COMBINATIONS = (
 
 
 def plan(seed: int, duration_s: float, faults: tuple[str, ...] | None = None) -> list[Step]:
-    """Enough steps to fill duration_s (each assumed no longer than its holds; the run stops when time is up)."""
+    """Enough steps to fill duration_s (each assumed no longer than its holds; the run stops when time is up).
+    `faults` is the pool; the named combinations run only when it is the whole catalogue (they draw from it)."""
     rng = random.Random(seed)
     pool = sorted(faults or FAULTS)
+    named = set(pool) >= set(FAULTS)
     combinable = [f for f in pool if f not in SINGLES_ONLY]
     steps: list[Step] = []
     elapsed = 0.0
     while elapsed < duration_s:
         quiet = FIRST_QUIET_S if not steps else round(rng.uniform(*QUIET_S), 1)
         kind = rng.choices(list(KIND_WEIGHTS), weights=list(KIND_WEIGHTS.values()))[0]
-        if kind == "combination" and faults is None:
+        if kind == "combination" and named:
             name = rng.choice(COMBINATIONS)
             planned = _combination(rng, name)
             kind = "pair" if len(planned) == 2 else "triple"

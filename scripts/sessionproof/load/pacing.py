@@ -20,6 +20,11 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+def check_catch_up_factor(catch_up_factor: float | None) -> None:
+    if catch_up_factor is not None and catch_up_factor <= 1:
+        raise ValueError("catch_up_factor must be over 1 (at 1 a backlog never drains), or left out")
+
+
 class Pacer:
     """A user's intended-start schedule. After a stall the missed slots still go out, each timed from its own
     slot; `catch_up_factor` (a scenario's, default unbounded) caps how fast: a backlog is sent at most at
@@ -36,8 +41,7 @@ class Pacer:
     ):
         if rate_per_s <= 0:
             raise ValueError("rate_per_s must be positive")
-        if catch_up_factor is not None and catch_up_factor <= 1:
-            raise ValueError("catch_up_factor must be over 1: at 1 a backlog never drains")
+        check_catch_up_factor(catch_up_factor)
         self.interval_s = 1.0 / rate_per_s
         self.clock = clock
         # Spread users over one interval so they do not fire in lockstep.

@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from sessionproof import REPO_ROOT, settings
+from sessionproof.load.pacing import check_catch_up_factor
 
 USER_KINDS = ("latency", "bounce", "concurrency")
 
@@ -91,6 +92,8 @@ def load(name: str, directory: Path | None = None) -> Scenario:
             raise ScenarioError(f"{path}: each slo entry needs a path and a max or min, got {check!r}")
     if scenario.users < 1 or scenario.rate_per_user_per_s <= 0 or scenario.concurrent_requests < 1:
         raise ScenarioError(f"{path}: users, rate_per_user_per_s and concurrent_requests must be positive")
-    if scenario.catch_up_factor is not None and scenario.catch_up_factor <= 1:
-        raise ScenarioError(f"{path}: catch_up_factor must be over 1 (at 1 a backlog never drains), or left out")
+    try:
+        check_catch_up_factor(scenario.catch_up_factor)
+    except ValueError as error:
+        raise ScenarioError(f"{path}: {error}") from None
     return scenario

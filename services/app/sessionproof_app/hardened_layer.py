@@ -204,15 +204,13 @@ class HardenedSessionInterface(StockSessionInterface):
         sid = request.cookies.get(app.config["SESSION_COOKIE_NAME"]) or None
         wants_record = request.method not in SAFE_METHODS
         raw = record = None
-        if sid and wants_record:
+        if sid and (wants_record or self.wait_replicas):
             pipe = self.client.pipeline(transaction=False)
             pipe.getex(self.store_key(sid), ex=self._ttl_s(app))  # read and slide the expiry: one round trip
-            pipe.get(self._record_key(state))
-            raw, record = self._read_confirmed(pipe, reads=2)
-        elif sid and self.wait_replicas:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.getex(self.store_key(sid), ex=self._ttl_s(app))
-            (raw,) = self._read_confirmed(pipe, reads=1)
+            if wants_record:
+                pipe.get(self._record_key(state))
+            replies = self._read_confirmed(pipe, reads=len(pipe))
+            raw, record = replies[0], replies[1] if wants_record else None
         elif sid:  # not confirmed (SESSION_WAIT_REPLICAS=0): one command, without a pipeline's cost
             raw = store.get_and_touch(self.client, self.store_key(sid), self._ttl_s(app))
         elif wants_record:
