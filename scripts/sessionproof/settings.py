@@ -114,7 +114,14 @@ HARNESS_SETTINGS: tuple[Setting, ...] = (
     Setting("SENTINEL_PORT_BASE", "26380", "Port of sentinel-1; sentinel-2 and sentinel-3 follow.", "stack"),
     Setting("STATE_DIR", ".run", "Folder (git-ignored) with generated configs, pids, logs and Redis data.", "stack"),
     Setting("SENTINEL_QUORUM", "2", "Sentinels that must agree the master is down before a failover.", "stack"),
-    Setting("SENTINEL_DOWN_AFTER_MS", "1000", "Silence after which a Sentinel considers a node down.", "stack"),
+    Setting(
+        "SENTINEL_DOWN_AFTER_MS",
+        "1200",
+        "Silence after which a Sentinel considers a node down. Keep it above 1100: right after a failover a Sentinel"
+        " reconnects to the new master only once its 1 s reconnect period has passed, and at 1000 it sometimes took"
+        " the new master for down and failed over again (docs/design.md).",
+        "stack",
+    ),
     Setting(
         "SENTINEL_FAILOVER_TIMEOUT_MS", "10000", "Sentinel failover-timeout (retry interval of a failover).", "stack"
     ),

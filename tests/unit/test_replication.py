@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+from types import SimpleNamespace
+
 import pytest
+from redis.exceptions import ConnectionError
 
 from sessionproof_app import replication, store
 
@@ -81,6 +86,20 @@ def test_a_sentinel_still_finishing_a_failover_does_not_hold_writes_to_the_promo
     assert replication.required_replicas(None, views, NEW_MASTER, True, {}) == {("10.0.0.12", 6379)}
 
 
+def test_the_promoted_master_is_named_though_the_leader_names_the_old_one_under_the_same_epoch():
+    """The leader takes the failover's epoch when it sees the promotion, and keeps naming the old master until it
+    has reconfigured the last replica; the two others name the promoted master under that epoch. Whichever
+    Sentinel answers first, the writes go to the promoted master (not to the dead one for a second)."""
+    leader = ({**LEADER_STILL_FAILING_OVER[0], "config-epoch": 8, "flags": "s_down,o_down,master,failover_in_progress"},
+              LEADER_STILL_FAILING_OVER[1])  # fmt: skip
+    switched = ({**SWITCHED[0], "config-epoch": 8, "flags": "master,disconnected"}, SWITCHED[1])
+    assert replication.named_master([leader, switched, switched]) == NEW_MASTER
+    assert replication.named_master([switched, leader]) == NEW_MASTER
+    # A newer epoch wins even when its master is down: it is the newest configuration.
+    newer_down = ({**leader[0], "config-epoch": 9}, leader[1])
+    assert replication.named_master([switched, newer_down]) == ("10.0.0.13", 6379)
+
+
 def test_a_lagging_sentinel_that_could_still_promote_a_replica_makes_it_required():
     """A replica the switched Sentinels see down, but the lagging one does not: the lagging one could promote it."""
     seen_down = (SWITCHED[0], [_replica("10.0.0.12", flags="slave,s_down"), SWITCHED[1][1]])
@@ -125,3 +144,36 @@ def test_without_any_sentinel_answer_ever_the_online_replicas_are_required(monke
     online = replication.Confirmers(frozenset({("127.0.0.1", 6380)}), None)
     monkeypatch.setattr(replication, "replicas_that_must_confirm", lambda client: online)
     assert replication.ConfirmersCache(client=None, ttl_s=60).get() == online
+
+
+def test_a_node_that_refuses_is_asked_once_not_retried_for_seconds():
+    """replicas_that_must_confirm asks the named master (and a replica reporting role master) for INFO directly.
+    A dead node must fail that question at once: with redis-py's default retries (10, with backoff) every
+    request that refreshed the confirmers during a failover waited about 4.5 s on the dead master."""
+    connections = []
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(32)
+        listener.settimeout(0.05)
+        address = listener.getsockname()
+
+        def accept_and_close(stop):
+            while not stop.is_set():
+                try:
+                    conn, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                connections.append(conn)
+                conn.close()  # as a node that died mid-handshake: the client's connect fails
+
+        stop = threading.Event()
+        acceptor = threading.Thread(target=accept_and_close, args=(stop,))
+        acceptor.start()
+        try:
+            pool = SimpleNamespace(connection_kwargs={"socket_connect_timeout": 0.25, "socket_timeout": 0.25})
+            with pytest.raises(ConnectionError):
+                replication._info_of(pool, address)
+        finally:
+            stop.set()
+            acceptor.join()
+    assert len(connections) == 1

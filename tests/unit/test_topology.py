@@ -66,10 +66,10 @@ def test_redis_configs_hold_the_settings_the_design_needs(rendered):
     assert "replicaof 127.0.0.1 6380" in replica
 
 
-def test_sentinel_configs_monitor_with_quorum_2_and_1000ms(rendered):
+def test_sentinel_configs_monitor_with_quorum_2_and_1200ms(rendered):
     text = (rendered.state_dir / "sentinel-1" / "sentinel.conf").read_text()
     assert "sentinel monitor sessionproof 127.0.0.1 6380 2" in text
-    assert "sentinel down-after-milliseconds sessionproof 1000" in text
+    assert "sentinel down-after-milliseconds sessionproof 1200" in text
     assert "sentinel auth-pass sessionproof sessionproof-dev-password" in text
 
 

@@ -34,7 +34,7 @@ def edit(path, old: str, new: str) -> None:
 @pytest.mark.parametrize(
     ("relative", "old", "new", "what"),
     [
-        ("compose/config/sentinel-1.conf", "down-after-milliseconds sessionproof 1000",
+        ("compose/config/sentinel-1.conf", "down-after-milliseconds sessionproof 1200",
          "down-after-milliseconds sessionproof 5000", "compose sentinel"),
         ("k8s/base/config/redis-0.conf", "min-replicas-to-write 1", "min-replicas-to-write 0", "k8s redis-master"),
         ("compose/config/nginx.conf", "proxy_read_timeout 10s;", "proxy_read_timeout 60s;", "compose nginx"),

@@ -71,7 +71,10 @@ class LocalRuntime:
             self.supervisor.start()
         info = self.supervisor.process_info()
         for group, check, what in (
-            (self.config.redis_nodes, self.probe.redis_ready, "Redis answers and replicas are in sync"),
+            # Only that each node answers: which one is master is the Sentinels' to settle. A stack stopped in
+            # the middle of faults can restart with several nodes that were master once (each config says so),
+            # and only Sentinel, which knows the newest configuration, turns them back into replicas.
+            (self.config.redis_nodes, self.probe.redis_answering, "every Redis node answers"),
             (
                 self.config.sentinel_nodes,
                 self.probe.sentinels_ready,
@@ -114,7 +117,8 @@ class LocalRuntime:
             timeout_s,
             "one Redis master, the one every Sentinel names, with its replicas in sync",
             interval_s=0.2,
-            hint=f"logs: {self.state_dir / 'logs'}",
+            hint=f"logs: {self.state_dir / 'logs'}; `make status` shows each node's role. To start again from empty"
+            " data: `make down && make clean && make up`",
         )
 
     def _apply_redis_settings(self) -> None:

@@ -55,6 +55,9 @@ class StackProbe:
         return roles
 
     # ------------------------------------------------------------- readiness
+    def redis_answering(self) -> bool:
+        return all(probes.redis_replication(n.host, n.port, self.password) is not None for n in self.config.redis_nodes)
+
     def redis_ready(self) -> bool:
         infos = [probes.redis_replication(n.host, n.port, self.password) for n in self.config.redis_nodes]
         if any(i is None for i in infos):

@@ -182,6 +182,9 @@ class HardenedSessionInterface(StockSessionInterface):
         time.sleep(min(self.backoff.compute(failures), remaining_s))  # the last attempt falls on the deadline
         # Idle connections may point at a dead, paused or demoted master; new ones re-discover it.
         self.client.connection_pool.disconnect(inuse_connections=False)
+        # And so may the cached answer of who must confirm: kept, it names the old master after a failover,
+        # and the first write on the new one waited out WAIT's timeout for a "replica" that is now its master.
+        self._confirmers.forget()
 
     def _within_budget(self, operation):
         failures = 0
