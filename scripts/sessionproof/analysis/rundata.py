@@ -189,6 +189,14 @@ def _read_events(path: Path) -> list[dict[str, Any]]:
     return events
 
 
+def read_events(run_dir: Path) -> list[dict[str, Any]]:
+    """A run's events alone (RUN_DIR/raw/events.jsonl, or its compressed copy), without the rest of the run."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunFileError(f"{run_dir} is not a run folder (results/<UTC-time>-<name>/)")
+    return _read_events(run_dir / "raw" / "events.jsonl")
+
+
 def load_run(run_dir: Path) -> RunData:
     """Read RUN_DIR/meta.json and RUN_DIR/raw/*; raises RunFileError naming the fix."""
     run_dir = Path(run_dir)
