@@ -59,7 +59,7 @@ def _replica(ip: str, role: str = "slave", flags: str = "slave", **state) -> dic
     """One entry of SENTINEL REPLICAS as redis-py parses it."""
     names = flags.split(",")
     return {"ip": ip, "port": 6379, "role-reported": role, "flags": flags, "slave-priority": 100,
-            "master-link-down-time": 0, "is_sdown": "s_down" in names, "is_odown": "o_down" in names,
+            "runid": "5f" * 20, "master-link-down-time": 0, "is_sdown": "s_down" in names, "is_odown": "o_down" in names,
             "is_disconnected": "disconnected" in names, **state}  # fmt: skip
 
 
@@ -98,6 +98,18 @@ def test_the_promoted_master_is_named_though_the_leader_names_the_old_one_under_
     # A newer epoch wins even when its master is down: it is the newest configuration.
     newer_down = ({**leader[0], "config-epoch": 9}, leader[1])
     assert replication.named_master([switched, newer_down]) == ("10.0.0.13", 6379)
+
+
+def test_a_replica_a_sentinel_never_had_an_info_reply_from_is_not_required_by_that_sentinels_view():
+    """After a partitioned master's failover, the switched Sentinels list it as the new master's replica: no INFO
+    from it yet (empty run id), neither down nor disconnected while their connects hang. Sentinel would not
+    promote it (sentinelSelectSlave: INFO too old), so writes to the new master need only .12."""
+    unreached = _replica("10.0.0.13", runid="")  # as SENTINEL REPLICAS lists it before its first INFO reply
+    switched = (SWITCHED[0], [_replica("10.0.0.12"), unreached])
+    views = [LEADER_STILL_FAILING_OVER, switched, switched]
+    assert replication.required_replicas(None, views, NEW_MASTER, True, {}) == {("10.0.0.12", 6379)}
+    # A Sentinel that did not answer may have had INFO from it: then it is required.
+    assert ("10.0.0.13", 6379) in replication.required_replicas(None, [switched], NEW_MASTER, False, {})
 
 
 def test_a_lagging_sentinel_that_could_still_promote_a_replica_makes_it_required():
