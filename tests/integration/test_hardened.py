@@ -273,8 +273,8 @@ def test_writes_wait_for_a_replica_paused_while_it_is_being_promoted(healthy_sta
             wait_until(lambda: sentinel_sees(keeper, "slave-priority") == 0, 30, "Sentinel to read the priority")
             healthy_stack.kill(old_master.name)
             # The fault's timing is the point: paused after the master's kill but late enough that at the choice
-            # (about 1.1-1.3 s after the kill) it has been silent for under Sentinel's 1 s down-after, or Sentinel
-            # skips it as down and chooses nobody (paused at 0.2 s, the test failed 2 runs in 3).
+            # (about 1.3-1.5 s after the kill) it has been silent for under Sentinel's down-after (1.2 s), or
+            # Sentinel skips it as down and chooses nobody (paused at 0.2 s, the test failed 2 runs in 3).
             time.sleep(0.5)
             healthy_stack.pause(chosen.name)
             wait_until(

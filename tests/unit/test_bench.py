@@ -85,6 +85,22 @@ def test_the_cpu_split_counts_each_part_per_request_and_new_processes_from_zero(
     assert per_request_us(before, after, requests=0) == {}
 
 
+def test_the_observability_nodes_are_one_part_of_the_cpu_split():
+    """With OBSERVABILITY=on the stack's status lists Prometheus and its exporters: make bench failed with
+    KeyError 'redis-exporter' when their kinds were taken for parts."""
+    from sessionproof.load.cpu_split import CpuSnapshot, _part, per_request_us
+
+    assert [_part(kind, "") for kind in ("redis-exporter", "nginx-exporter", "prometheus")] == ["observability"] * 3
+    assert (_part("redis", "master"), _part("redis", "slave"), _part("app", "")) == (
+        "redis master",
+        "redis replicas",
+        "app",
+    )
+    before = CpuSnapshot({20: (_part("prometheus", ""), 1.0)}, generator_s=0.0, machine_busy_s=0.0)
+    after = CpuSnapshot({20: (_part("prometheus", ""), 1.5)}, generator_s=0.0, machine_busy_s=0.0)
+    assert per_request_us(before, after, requests=1000)["observability"] == 500.0
+
+
 def test_the_report_shows_where_a_saturated_requests_cpu_goes():
     from sessionproof.load.cpu_split import PARTS
 
@@ -93,6 +109,6 @@ def test_the_report_shows_where_a_saturated_requests_cpu_goes():
         "GET /ping": dict.fromkeys(PARTS, 10.0) | {"app": 650.0, "machine": 750.0},
     }
     text = "\n".join(report_lines(summary))
-    assert "| hardened | GET /ping | 650 | 10 | 10 | 10 | 10 | 10 | 750 |" in text
+    assert "| hardened | GET /ping | 650 | 10 | 10 | 10 | 10 | 10 | 10 | 750 |" in text
     assert "| stock | GET /ping |" not in text.split("Where a saturated")[1].split("## Unloaded")[0]
     assert "Where a saturated" not in "\n".join(report_lines(SUMMARY))  # no split measured: no section

@@ -15,14 +15,16 @@ import psutil
 
 from sessionproof.runtimes.supervisor import process_tree
 
-# The parts, in the order the report shows them; redis is split by role at the time of the run.
-PARTS = ("app", "nginx", "redis master", "redis replicas", "sentinel", "generator", "machine")
+# The parts, in the order the report shows them; redis is split by role at the time of the run, and the
+# observability nodes (Prometheus and its exporters, OBSERVABILITY=on) are one part.
+PARTS = ("app", "nginx", "redis master", "redis replicas", "sentinel", "observability", "generator", "machine")
+STACK_KINDS = ("app", "nginx", "sentinel")
 
 
 def _part(kind: str, role: str) -> str:
     if kind == "redis":
         return "redis master" if role == "master" else "redis replicas"
-    return kind
+    return kind if kind in STACK_KINDS else "observability"
 
 
 @dataclass(frozen=True)
