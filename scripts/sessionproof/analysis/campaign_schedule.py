@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import rundata
+from .campaign_faults import nemesis_plan
 
 
 @dataclass(frozen=True)
@@ -27,10 +28,6 @@ class RanStep:
     kind: str
     faults: tuple[str, ...]  # in the order they started
     offsets_s: tuple[float, ...]  # each start after the step's nemesis_step event
-
-
-def plan_of(events: list[dict]) -> dict | None:
-    return next((e for e in events if e.get("type") == "nemesis_plan"), None)
 
 
 def ran_steps(events: list[dict]) -> list[RanStep]:
@@ -61,10 +58,9 @@ def _ran(current: dict) -> RanStep:
     )
 
 
-def planned_offsets(plan: dict, step: int) -> list[tuple[str, float, str]]:
-    """(fault, planned start after the step's start, planned target role) of one planned step, in start order."""
-    faults = plan["steps"][step]["faults"]
-    return sorted(((f["fault"], float(f["at_s"]), str(f.get("target", ""))) for f in faults), key=lambda x: x[1])
+def planned_starts(plan: dict, step: int) -> list[tuple[str, float]]:
+    """(fault, planned start after the step's start) of one planned step, in start order."""
+    return sorted(((f["fault"], float(f["at_s"])) for f in plan["steps"][step]["faults"]), key=lambda x: x[1])
 
 
 @dataclass
@@ -74,7 +70,7 @@ class Comparison:
 
 
 def compare(events_a: list[dict], events_b: list[dict]) -> Comparison:
-    plan_a, plan_b = plan_of(events_a), plan_of(events_b)
+    plan_a, plan_b = nemesis_plan(events_a), nemesis_plan(events_b)
     if plan_a is None or plan_b is None:
         return Comparison(False, ["not a campaign: no nemesis_plan event in " + ("A" if plan_a is None else "B")])
     lines = [f"seed: A {plan_a['seed']}, B {plan_b['seed']}"]
@@ -97,17 +93,17 @@ def compare(events_a: list[dict], events_b: list[dict]) -> Comparison:
                 f"first difference at step {a.step}: A {a.combination} {a.faults}, B {b.combination} {b.faults}"
             )
             break
-        planned = [at for _, at, _ in planned_offsets(plan_a, a.step)]
+        planned = planned_starts(plan_a, a.step)
+        if list(a.faults) != [fault for fault, _ in planned]:  # b started the same faults as a
+            same = False
+            lines.append(f"step {a.step} started {a.faults}, planned {planned}")
         for ran in (a, b):
-            if list(ran.faults) != [f for f, _, _ in planned_offsets(plan_a, ran.step)]:
-                same = False
-                lines.append(f"step {ran.step} started {ran.faults}, planned {planned_offsets(plan_a, ran.step)}")
-            drift_s = max([drift_s] + [abs(o - p) for o, p in zip(ran.offsets_s, planned, strict=False)])
+            drift_s = max([drift_s] + [abs(o - at) for o, (_, at) in zip(ran.offsets_s, planned, strict=False)])
         injections += len(a.faults)
     lines.append(
-        f"{'same' if same else 'NOT the same'} schedule: the plans agree (faults, offsets, holds, target roles) and the"
-        f" {common} steps both ran started the same faults in the same order ({injections} injections each);"
-        f" largest start off its planned moment: {drift_s:.3f} s"
+        f"{'same' if same else 'NOT the same'} schedule over the {common} steps both ran ({injections} injections"
+        f" each; the plans, faults, offsets, holds and target roles, are compared where both have them); largest"
+        f" start off its planned moment: {drift_s:.3f} s"
     )
     return Comparison(same, lines)
 

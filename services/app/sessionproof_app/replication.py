@@ -86,11 +86,7 @@ def named_master(views: list[tuple[dict, list[dict]]]) -> Address:
 
     def rank(view: tuple[dict, list[dict]]) -> tuple[int, bool]:
         master = view[0]
-        settled = not (
-            master.get("is_sdown")
-            or master.get("is_odown")
-            or "failover_in_progress" in str(master.get("flags", "")).split(",")
-        )
+        settled = not (master.get("is_sdown") or master.get("is_odown") or _flagged(master, "failover_in_progress"))
         return store.config_epoch(master), settled
 
     newest = max(views, key=rank)[0]
@@ -123,7 +119,7 @@ def _promotable(pool, master: dict, replica: dict, master_info: dict, own_state_
     """Whether the Sentinel whose view this is could promote `replica`; own_state_only: whether any Sentinel
     could, judged only by the replica's own state, which every Sentinel reads alike from its INFO (for a
     Sentinel that did not answer)."""
-    if "promoted" in str(replica.get("flags", "")).split(","):
+    if _flagged(replica, "promoted"):
         # The replica this Sentinel's failover has chosen: it is being promoted (SLAVEOF NO ONE sent), whether it
         # is seen down or not, and once it answers it becomes the master. A write it has not confirmed is lost
         # then: a campaign lost 230 of 87,435 when the chosen replica was paused mid-promotion and the old master
@@ -146,6 +142,11 @@ def _promotable(pool, master: dict, replica: dict, master_info: dict, own_state_
         # for it until the request's budget ran out (partition-redis-master: p99 5.9 s, 2 x 503).
         return False
     return replica.get("role-reported") == "slave" or _promoted_from(pool, replica, master_info)
+
+
+def _flagged(state: dict, flag: str) -> bool:
+    """Whether a Sentinel's state of an instance lists `flag` (redis-py parses only some flags into is_* keys)."""
+    return flag in str(state.get("flags", "")).split(",")
 
 
 def execute_confirmed(client: Redis, confirmers_cache, pipe, writes: int, check, timeout_ms: int) -> list:
