@@ -51,14 +51,15 @@ def redis_server(redis_binary, tmp_path_factory):
                 redis_binary, port + 1, tmp_path_factory.mktemp("replica"), "--replicaof", "127.0.0.1", str(port)
             )
         )
-        replica = redis.Redis(port=port + 1, socket_timeout=1)
-        wait_until(
-            lambda: (
-                all(p.poll() is None for p in procs) and replica.info("replication").get("master_link_status") == "up"
-            ),
-            15,
-            "redis-server and its replica to be in sync",
-        )
+        with redis.Redis(port=port + 1, socket_timeout=1) as replica:  # closed: not left to the garbage collector
+            wait_until(
+                lambda: (
+                    all(p.poll() is None for p in procs)
+                    and replica.info("replication").get("master_link_status") == "up"
+                ),
+                15,
+                "redis-server and its replica to be in sync",
+            )
         yield {"port": port, "replica_port": port + 1, "process": procs[0], "replica_process": procs[1]}
     finally:
         for proc in procs:

@@ -9,32 +9,9 @@ from types import SimpleNamespace
 import pytest
 from redis.exceptions import ConnectionError
 
-from sessionproof_app import replication, store
+from sessionproof_app import replication
 
 pytestmark = pytest.mark.redis
-
-
-def test_a_write_counts_only_on_the_master_sentinel_names(split_brain_sentinels):
-    """An old master's last replica can confirm a write that its resync from the promoted master then drops."""
-    brain = split_brain_sentinels
-    client = store.connect_master(
-        {
-            "SENTINELS": "{}:{}".format(*brain["new"]["sentinel"]),
-            "REDIS_MASTER_NAME": brain["name"],
-            "REDIS_PASSWORD": brain["password"],
-        }
-    )
-    new_master, old_master = ("127.0.0.1", brain["new"]["master_port"]), ("127.0.0.1", brain["old"]["master_port"])
-    try:
-        confirmers = replication.ConfirmersCache(client, ttl_s=60)
-        # The new side's master has no replica: none online, none Sentinel could promote.
-        assert confirmers.get() == replication.Confirmers(frozenset(), new_master)
-        confirmers.require_master(new_master)
-        confirmers.require_master(None)  # a client that does not record its node: nothing to compare
-        with pytest.raises(store.WriteNotReplicated, match=f"but Sentinel names 127.0.0.1:{new_master[1]}"):
-            confirmers.require_master(old_master)
-    finally:
-        client.close()
 
 
 def test_a_client_without_sentinel_requires_the_online_replicas(redis_client, redis_server):
@@ -133,29 +110,6 @@ def test_when_a_sentinel_does_not_answer_only_a_replicas_own_state_rules_it_out(
         [SWITCHED[1][0], _replica("10.0.0.13", flags="slave,disconnected", **{"slave-priority": 0})],
     )
     assert replication.required_replicas(None, [priority_0], NEW_MASTER, False, {}) == {("10.0.0.12", 6379)}
-
-
-def test_with_no_sentinel_answering_the_last_answer_still_binds(monkeypatch):
-    """The apps cut from every Sentinel, the master's link to .11 congested so only .12 is online: a 2-hour campaign
-    lost 10 writes that .12 alone confirmed when Sentinel promoted .11. The last answer (.11 and .12, on .13) holds."""
-    master = ("10.0.0.13", 6379)
-    answers = iter(
-        [
-            replication.Confirmers(frozenset({("10.0.0.11", 6379), ("10.0.0.12", 6379)}), master),
-            replication.Confirmers(frozenset({("10.0.0.12", 6379)}), None),  # no Sentinel: the online replicas
-        ]
-    )
-    monkeypatch.setattr(replication, "replicas_that_must_confirm", lambda client: next(answers))
-    cache = replication.ConfirmersCache(client=None, ttl_s=60)
-    assert cache.get().master == master
-    held = cache.get(fresh=True)
-    assert held == replication.Confirmers(frozenset({("10.0.0.11", 6379), ("10.0.0.12", 6379)}), master)
-
-
-def test_without_any_sentinel_answer_ever_the_online_replicas_are_required(monkeypatch):
-    online = replication.Confirmers(frozenset({("127.0.0.1", 6380)}), None)
-    monkeypatch.setattr(replication, "replicas_that_must_confirm", lambda client: online)
-    assert replication.ConfirmersCache(client=None, ttl_s=60).get() == online
 
 
 def test_a_node_that_refuses_is_asked_once_not_retried_for_seconds():

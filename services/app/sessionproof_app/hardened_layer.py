@@ -22,6 +22,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from werkzeug.exceptions import ServiceUnavailable
 
 from . import metrics, replication, store
+from .confirmers_cache import ConfirmersCache
 from .errors import error_response
 from .records import DEFAULT_HEADERS, FINGERPRINT_BYTES, RECORDED_HEADERS, Record, decode_record
 from .session_layer import (
@@ -103,7 +104,7 @@ class HardenedSessionInterface(StockSessionInterface):
         # replicas is not enough: the replica that confirmed may not be the one Sentinel promotes.
         self.wait_all = wait_replicas is None
         self.wait_replicas = 1 if wait_replicas is None else wait_replicas
-        self._confirmers = replication.ConfirmersCache(self.client, CONFIRMING_REPLICAS_TTL_S)
+        self._confirmers = ConfirmersCache(self.client, CONFIRMING_REPLICAS_TTL_S)
         self.wait_timeout_ms = wait_timeout_ms
         self.idempotency_ttl_s = idempotency_ttl_s
         self.max_conflict_retries = max_conflict_retries
@@ -168,18 +169,18 @@ class HardenedSessionInterface(StockSessionInterface):
         if not is_store_unavailable(error):
             raise error  # a full store or an error reply: no retry mends it (store.RETRIED says which do)
         if store.sentinels_unreachable(error) is not None:
-            # Why stop now: this replica reaches no Sentinel (it is cut off, e.g. partitioned), while
-            # the other replicas may well reach the store. Its 502 (store_unreachable_from_replica)
-            # makes nginx re-send the request to another replica at once, instead of the client
-            # waiting out the budget here for the same 503. Nothing was acknowledged: this error is
-            # raised before a command is sent on a new connection, and a write that may have landed
-            # earlier in the request is found by its Idempotency-Key record when re-sent.
+            # Why stop now: this replica reaches no Sentinel (it is cut off, e.g. partitioned), while the other
+            # replicas may well reach the store. Its 502 (store_unreachable_from_replica) makes nginx re-send the
+            # request to another replica at once, instead of the client waiting out the budget here for the same
+            # 503. Nothing was acknowledged: this error is raised before a command is sent on a new connection, and
+            # a write that may have landed earlier in the request is found by its Idempotency-Key record when re-sent.
             raise error
         remaining_s = self._state()["deadline"] - time.monotonic()
         if remaining_s <= 0:
             raise error
         metrics.count_retry(store.retry_reason(error))
-        time.sleep(min(self.backoff.compute(failures), remaining_s))  # the last attempt falls on the deadline
+        pause = self._confirmers.pause if self.wait_all else time.sleep  # pause: wakes when a new master is named
+        pause(min(self.backoff.compute(failures), remaining_s))  # the last attempt falls on the deadline
         # Idle connections may point at a dead, paused or demoted master; new ones re-discover it.
         self.client.connection_pool.disconnect(inuse_connections=False)
         # And so may the cached answer of who must confirm: kept, it names the old master after a failover,

@@ -58,6 +58,12 @@ MASTER_CHANGES = Counter(
     "sessionproof_master_changes",
     "Times a worker of this replica found Sentinel naming another master than the one it used before.",
 )
+CONFIRMERS_REFRESH_FAILURES = Counter(
+    "sessionproof_confirmers_refresh_failures",
+    "Background refreshes of which replicas must confirm a write that failed, by error type (hardened; a request "
+    "finding the answer too old then asks itself).",
+    ["error"],
+)
 
 # This thread's (gthread: this request's) retries, for its log line.
 _request_retries: ContextVar[int] = ContextVar("sessionproof_request_retries", default=0)

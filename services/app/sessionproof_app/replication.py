@@ -13,7 +13,7 @@ from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 from redis.retry import Retry
 from redis.sentinel import SentinelConnectionPool
 
-from . import store
+from . import sentinel_answers, store
 from .store import WriteNotReplicated
 
 # Sentinel skips a replica whose link to the master has been down longer than this many times
@@ -21,9 +21,6 @@ from .store import WriteNotReplicated
 SENTINEL_LINK_DOWN_FACTOR = 10
 # The Sentinel leading a failover may have seen the master down a few seconds before the one asked here.
 LINK_DOWN_MARGIN_FACTOR = 5
-# A Sentinel that did not answer is not asked again for this long (it counts as not answering meanwhile).
-UNANSWERED_SKIP_S = 5.0
-_unanswered_until: dict[int, float] = {}  # id(Sentinel client) -> monotonic time
 WAIT_RECHECK_S = 0.002  # between looks at which replicas acknowledged a write, after WAIT returned
 _DIRECT_CONNECTION_KWARGS = ("username", "password", "socket_timeout", "socket_connect_timeout")
 
@@ -200,48 +197,6 @@ def _confirmed(confirmers: Confirmers, role: list, offset: int) -> bool:
     return acknowledged_count(role, offset) >= 1
 
 
-class ConfirmersCache:
-    """replicas_that_must_confirm(client), asked at most once per ttl_s (not a Sentinel round trip per write)."""
-
-    def __init__(self, client: Redis, ttl_s: float):
-        self.client, self.ttl_s = client, ttl_s
-        self._cached: tuple[Confirmers, float] | None = None  # (the answer, when asked); threads share it
-        self._last_from_sentinels: Confirmers | None = None
-
-    def get(self, fresh: bool = False) -> Confirmers:
-        cached = self._cached
-        if fresh or cached is None or time.monotonic() - cached[1] > self.ttl_s:
-            cached = self._cached = (self._ask(), time.monotonic())
-        return cached[0]
-
-    def _ask(self) -> Confirmers:
-        """The Sentinels' answer; when none answers, the last one they gave, with the replicas online at the master
-        added. Not the online replicas alone: with the apps cut from every Sentinel and the master's link to one
-        replica congested, the one replica still online confirmed writes, and Sentinel promoted the other (10 of
-        213,737 acknowledged writes lost in a 2-hour campaign). Held to the last answer, such writes wait (503)."""
-        answer = replicas_that_must_confirm(self.client)
-        if answer.master is not None:
-            self._last_from_sentinels = answer
-            return answer
-        last = self._last_from_sentinels
-        if last is None:  # not Sentinel-managed, or no Sentinel has answered yet: the online replicas are all we know
-            return answer
-        return Confirmers(answer.required | last.required, last.master)
-
-    def forget(self) -> None:
-        self._cached = None
-
-    def require_master(self, node: tuple[str, int] | None) -> None:
-        """Raise WriteNotReplicated if the write went to `node` while Sentinel names another master: an old
-        master's last replica confirmed it, and will resync from the promoted one. Asked afresh before
-        refusing, as after any failover the cached answer still names the old master."""
-        if node is None or self.get().master in (None, node):
-            return
-        named = self.get(fresh=True).master
-        if named not in (None, node):
-            raise WriteNotReplicated(f"written to {node[0]}:{node[1]}, but Sentinel names {named[0]}:{named[1]}")
-
-
 def _online(role: list) -> dict[Address, int]:
     """ROLE of a master: [b"master", offset, [[ip, port, acknowledged offset], ...]] (online replicas only) ->
     {(ip, port): acknowledged offset}. Of a replica (a client pointed at a demoted master): {}."""
@@ -272,23 +227,22 @@ def _text(value) -> str:
 
 
 def _sentinel_views(pool: SentinelConnectionPool) -> list[tuple[dict, list[dict]]]:
-    """SENTINEL MASTER and SENTINEL REPLICAS from every Sentinel that answers (one round trip each)."""
+    """SENTINEL MASTER and SENTINEL REPLICAS from every Sentinel that answers (one round trip each). A Sentinel that
+    did not answer lately is not asked (sentinel_answers.py): it counts as not answering."""
     views = []
     now = time.monotonic()
     for sentinel in list(pool.sentinel_manager.sentinels):  # a copy: other threads may reorder the list
-        if _unanswered_until.get(id(sentinel), 0.0) > now:
-            continue  # did not answer a moment ago: counted as not answering, without a connect timeout per ask
+        if sentinel_answers.skipped(sentinel, now):
+            continue  # without a connect timeout per ask (isolate-sentinel's p99 went from 10 ms to 281 ms)
         pipe = sentinel.pipeline(transaction=False)
         pipe.sentinel_master(pool.service_name)
         pipe.sentinel_slaves(pool.service_name)
         try:
             master, replicas = pipe.execute()
         except (ConnectionError, TimeoutError, ResponseError):
-            # The question is asked within a request: an unreachable Sentinel would cost a connect timeout each
-            # second (measured: isolate-sentinel's p99 went from 10 ms to 281 ms when it did).
-            _unanswered_until[id(sentinel)] = now + UNANSWERED_SKIP_S
+            sentinel_answers.did_not_answer(sentinel)
             continue
-        _unanswered_until.pop(id(sentinel), None)
+        sentinel_answers.answered(sentinel)
         views.append((master, replicas))
     return views
 

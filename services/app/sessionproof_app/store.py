@@ -26,7 +26,7 @@ from redis.exceptions import (
 from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool, SentinelManagedConnection
 
-from . import metrics, settings
+from . import metrics, sentinel_answers, settings
 
 
 class WriteNotReplicated(RedisError):
@@ -74,6 +74,9 @@ class StoreSentinel(Sentinel):
         answered = 0
         best = None  # (config epoch, the Sentinel, its state)
         for sentinel in list(self.sentinels):  # a copy: other threads may reorder the list meanwhile
+            if sentinel_answers.skipped(sentinel):  # a connect timeout per new connection while it is cut off
+                errors.append(_describe(sentinel, "did not answer lately"))
+                continue
             try:
                 masters = sentinel.sentinel_masters()
             except (ConnectionError, TimeoutError) as error:
@@ -84,6 +87,7 @@ class StoreSentinel(Sentinel):
                 errors.append(_describe(sentinel, error))
                 continue
             answered += 1
+            sentinel_answers.answered(sentinel)
             state = masters.get(service_name)
             if state and self.check_master_state(state, service_name):
                 epoch = config_epoch(state)
@@ -107,10 +111,11 @@ class StoreSentinel(Sentinel):
         return ip, state["port"]
 
 
-def _describe(sentinel: Redis, error: RedisError) -> str:
+def _describe(sentinel: Redis, error: RedisError | str) -> str:
     # redis-py 8's repr of its errors drops the message ("network:ConnectionError").
     kwargs = sentinel.connection_pool.connection_kwargs
-    return f"{kwargs.get('host')}:{kwargs.get('port')} {type(error).__name__}: {error}"
+    what = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    return f"{kwargs.get('host')}:{kwargs.get('port')} {what}"
 
 
 # The Redis node (host, port) this thread's (gthread: each request's) last command was sent to.
