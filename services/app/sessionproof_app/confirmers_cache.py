@@ -73,7 +73,7 @@ class ConfirmersCache:
         now = self._want()
         self._retrying_until = now + RETRYING_FOR_S
         self._poke.set()
-        named = self._cached[0].master if self._cached else None
+        named = self._named()
         with self._named_changed:
             self._named_changed.wait_for(lambda: named is not None and self._named() not in (None, named), timeout_s)
 
@@ -103,8 +103,10 @@ class ConfirmersCache:
         self._start_refresher()
         return now
 
-    def _named(self):
-        return self._cached[0].master if self._cached else None
+    def _named(self) -> replication.Address | None:
+        """The master the kept answer names (None: no answer yet, or none named)."""
+        cached = self._cached  # read once: another thread may replace it
+        return cached[0].master if cached else None
 
     def _usable(self, cached: tuple[Confirmers, float] | None, asked_since: float) -> bool:
         return cached is not None and cached[1] >= asked_since

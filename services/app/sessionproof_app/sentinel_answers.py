@@ -15,7 +15,8 @@ from redis import Redis
 from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 
 # A listed Sentinel is skipped for this long unless a probe hears from it sooner. The refresher probes each listed
-# Sentinel every refresh (CONFIRMERS_REFRESH_INTERVAL_S); the limit matters only when nothing probes (an idle app).
+# Sentinel every round (confirmers_cache.py: 0.5 s, 0.1 s while requests retry); the limit matters only when
+# nothing probes (an idle app).
 UNANSWERED_SKIP_S = 5.0
 _unanswered_until: weakref.WeakKeyDictionary[Redis, float] = weakref.WeakKeyDictionary()  # -> monotonic time
 
