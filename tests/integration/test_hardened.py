@@ -242,7 +242,7 @@ def test_a_replica_taking_over_from_the_master_must_still_confirm(healthy_stack)
             assert replication._promoted_from(pool, reported, master_info)
             confirmers = replication.replicas_that_must_confirm(client)
             replicas = frozenset((n.host, n.port) for n in healthy_stack.nodes("redis") if n != master)
-            assert confirmers == replication.Confirmers(replicas, (master.host, master.port))
+            assert (confirmers.required, confirmers.master) == (replicas, (master.host, master.port))
         finally:
             taking_over_client.replicaof(master.host, master.port)
             client.close()

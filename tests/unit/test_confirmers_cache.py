@@ -3,12 +3,14 @@ does not wait on (sentinel_answers.py), against real Sentinels where it matters.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
 import time
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from sessionproof.waiting import wait_until
 from sessionproof_app import replication, sentinel_answers, store
@@ -218,3 +220,37 @@ def test_a_retry_wakes_from_its_backoff_when_another_master_is_named(monkeypatch
     woken_s = time.monotonic() - started
     asker.join(5)
     assert unchanged_s >= 0.2 and woken_s < 1, (unchanged_s, woken_s)
+
+
+def test_a_retry_wakes_when_the_store_is_ready_again(monkeypatch):
+    """Every Redis node restarted: the same master comes back, the replicas resync, and requests slept out up to
+    their whole backoff after that (the p99 during the fault was that tail). A pause ends at the first answer that
+    finds every required replica in sync after one that did not or failed; ready after ready wakes nobody."""
+    syncing = replication.Confirmers(frozenset({OLD}), NEW, frozenset())
+    synced = replication.Confirmers(frozenset({OLD}), NEW, frozenset({OLD}))
+    sequence = iter([synced, synced, None, syncing, synced])
+
+    def ask(client):
+        answer = next(sequence)
+        if answer is None:
+            raise RedisConnectionError("the master is restarting")
+        return answer
+
+    monkeypatch.setattr(replication, "replicas_that_must_confirm", ask)
+    cache = ConfirmersCache(client=None, ttl_s=60)
+    cache.get()
+    started = time.monotonic()
+    cache.pause(0.2)
+    unchanged_s = time.monotonic() - started
+    cache.get(fresh=True)  # ready after ready: no wake
+    for answer_after_s in (0.05, 0.1, 0.15):  # failed, not ready (resyncing), ready: the third wakes the pause
+        threading.Timer(answer_after_s, _ask_ignoring_errors, (cache,)).start()
+    started = time.monotonic()
+    cache.pause(5)
+    woken_s = time.monotonic() - started
+    assert unchanged_s >= 0.2 and 0.14 <= woken_s < 1, (unchanged_s, woken_s)
+
+
+def _ask_ignoring_errors(cache: ConfirmersCache) -> None:
+    with contextlib.suppress(RedisConnectionError):
+        cache.get(fresh=True)

@@ -17,7 +17,19 @@ pytestmark = pytest.mark.redis
 def test_a_client_without_sentinel_requires_the_online_replicas(redis_client, redis_server):
     """The unit tests' plain client (one master, one replica): no Sentinel to ask, no master to compare."""
     confirmers = replication.replicas_that_must_confirm(redis_client)
-    assert confirmers == replication.Confirmers(frozenset({("127.0.0.1", redis_server["replica_port"])}), None)
+    replica = frozenset({("127.0.0.1", redis_server["replica_port"])})
+    assert confirmers == replication.Confirmers(replica, None, replica) and confirmers.ready
+
+
+def test_in_sync_reads_the_replicas_a_master_lists_online(redis_client, redis_server):
+    """From a real master's INFO replication (the answer's `online`, which says when a paused retry may wake)."""
+    assert replication.in_sync(redis_client.info("replication")) == {("127.0.0.1", redis_server["replica_port"])}
+    syncing = {"slave0": {"ip": "10.0.0.11", "port": 6380, "state": "wait_bgsave", "offset": 0, "lag": 0}}
+    assert replication.in_sync({**syncing, "role": "master", "connected_slaves": 1}) == frozenset()
+    required = frozenset({("10.0.0.11", 6380), ("10.0.0.12", 6380)})
+    assert not replication.Confirmers(required, None, frozenset({("10.0.0.11", 6380)})).ready
+    assert replication.Confirmers(required, None, required).ready
+    assert not replication.Confirmers(frozenset(), None, frozenset()).ready  # a write needs one replica
 
 
 def test_a_replica_being_promoted_must_confirm_even_when_every_sentinel_sees_it_down():

@@ -8,7 +8,8 @@ The thread asks every ttl_s / 2 while requests come, and probes the Sentinels th
 (sentinel_answers.py) before it asks, outside the lock requests wait on. A request asks itself only when the
 answer is older than ttl_s (the thread is stuck or has just woken) or was forgotten (a retry after a store
 error): one thread asks, the others wait for its answer. While requests retry after store errors the thread asks
-every RETRYING_REFRESH_INTERVAL_S, and a retry's backoff ends as soon as an answer names another master (pause)."""
+every RETRYING_REFRESH_INTERVAL_S, and a retry's backoff ends as soon as an answer names another master or finds
+the store ready again (pause)."""
 
 from __future__ import annotations
 
@@ -52,7 +53,9 @@ class ConfirmersCache:
         self._stop = threading.Event()
         self._poke = threading.Event()  # wakes the refresher between rounds (a retry began; close)
         self._retrying_until = float("-inf")
-        self._named_changed = threading.Condition()  # notified when an answer names another master than the last
+        self._ready = False  # whether the last question was answered, with the master's replicas in sync (ready)
+        self._wakes = 0  # answers a paused retry wakes for: another master named, or the store ready again
+        self._woken = threading.Condition()  # notified with each of them
 
     def get(self, fresh: bool = False) -> Confirmers:
         """The answer, asked now if `fresh`, forgotten or too old."""
@@ -66,16 +69,17 @@ class ConfirmersCache:
             return self._ask_now()
 
     def pause(self, timeout_s: float) -> None:
-        """A retrying request's backoff: sleep up to timeout_s, and wake as soon as the refresher's answer names
-        another master than the one named when the pause began. Why: after a kill, clients waited out up to their
-        whole backoff (REDIS_RETRY_BACKOFF_CAP_S, 0.5 s) after the new master took writes; the p99 during the fault
-        is those sleeps' tail (completions spread over 0.5 s after +switch-master)."""
+        """A retrying request's backoff: sleep up to timeout_s, and wake as soon as an answer names another master
+        than the last one, or finds the store ready (Confirmers.ready) after a question that failed or found it not
+        ready. Why: clients waited out up to their whole backoff (REDIS_RETRY_BACKOFF_CAP_S, 0.5 s) after the store
+        could take writes again, and the p99 during a fault is those sleeps' tail: completions spread over 0.5 s
+        after +switch-master (a kill), or after the replicas had resynced (every Redis node restarted)."""
         now = self._want()
         self._retrying_until = now + RETRYING_FOR_S
         self._poke.set()
-        named = self._named()
-        with self._named_changed:
-            self._named_changed.wait_for(lambda: named is not None and self._named() not in (None, named), timeout_s)
+        wakes = self._wakes
+        with self._woken:
+            self._woken.wait_for(lambda: self._wakes != wakes, timeout_s)
 
     def forget(self) -> None:
         """This thread (request) uses no answer whose question began before now: after a store error the master or
@@ -112,13 +116,19 @@ class ConfirmersCache:
         return cached is not None and cached[1] >= asked_since
 
     def _ask_now(self) -> Confirmers:
-        """Ask (the caller holds _asking) and keep the answer with the time its question began."""
-        began, named = time.monotonic(), self._named()
-        answer = self._ask()
-        self._cached = (answer, began)
-        if answer.master != named:
-            with self._named_changed:
-                self._named_changed.notify_all()
+        """Ask (the caller holds _asking) and keep the answer with the time its question began; wake the paused
+        retries if it names another master or finds the store ready again."""
+        began, named, was_ready = time.monotonic(), self._named(), self._ready
+        try:
+            answer = self._ask()
+        except Exception:
+            self._ready = False
+            raise
+        self._cached, self._ready = (answer, began), answer.ready
+        if answer.master != named or (answer.ready and not was_ready):
+            with self._woken:
+                self._wakes += 1
+                self._woken.notify_all()
         return answer
 
     def _ask(self) -> Confirmers:
@@ -133,7 +143,7 @@ class ConfirmersCache:
         last = self._last_from_sentinels
         if last is None:  # not Sentinel-managed, or no Sentinel has answered yet: the online replicas are all we know
             return answer
-        return Confirmers(answer.required | last.required, last.master)
+        return Confirmers(answer.required | last.required, last.master, answer.online)
 
     def _start_refresher(self) -> None:
         """One refresher per process (gunicorn forks its workers after the app is made), and only for a

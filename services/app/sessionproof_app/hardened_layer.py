@@ -179,7 +179,7 @@ class HardenedSessionInterface(StockSessionInterface):
         if remaining_s <= 0:
             raise error
         metrics.count_retry(store.retry_reason(error))
-        pause = self._confirmers.pause if self.wait_all else time.sleep  # pause: wakes when a new master is named
+        pause = self._confirmers.pause if self.wait_all else time.sleep  # pause: wakes when the store is ready again
         pause(min(self.backoff.compute(failures), remaining_s))  # the last attempt falls on the deadline
         # Idle connections may point at a dead, paused or demoted master; new ones re-discover it.
         self.client.connection_pool.disconnect(inuse_connections=False)

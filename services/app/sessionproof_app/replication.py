@@ -35,11 +35,18 @@ class Confirmers(NamedTuple):
 
     required: frozenset[Address]
     master: Address | None
+    online: frozenset[Address] = frozenset()  # the replicas the master listed in sync when asked
 
     @property
     def count(self) -> int:
         """How many replicas WAIT asks for first: every required one, and at least one."""
         return max(1, len(self.required))
+
+    @property
+    def ready(self) -> bool:
+        """Whether, when asked, the master could take a write at once: every required replica (at least one replica)
+        was in sync with it. Not a promise (a replica's acknowledgement may still lag): a moment to try again."""
+        return bool(self.online) and self.required <= self.online
 
 
 def replicas_that_must_confirm(client: Redis) -> Confirmers:
@@ -66,11 +73,22 @@ def replicas_that_must_confirm(client: Redis) -> Confirmers:
     pool = client.connection_pool
     views = _sentinel_views(pool) if isinstance(pool, SentinelConnectionPool) else None
     if not views:
-        return Confirmers(frozenset(_online(client.role())), None)
+        online = frozenset(_online(client.role()))
+        return Confirmers(online, None, online)
     address = named_master(views)
     every_sentinel_answered = len(views) == len(pool.sentinel_manager.sentinels)
     master_info = _info_of(pool, address)  # unreachable: ConnectionError, retried like any store outage
-    return Confirmers(required_replicas(pool, views, address, every_sentinel_answered, master_info), address)
+    required = required_replicas(pool, views, address, every_sentinel_answered, master_info)
+    return Confirmers(required, address, in_sync(master_info))
+
+
+def in_sync(master_info: dict) -> frozenset[Address]:
+    """The replicas a master's INFO replication lists as online (in sync; not waiting for or loading a full sync)."""
+    return frozenset(
+        (str(replica["ip"]), int(replica["port"]))
+        for key, replica in master_info.items()
+        if key.startswith("slave") and isinstance(replica, dict) and replica.get("state") == "online"
+    )
 
 
 def named_master(views: list[tuple[dict, list[dict]]]) -> Address:
