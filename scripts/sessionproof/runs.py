@@ -107,8 +107,27 @@ def _program_version(command: list[str]) -> str:
     return (result.stdout or result.stderr).strip().splitlines()[0] if (result.stdout or result.stderr) else "unknown"
 
 
+def running_store(env=None) -> str:
+    """The engine and version the running stack's data nodes report (INFO server), e.g. "valkey 9.1.2": what ran,
+    whatever STORE_ENGINE or the PATH say now."""
+    from sessionproof import engines
+    from sessionproof.runtimes.factory import get_runtime
+
+    try:
+        runtime = get_runtime(env)
+        names = [node.name for node in runtime.nodes("redis")]
+    except Exception as error:  # no stack configured: say so in meta.json, do not fail the run
+        return f"unknown ({error})"
+    for name in names:
+        try:
+            return engines.running_engine(runtime.redis_info(name, "server"))
+        except Exception:  # that node is down (a fault): ask the next
+            continue
+    return "unknown (no data node answered)"
+
+
 def versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
+    found = {"python": platform.python_version(), "store": running_store()}
     for package in PACKAGES:
         try:
             found[package] = importlib.metadata.version(package)
@@ -120,8 +139,19 @@ def versions() -> dict[str, str]:
 
 
 def resolved_config(env=None) -> dict[str, str]:
-    """Every setting's effective value; the password is never written down."""
-    return {s.name: ("***" if s.name == "REDIS_PASSWORD" else settings.get_str(s.name, env)) for s in settings.SETTINGS}
+    """Every setting's effective value; the password is never written down. STORE_ENGINE unset is the engine the
+    state folder's stack last ran (topology.resolve_store_engine), not the registry's default."""
+    from sessionproof.topology import resolve_store_engine
+
+    resolved = {
+        s.name: ("***" if s.name == "REDIS_PASSWORD" else settings.get_str(s.name, env)) for s in settings.SETTINGS
+    }
+    try:
+        state_dir = Path(resolved["STATE_DIR"])
+        resolved["STORE_ENGINE"] = resolve_store_engine(os.environ if env is None else env, REPO_ROOT / state_dir)
+    except ValueError:
+        pass  # a bad STORE_ENGINE is reported where the stack is made; meta.json keeps what was set
+    return resolved
 
 
 def host_facts() -> dict:
