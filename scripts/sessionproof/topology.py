@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import shutil
 from collections.abc import Mapping
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sessionproof import REPO_ROOT, settings
+from sessionproof.engines import ENGINES
 
 REDIS_NODES = 3
 SENTINEL_NODES = 3
@@ -43,6 +45,35 @@ class Node:
         return f"{self.host}:{self.port}"
 
 
+def check_durability(env: Mapping[str, str], engine: str) -> None:
+    """SESSION_WAIT_AOF=yes needs WAITAOF (not in Redis 7.0) and appendfsync always: refused up front, with the fix."""
+    if not settings.get_bool("SESSION_WAIT_AOF", env):
+        return
+    if engine == "redis":
+        raise settings.ConfigError(
+            "SESSION_WAIT_AOF=yes needs WAITAOF, which Redis 7.0 (Debian bookworm's) does not have: run "
+            "STORE_ENGINE=valkey, or SESSION_WAIT_AOF=no (README: what each engine keeps)"
+        )
+    if settings.get_choice("REDIS_APPENDFSYNC", ("everysec", "always"), env) != "always":
+        raise settings.ConfigError(
+            "SESSION_WAIT_AOF=yes with REDIS_APPENDFSYNC=everysec makes every write wait up to a second for the "
+            "next fsync (measured: about 0.9 s each): set REDIS_APPENDFSYNC=always"
+        )
+
+
+def resolve_store_engine(env: Mapping[str, str], state_dir: Path) -> str:
+    """STORE_ENGINE; unset, the engine the stack in state_dir last ran (its stack.json), else redis: so that after
+    `STORE_ENGINE=valkey make up` a `make experiment` or `make chaos` acts on the stack that runs."""
+    if not env.get("STORE_ENGINE"):
+        try:
+            recorded = json.loads((state_dir / "stack.json").read_text()).get("engine")
+        except (OSError, ValueError):
+            recorded = None
+        if recorded in ENGINES:
+            return recorded
+    return settings.get_choice("STORE_ENGINE", ENGINES, env)
+
+
 @dataclass(frozen=True)
 class StackConfig:
     env: Mapping[str, str] = field(repr=False)
@@ -60,6 +91,7 @@ class StackConfig:
     redis_exporter_port: int = REDIS_EXPORTER_PORT
     nginx_exporter_port: int = NGINX_EXPORTER_PORT
     nginx_status_port: int = NGINX_STATUS_PORT
+    store_engine: str = "redis"  # STORE_ENGINE: redis | valkey
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StackConfig:
@@ -90,12 +122,20 @@ class StackConfig:
             redis_exporter_port=settings.get_int("REDIS_EXPORTER_PORT", env, minimum=1),
             nginx_exporter_port=settings.get_int("NGINX_EXPORTER_PORT", env, minimum=1),
             nginx_status_port=settings.get_int("NGINX_STATUS_PORT", env, minimum=1),
+            store_engine=resolve_store_engine(env, state_dir),
         )
         config.check_ports()
+        check_durability(env, config.store_engine)
         return config
 
     def get(self, name: str) -> str:
         return settings.get_str(name, self.env)
+
+    @property
+    def data_dir(self) -> Path:
+        """The folder of the data nodes' folders (redis-N/, sentinel-N/): STATE_DIR for Redis, STATE_DIR/valkey for
+        Valkey. Apart because Redis 7.0 cannot read what Valkey 9 writes, and each engine keeps its own sessions."""
+        return self.state_dir if self.store_engine == "redis" else self.state_dir / self.store_engine
 
     @property
     def netns(self) -> bool:

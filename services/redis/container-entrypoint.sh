@@ -1,5 +1,6 @@
 #!/bin/sh
-# Starts a Redis or Sentinel node in a container (compose and k8s).
+# Starts a Redis or Sentinel node in a container (compose and k8s), with the image's engine: valkey-server where
+# the image has it (STORE_ENGINE=valkey), else redis-server; Sentinel is that server with --sentinel.
 #   container-entrypoint.sh redis|sentinel GENERATED_CONFIG [yes|no]
 # A Redis node starts through start-redis-node.sh (beside this script), with the last argument
 # (REDIS_CATCH_UP_BEFORE_PROMOTION) as its catch-up setting.
@@ -19,7 +20,9 @@ if [ ! -f "$conf" ]; then
            print }' "$template" > "$conf"
     chmod 600 "$conf"
 fi
+server=$(command -v valkey-server || echo redis-server)
+cli=$(command -v redis-cli || command -v valkey-cli || echo redis-cli)
 if [ "$kind" = sentinel ]; then
-    exec redis-server "$conf" --sentinel
+    exec "$server" "$conf" --sentinel
 fi
-exec sh "$(dirname "$0")/start-redis-node.sh" "$conf" "${3:-yes}"
+exec sh "$(dirname "$0")/start-redis-node.sh" "$conf" "${3:-yes}" "$server" "$cli"

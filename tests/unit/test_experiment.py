@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from sessionproof import settings
 from sessionproof.chaos.experiment import CONFIGURATIONS, EXPERIMENTS
 from sessionproof.load import scenarios
 from sessionproof.load.scenarios import duration_s as _duration_s
@@ -38,11 +39,22 @@ def test_a_catch_up_factor_that_never_drains_is_refused(tmp_path):
 
 class FakeRuntime:
     def __init__(self, env: dict):
-        self.config = type("Config", (), {"env": env, "get": lambda _self, name: env.get(name, "hardened")})()
-        self.ups = 0
+        self.config = type(
+            "Config",
+            (),
+            {
+                "env": env,
+                "get": lambda _self, name: env.get(name, "hardened"),
+                "store_engine": env.get("STORE_ENGINE", "redis"),
+            },
+        )()
+        self.ups = self.downs = 0
 
     def up(self, progress=print) -> None:
         self.ups += 1
+
+    def down(self, progress=print) -> None:
+        self.downs += 1
 
 
 def fake_stack(tmp_path, monkeypatch, refused: dict[str, str] | None = None):
@@ -59,7 +71,10 @@ def fake_stack(tmp_path, monkeypatch, refused: dict[str, str] | None = None):
     def fake_run(name, runtime, progress):
         ran.append((runtime.config.env, name))
         layer = runtime.config.env["SESSION_LAYER"]
-        run_dir = tmp_path / "runs" / f"{layer}-{runtime.config.env.get('REDIS_MIN_REPLICAS_TO_WRITE', '')}-{name}"
+        engine = runtime.config.env.get("STORE_ENGINE", "")
+        run_dir = (
+            tmp_path / "runs" / f"{engine}{layer}-{runtime.config.env.get('REDIS_MIN_REPLICAS_TO_WRITE', '')}-{name}"
+        )
         run_dir.mkdir(parents=True)
         return run_dir, 0
 
@@ -94,6 +109,34 @@ def test_all_runs_every_experiment_and_load_scenario_once_per_configuration(tmp_
     assert progress[-1].startswith("[9/9] done (elapsed") and progress[-1].endswith("ETA 0m00s)")
     report = (out_dir / "report.md").read_text()
     assert report.startswith("# Failover matrix: stock against hardened against stock-min-replicas-0")
+
+
+def test_all_runs_each_engine_in_turn_stopping_the_stack_between_them(tmp_path, monkeypatch):
+    """ENGINES="redis valkey": one engine at a time on the stack's ports; the matrix labels the Valkey rows."""
+    from sessionproof.chaos import experiment
+
+    ran, runtimes = fake_stack(tmp_path, monkeypatch, refused={"partition-app": "needs netns"})
+    lines: list[str] = []
+    first = FakeRuntime({"STORE_ENGINE": "redis"})
+    out_dir = experiment.run_all(
+        ["failover-redis-kill", "partition-app"],
+        first,
+        lines.append,
+        configurations=["hardened", "stock"],
+        load_scenarios=(),
+        engines=["redis", "valkey"],
+    )
+    assert [(env["STORE_ENGINE"], env["SESSION_LAYER"]) for env, _ in ran] == [
+        ("redis", "hardened"), ("redis", "stock"), ("valkey", "hardened"), ("valkey", "stock"),
+    ]  # fmt: skip
+    assert first.downs == 0 and [r.downs for r in runtimes] == [0, 1, 0, 0]  # redis's last stack, before valkey
+    assert "== stopping the redis stack for valkey" in lines
+    assert "[stock on valkey] [partition-app] skipped: needs netns" in lines
+    report = (out_dir / "report.md").read_text()
+    assert report.startswith("# Failover matrix: hardened against stock, on redis and valkey")
+    with pytest.raises(settings.ConfigError, match="ENGINES: 'keydb' is not one of: redis, valkey"):
+        experiment.check_engines(["redis", "keydb"])
+    assert experiment.check_engines([]) is None
 
 
 def test_all_skips_what_the_runtime_refuses_and_the_matrix_says_why(tmp_path, monkeypatch):

@@ -212,6 +212,19 @@ def test_the_configuration_comes_from_the_run_settings():
     assert configuration_of({}) is None  # no meta.json at all
 
 
+def test_a_run_on_valkey_says_so_from_what_its_nodes_reported():
+    """versions.store is what the data nodes answered (INFO server); the setting only when a run predates it."""
+    hardened = {"SESSION_LAYER": "hardened"}
+    assert configuration_of({"config": hardened, "versions": {"store": "valkey 9.1.2"}}) == "hardened on valkey"
+    assert configuration_of({"config": hardened, "versions": {"store": "redis 7.0.15"}}) == "hardened"
+    # The setting said redis (unset, the state folder's engine ran), the nodes said valkey: the nodes win.
+    ran = {"config": {**hardened, "STORE_ENGINE": "redis"}, "versions": {"store": "valkey 9.1.2"}}
+    assert configuration_of(ran) == "hardened on valkey"
+    assert configuration_of({"config": {**hardened, "STORE_ENGINE": "valkey"}}) == "hardened on valkey"
+    unknown = {"config": hardened, "versions": {"store": "unknown (no data node answered)"}}
+    assert configuration_of(unknown) == "hardened"
+
+
 def write_load_run(run_dir, scenario: str, layer: str, read_p50_us: int, lost_updates: int):
     run_dir.mkdir(parents=True)
     summary = {

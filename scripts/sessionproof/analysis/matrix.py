@@ -29,6 +29,7 @@ from sessionproof.analysis.matrix_tables import (
     table,
 )
 from sessionproof.analysis.partition import HEAL_WINDOW_S
+from sessionproof.engines import ENGINES
 from sessionproof.runfiles import RunFileError, read_json_object
 from sessionproof.settings import CONFIGURATIONS
 
@@ -63,13 +64,28 @@ def configuration_of(meta: dict) -> str | None:
     """The configuration a run measured, from the settings in its meta.json: the most specific of
     CONFIGURATIONS that they satisfy (stock with REDIS_MIN_REPLICAS_TO_WRITE=0 is stock-min-replicas-0);
     runs recorded before the setting existed match by layer alone. None without a meta.json. The hardened
-    configuration sets only the layer: an older hardened run (nodes started plainly) is still `hardened`."""
+    configuration sets only the layer: an older hardened run (nodes started plainly) is still `hardened`.
+    A run on another engine than Redis says so: `hardened on valkey`."""
     if not meta:
         return None
     # Before REDIS_CATCH_UP_BEFORE_PROMOTION existed every node started as Redis does on its own: `no`.
     config = {"REDIS_CATCH_UP_BEFORE_PROMOTION": "no", **(meta.get("config") or {}), "SESSION_LAYER": _layer(meta)}
     matches = [name for name, overrides in CONFIGURATIONS.items() if overrides.items() <= config.items()]
-    return max(matches, key=lambda name: len(CONFIGURATIONS[name]), default=config["SESSION_LAYER"])
+    name = max(matches, key=lambda name: len(CONFIGURATIONS[name]), default=config["SESSION_LAYER"])
+    return configuration_label(name, engine_of(meta))
+
+
+def configuration_label(configuration: str, engine: str) -> str:
+    return configuration if engine == "redis" else f"{configuration} on {engine}"
+
+
+def engine_of(meta: dict) -> str:
+    """The store engine a run measured: what its data nodes reported (versions.store, "valkey 9.1.2"), else its
+    STORE_ENGINE setting; runs recorded before either existed ran Redis."""
+    reported = str((meta.get("versions") or {}).get("store", "")).split(" ", 1)[0]
+    if reported in ENGINES:
+        return reported
+    return (meta.get("config") or {}).get("STORE_ENGINE") or "redis"
 
 
 def _note_row(fault: str, note: str, link: str | None, configuration: str | None, scenario: str | None) -> dict:

@@ -56,6 +56,9 @@ def run_campaign(
     run folder and the exit code of its report (0, 3 anomalies or SLO breached, 4 invalid)."""
     text, seconds = _duration(duration)
     runtime = get_runtime({**(base or get_runtime()).config.env, **CONFIGURATIONS[configuration]})
+    engine_suffix = (
+        "" if runtime.config.store_engine == "redis" else f"-{runtime.config.store_engine}"
+    )  # campaign-hardened-valkey
     reason = runtime.network_refusal()
     if reason is not None:
         raise RuntimeError(f"a campaign needs network faults: {reason}")
@@ -78,7 +81,7 @@ def run_campaign(
             heal_everything(runtime)
 
     run_dir, code = run_experiment(
-        SCENARIO, runtime, progress, duration=text, drive=drive, run_name=f"campaign-{configuration}"
+        SCENARIO, runtime, progress, duration=text, drive=drive, run_name=f"campaign-{configuration}{engine_suffix}"
     )
     report = subprocess.run([sys.executable, "-m", "sessionproof.analysis.campaign_report", str(run_dir)], check=False)
     if report.returncode not in (0, 3, 4):

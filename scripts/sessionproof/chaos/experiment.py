@@ -236,6 +236,16 @@ def check_configurations(names: list[str]) -> None:
             raise settings.ConfigError(f"LAYERS: {name!r} is not one of: {', '.join(CONFIGURATIONS)}")
 
 
+def check_engines(names: list[str]) -> list[str] | None:
+    """ENGINES as a list (None: the stack's own engine); an unknown name is refused before anything starts."""
+    from sessionproof.engines import ENGINES
+
+    for name in names:
+        if name not in ENGINES:
+            raise settings.ConfigError(f"ENGINES: {name!r} is not one of: {', '.join(ENGINES)}")
+    return names or None
+
+
 def _schedule(name: str) -> list[dict]:
     """The scenario's faults: schedule; [] when it cannot be read (run_experiment then fails, saying why)."""
     try:
@@ -256,19 +266,29 @@ def run_all(
     progress=say,
     configurations: list[str] | None = None,
     load_scenarios: tuple[str, ...] = LOAD_SCENARIOS,
+    engines: list[str] | None = None,
 ) -> Path:
-    """Every named experiment, then the load scenarios, for each configuration; then the matrix report."""
-    from sessionproof.analysis.matrix import Skipped, build_matrix
+    """Every named experiment, then the load scenarios, for each store engine and configuration; then the matrix
+    report, with each fault's runs of every engine and configuration in adjacent rows."""
+    from sessionproof.analysis.matrix import Skipped, build_matrix, configuration_label
 
     configurations = configurations or [runtime.config.get("SESSION_LAYER")]
     check_configurations(configurations)
+    engines = engines or [runtime.config.store_engine]
     experiments = [*names, *load_scenarios]
-    total, done = len(configurations) * len(experiments), 0
-    clock = ProgressClock([estimate_s(name) for _ in configurations for name in experiments])
+    runs_planned = [(e, c) for e in engines for c in configurations]
+    total, done = len(runs_planned) * len(experiments), 0
+    clock = ProgressClock([estimate_s(name) for _ in runs_planned for name in experiments])
     entries: list[Path | Skipped] = []
-    for configuration in configurations:
-        overrides = CONFIGURATIONS[configuration]
+    running = runtime
+    for engine, plain_configuration in runs_planned:
+        overrides = {**CONFIGURATIONS[plain_configuration], "STORE_ENGINE": engine}
+        configuration = configuration_label(plain_configuration, engine)
         config_runtime = get_runtime({**runtime.config.env, **overrides})
+        if running.config.store_engine != engine:  # one engine at a time on the stack's ports; each keeps its data
+            progress(f"== stopping the {running.config.store_engine} stack for {engine}")
+            running.down(progress=lambda *_: None)
+        running = config_runtime
         settings_text = " ".join(f"{k}={v}" for k, v in overrides.items())
         progress(f"== configuration {configuration}: bringing the stack up with {settings_text}")
         config_runtime.up(progress=lambda *_: None)
@@ -294,6 +314,8 @@ def run_all(
     title = "Failover matrix" + (
         f": {' against '.join(configurations)}" if len(configurations) > 1 else f" ({configurations[0]})"
     )
+    if engines != ["redis"]:
+        title += f", on {' and '.join(engines)}"
     build_matrix(out_dir, entries, title)
     runs.point_latest(out_dir)
     invalid = invalid_rows(out_dir)
@@ -328,6 +350,12 @@ def main(argv: list[str] | None = None) -> int:
         '(default: the LAYERS setting, e.g. "hardened stock")',
     )
     parser.add_argument(
+        "--engines",
+        default=None,
+        help="store engines to run --all for, space-separated, of: redis valkey (default: the ENGINES setting; "
+        "empty: the stack's STORE_ENGINE)",
+    )
+    parser.add_argument(
         "--only",
         default=None,
         help="with --all: run only these scenarios (space-separated), e.g. the network faults; no load scenarios "
@@ -340,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.all:
             configurations = (args.layers or settings.get_str("LAYERS")).split()
             check_configurations(configurations)  # before the runtime: a typo is reported at once
+            engines = check_engines((args.engines or settings.get_str("ENGINES")).split())
             if args.only:
                 names = args.only.split()
                 known = (*EXPERIMENTS, *LOAD_SCENARIOS)
@@ -351,9 +380,10 @@ def main(argv: list[str] | None = None) -> int:
                     get_runtime(),
                     configurations=configurations,
                     load_scenarios=tuple(n for n in names if n in LOAD_SCENARIOS),
+                    engines=engines,
                 )
             else:
-                out_dir = run_all(list(EXPERIMENTS), get_runtime(), configurations=configurations)
+                out_dir = run_all(list(EXPERIMENTS), get_runtime(), configurations=configurations, engines=engines)
             # A matrix's SLO breaches are findings (stock breaches by design); an invalid run is not.
             return report.INVALID_RUN_EXIT_CODE if invalid_rows(out_dir) else 0
         _, code = run_experiment(args.scenario, get_runtime())

@@ -94,7 +94,9 @@ def _redis_healthcheck(port: int) -> dict:
     return {
         "test": [
             "CMD-SHELL",
-            f'redis-cli -p {port} -a "$$(cat {PASSWORD_FILE})" --no-auth-warning ping | grep -q PONG',
+            # redis-cli in the Redis images and the offline Valkey one; valkey-cli in the official Valkey image.
+            f'$$(command -v redis-cli || command -v valkey-cli) -p {port} -a "$$(cat {PASSWORD_FILE})" '
+            "--no-auth-warning ping | grep -q PONG",
         ],
         "interval": "2s",
         "timeout": "2s",

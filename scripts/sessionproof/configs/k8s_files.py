@@ -75,7 +75,8 @@ def _data_statefulset(kind: str, port: int, catch_up: str = "") -> tuple[dict, d
             "command": [
                 "sh",
                 "-c",
-                f'redis-cli -p {port} -a "$(cat {PASSWORD_FILE})" --no-auth-warning ping | grep -q PONG',
+                f'$(command -v redis-cli || command -v valkey-cli) -p {port} -a "$(cat {PASSWORD_FILE})" '
+                "--no-auth-warning ping | grep -q PONG",
             ]
         },
         "periodSeconds": 2,

@@ -50,6 +50,7 @@ from sessionproof.waiting import wait_until
 COMPOSE_FILE = REPO_ROOT / "compose" / "docker-compose.yml"
 PASSWORD_FILE = REPO_ROOT / "compose" / "redis-password.txt"
 APP_ENV_FILE = REPO_ROOT / "compose" / "app.env"
+IMAGES_ENV_FILE = REPO_ROOT / "compose" / ".env"  # `make images` names its offline builds here
 PROJECT = "sessionproof"
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
@@ -137,7 +138,17 @@ class ComposeRuntime:
         }
 
     def compose(self, *args: str) -> str:
-        return self.run([*compose_command(self.engine), "-f", str(COMPOSE_FILE), *args])
+        argv = [*compose_command(self.engine), "-f", str(COMPOSE_FILE), *args]
+        if self.config.store_engine == "valkey":  # the data and Sentinel containers run VALKEY_IMAGE instead
+            argv = ["env", f"REDIS_IMAGE={self.valkey_image()}", *argv]
+        return self.run(argv)
+
+    def valkey_image(self) -> str:
+        """VALKEY_IMAGE: the user's, else the offline build compose/.env names (`make images`), else the default."""
+        if self.config.env.get("VALKEY_IMAGE"):
+            return self.config.env["VALKEY_IMAGE"]
+        offline = read_env_file(IMAGES_ENV_FILE.read_text()) if IMAGES_ENV_FILE.exists() else {}
+        return offline.get("VALKEY_IMAGE") or settings.get_str("VALKEY_IMAGE", self.config.env)
 
     def engine_run(self, *args: str) -> str:
         return self.run([self.engine, *args])

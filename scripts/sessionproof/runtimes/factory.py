@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sessionproof import settings
+from sessionproof import engines, settings
 from sessionproof.runtimes.commands import Runner, run_command
 from sessionproof.runtimes.compose import ComposeRuntime
 from sessionproof.runtimes.interface import Runtime
@@ -26,6 +26,22 @@ def make_runtime(stack: str, env: Mapping[str, str] | None, runner: Runner = run
     if stack == "compose":
         return ComposeRuntime(config, runner)
     return K8sRuntime(config, runner)
+
+
+def running_store(env=None) -> str:
+    """The engine and version the running stack's data nodes report (INFO server), e.g. "valkey 9.1.2": what ran,
+    whatever STORE_ENGINE or the PATH say now."""
+    try:
+        runtime = get_runtime(env)
+        names = [node.name for node in runtime.nodes("redis")]
+    except Exception as error:  # no stack configured: say so in meta.json, do not fail the run
+        return f"unknown ({error})"
+    for name in names:
+        try:
+            return engines.running_engine(runtime.redis_info(name, "server"))
+        except Exception:  # that node is down (a fault): ask the next
+            continue
+    return "unknown (no data node answered)"
 
 
 def get_runtime(env: Mapping[str, str] | None = None) -> Runtime:

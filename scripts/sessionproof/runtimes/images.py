@@ -35,6 +35,8 @@ LOCK = REPO_ROOT / "scripts" / "requirements.lock"
 ENV_FILE = REPO_ROOT / "compose" / ".env"
 MADE_BASE_PREFIX = "localhost/sessionproof-base:"
 REDIS_IMAGE = "localhost/sessionproof-redis:7.0"
+VALKEY_IMAGE = "localhost/sessionproof-valkey:9.1"
+VALKEY_DOCKERFILE = "services/valkey/Dockerfile"
 NGINX_IMAGE = "localhost/sessionproof-nginx:1.22"
 APP_IMAGE = "localhost/sessionproof:latest"
 LOADGEN_IMAGE = "localhost/sessionproof-loadgen:latest"
@@ -101,11 +103,26 @@ def build(tag: str, dockerfile: str, base: str, target: str | None = None, progr
     argv += ["--build-arg", f"BASE_IMAGE={base}", "--build-arg", f"PYTHON_IMAGE={base}"]
     argv += ["--build-arg", "PIP_INSTALL_OPTIONS=--no-index --find-links /wheels"]
     argv += ["--volume", f"{WHEELS_DIR}:/wheels:ro"]
+    if dockerfile == VALKEY_DOCKERFILE:
+        argv += ["--volume", f"{Path(_valkey_server()).parent}:/valkey:ro"]
     if target:
         argv += ["--target", target]
     started = time.monotonic()
     _run([*argv, str(REPO_ROOT)], cwd=REPO_ROOT, stdout=subprocess.DEVNULL)
     progress(f"built {tag} ({time.monotonic() - started:.0f} s)")
+
+
+def _valkey_server() -> str:
+    """The valkey-server binary the Valkey image gets: the pinned package's (built for manylinux 2.28, so it runs on
+    the bookworm base), else one on the PATH."""
+    from sessionproof import engines
+
+    if engines.VALKEY_PACKAGE_BINARY.is_file():
+        return str(engines.VALKEY_PACKAGE_BINARY)
+    try:
+        return engines.server_binary("valkey")
+    except engines.EngineMissing as error:
+        raise ImageError(str(error)) from None
 
 
 def build_all(progress=print) -> float:
@@ -125,12 +142,13 @@ def build_all(progress=print) -> float:
         progress(f"base {base}: kept (`podman rmi {base}` makes it again)")
     fill_wheelhouse(progress)
     build(REDIS_IMAGE, "services/redis/Dockerfile", base, progress=progress)
+    build(VALKEY_IMAGE, VALKEY_DOCKERFILE, base, progress=progress)
     build(NGINX_IMAGE, "services/nginx/Dockerfile", base, progress=progress)
     build(APP_IMAGE, "services/app/Dockerfile", base, target="app", progress=progress)
     build(LOADGEN_IMAGE, "services/app/Dockerfile", base, target="loadgen", progress=progress)
     for tag, target in OBSERVABILITY_IMAGES.values():
         build(tag, "services/prometheus/Dockerfile", base, target=target, progress=progress)
-    names = {"REDIS_IMAGE": REDIS_IMAGE, "NGINX_IMAGE": NGINX_IMAGE} | {
+    names = {"REDIS_IMAGE": REDIS_IMAGE, "VALKEY_IMAGE": VALKEY_IMAGE, "NGINX_IMAGE": NGINX_IMAGE} | {
         setting: tag for setting, (tag, _target) in OBSERVABILITY_IMAGES.items()
     }
     ENV_FILE.write_text(

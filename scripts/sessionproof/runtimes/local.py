@@ -122,12 +122,14 @@ class LocalRuntime:
         )
 
     def _apply_redis_settings(self) -> None:
-        """REDIS_MIN_REPLICAS_* and REDIS_MAXMEMORY on every running node (and into its config file): they can
-        change without `make clean`, e.g. between the configurations of `make experiments`, or for `make scale`."""
+        """REDIS_MIN_REPLICAS_*, REDIS_MAXMEMORY and REDIS_APPENDFSYNC on every running node (and into its config
+        file): they can change without `make clean`, e.g. between the configurations of `make experiments`, for
+        `make scale`, or for the durability comparison of `make bench`."""
         wanted = {
             "min-replicas-to-write": settings.get_int("REDIS_MIN_REPLICAS_TO_WRITE", self.config.env, minimum=0),
             "min-replicas-max-lag": settings.get_int("REDIS_MIN_REPLICAS_MAX_LAG_S", self.config.env, minimum=1),
             "maxmemory": settings.get_str("REDIS_MAXMEMORY", self.config.env),
+            "appendfsync": settings.get_choice("REDIS_APPENDFSYNC", ("everysec", "always"), self.config.env),
         }
         for node in self.config.redis_nodes:
             with probes.redis_client(node.host, node.port, self.password) as client:
@@ -152,8 +154,8 @@ class LocalRuntime:
             client.config_set(parameter, value)
 
     def aof_dir(self, node_name: str) -> Path:
-        """STATE_DIR/redis-N/appendonlydir: redis.conf's dir is the node's folder, appenddirname Redis's default."""
-        return self.state_dir / self.config.node(node_name).name / AOF_DIR_NAME
+        """<data dir>/redis-N/appendonlydir: redis.conf's dir is the node's folder, appenddirname Redis's default."""
+        return self.config.data_dir / self.config.node(node_name).name / AOF_DIR_NAME
 
     def _network_call(self, action, *args):
         try:

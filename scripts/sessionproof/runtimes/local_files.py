@@ -13,7 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from sessionproof import SERVICES_DIR, settings
+from sessionproof import SERVICES_DIR, engines, settings
 from sessionproof.configs import templates as configs
 from sessionproof.configs.observability import exporter_timeout, lookback_delta, prometheus_conf
 from sessionproof.configs.render import write_if_changed
@@ -31,8 +31,6 @@ _DEFAULTS_BEFORE = {"network": "loopback", "subnet": None}
 _STATE_SUBDIRS = ("logs", "run", "nginx/client_body", "nginx/proxy", "nginx/fastcgi", "nginx/uwsgi", "nginx/scgi")
 # The Debian packages of the binaries the stack runs.
 _PACKAGES = {
-    "redis-server": "redis-server",
-    "redis-sentinel": "redis-sentinel",
     "redis-cli": "redis-tools",
     "nginx": "nginx",
     "prometheus": "prometheus",
@@ -94,6 +92,7 @@ class LocalFiles:
             "password": hashlib.sha256(self.config.get("REDIS_PASSWORD").encode()).hexdigest(),
             "network": self.config.network,
             "subnet": self.config.subnet if self.config.netns else None,
+            "engine": self.config.store_engine,  # not stateful (each engine has its own data dir), but one at a time
         }
 
     def _check_fingerprint(self) -> None:
@@ -107,13 +106,20 @@ class LocalFiles:
                     f"{self.state_dir} holds a Redis/Sentinel topology made with other settings "
                     f"({', '.join(changed)}); run `make clean` to start afresh (this deletes its session data)"
                 )
+            running = previous.get("engine", "redis")
+            if running != fingerprint["engine"] and self.supervisor.running():
+                raise StackError(
+                    f"the stack in {self.state_dir} runs {running}, not {fingerprint['engine']} (STORE_ENGINE); "
+                    f"stop it first: `make down`, then `STORE_ENGINE={fingerprint['engine']} make up` "
+                    "(each engine keeps its own data)"
+                )
         write_if_changed(fingerprint_file, json.dumps(fingerprint, indent=2) + "\n")
 
     def _render_data_nodes(self) -> None:
         """redis-N/redis.conf and sentinel-N/sentinel.conf, each written only if absent."""
         master = self.config.redis_nodes[0]
         for node in [*self.config.redis_nodes, *self.config.sentinel_nodes]:
-            conf = self.state_dir / node.name / f"{node.kind}.conf"
+            conf = self.config.data_dir / node.name / f"{node.kind}.conf"
             if conf.exists():
                 continue
             common = {
@@ -164,8 +170,10 @@ class LocalFiles:
         return self.supervisor.program_section(node.name, command, directory, environment)
 
     def _render_supervisor(self) -> bool:
-        redis_server = require_binary("redis-server")
-        redis_sentinel = require_binary("redis-sentinel")
+        try:
+            engine = engines.engine(self.config.store_engine)
+        except engines.EngineMissing as error:
+            raise StackError(str(error)) from None
         nginx = require_binary("nginx")
         gunicorn = Path(sys.executable).parent / "gunicorn"
         if not gunicorn.exists():
@@ -174,14 +182,14 @@ class LocalFiles:
         redis_cli = require_binary("redis-cli")
         catch_up = "yes" if settings.get_bool("REDIS_CATCH_UP_BEFORE_PROMOTION", self.config.env) else "no"
         for node in self.config.redis_nodes:
-            conf = self.state_dir / node.name / "redis.conf"
+            conf = self.config.data_dir / node.name / "redis.conf"
             command = (
-                f"sh {SERVICES_DIR / 'redis' / 'start-redis-node.sh'} {conf} {catch_up} {redis_server} {redis_cli}"
+                f"sh {SERVICES_DIR / 'redis' / 'start-redis-node.sh'} {conf} {catch_up} {engine.server} {redis_cli}"
             )
             programs.append(self._program(node, command, conf.parent))
         for node in self.config.sentinel_nodes:
-            conf = self.state_dir / node.name / "sentinel.conf"
-            programs.append(self._program(node, f"{redis_sentinel} {conf}", conf.parent))
+            conf = self.config.data_dir / node.name / "sentinel.conf"
+            programs.append(self._program(node, engine.sentinel_command(conf), conf.parent))
         for node in self.config.app_nodes:
             command = (
                 f"{gunicorn} -c {SERVICES_DIR / 'app' / 'gunicorn.conf.py'} "

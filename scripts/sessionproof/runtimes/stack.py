@@ -9,7 +9,7 @@ import sys
 from sessionproof import settings
 from sessionproof.runtimes import request_logs
 from sessionproof.runtimes.commands import ContainerError
-from sessionproof.runtimes.factory import get_runtime
+from sessionproof.runtimes.factory import get_runtime, running_store
 from sessionproof.runtimes.interface import StackError
 from sessionproof.runtimes.local import LocalRuntime, default_runtime
 from sessionproof.waiting import DeadlineExceeded
@@ -28,6 +28,7 @@ def print_status(runtime: LocalRuntime) -> bool:
     replicas = sum(r.role == "replica" and r.state == "RUNNING" for r in rows)
     running = sum(r.state == "RUNNING" for r in rows)
     print(f"\n{running}/{len(rows)} nodes running; Sentinel sees {masters} master, {replicas} replicas running")
+    print(f"store: {running_store(runtime.config.env)} (STORE_ENGINE {runtime.config.store_engine})")
     if runtime.network is not None:
         print(
             f"network: netns on {runtime.config.subnet}, bridge {runtime.network.bridge}; entry {runtime.config.entry_url}"

@@ -32,7 +32,7 @@ from sessionproof.runtimes.local import LocalRuntime
 from sessionproof.topology import APP_PORT, NGINX_PORT, StackConfig
 
 K8S_VERSION = "1.33.0"
-OVERLAYS = ("dev", "production", "observability")
+OVERLAYS = ("dev", "production", "observability", "valkey")
 
 # Lines that legitimately differ per runtime: addresses, folders, the password, announcing.
 _REDIS_LOCAL = re.compile(r"^(bind|port|dir|requirepass|masterauth|replicaof|replica-announce-ip) ")
@@ -190,6 +190,19 @@ def k8s_problems(root: Path = REPO_ROOT) -> list[str]:
         problems += [f"k8s {overlay}: {p}" for p in _k8s_shape_problems(objects)]
         if overlay == "observability":
             problems += [f"k8s {overlay}: {p}" for p in observability.k8s_problems(objects)]
+        if overlay == "valkey":
+            problems += [f"k8s {overlay}: {p}" for p in _valkey_problems(objects)]
+    return problems
+
+
+def _valkey_problems(objects: list[dict]) -> list[str]:
+    """STORE_ENGINE=valkey on k8s: every data node and Sentinel container runs a Valkey image."""
+    problems = []
+    for obj in objects:
+        if obj["kind"] == "StatefulSet" and obj["metadata"]["name"] in ("redis", "sentinel"):
+            for container in obj["spec"]["template"]["spec"]["containers"]:
+                if not str(container.get("image", "")).startswith("valkey/valkey:"):
+                    problems.append(f"StatefulSet/{obj['metadata']['name']} runs {container.get('image')}, not Valkey")
     return problems
 
 

@@ -133,6 +133,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
             backoff=store.make_backoff(env),
             wait_replicas=_wait_replicas(env),
             wait_timeout_ms=settings.get_int("SESSION_WAIT_TIMEOUT_MS", env, minimum=1),
+            wait_aof=settings.get_bool("SESSION_WAIT_AOF", env),
             idempotency_ttl_s=settings.get_int("IDEMPOTENCY_TTL_S", env, minimum=1),
             max_conflict_retries=settings.get_int("SESSION_CONFLICT_RETRIES", env, minimum=0),
             namespace=app.config["SESSION_NAMESPACE"],

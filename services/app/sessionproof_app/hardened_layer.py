@@ -91,6 +91,7 @@ class HardenedSessionInterface(StockSessionInterface):
         backoff: ExponentialWithJitterBackoff,
         wait_replicas: int | None,
         wait_timeout_ms: int,
+        wait_aof: bool = False,
         idempotency_ttl_s: int,
         max_conflict_retries: int,
         namespace: str,
@@ -98,16 +99,14 @@ class HardenedSessionInterface(StockSessionInterface):
     ):
         super().__init__(app, **kwargs)
         self.namespace = namespace
-        self.retry_budget_s = retry_budget_s
-        self.backoff = backoff
+        self.retry_budget_s, self.backoff = retry_budget_s, backoff
         # None: every replica online or promotable (replication.replicas_that_must_confirm). WAIT 1 with two
         # replicas is not enough: the replica that confirmed may not be the one Sentinel promotes.
         self.wait_all = wait_replicas is None
         self.wait_replicas = 1 if wait_replicas is None else wait_replicas
         self._confirmers = ConfirmersCache(self.client, CONFIRMING_REPLICAS_TTL_S)
-        self.wait_timeout_ms = wait_timeout_ms
-        self.idempotency_ttl_s = idempotency_ttl_s
-        self.max_conflict_retries = max_conflict_retries
+        self.wait_timeout_ms, self.wait_aof = wait_timeout_ms, wait_aof and self.wait_all  # WAITAOF: design.md
+        self.idempotency_ttl_s, self.max_conflict_retries = idempotency_ttl_s, max_conflict_retries
         app.before_request_funcs.setdefault(None, []).insert(0, self._replay_recorded_response)
 
     # ------------------------------------------------------------ per request
@@ -300,7 +299,7 @@ class HardenedSessionInterface(StockSessionInterface):
             return replies
         if self.wait_all:
             return replication.execute_confirmed(
-                self.client, self._confirmers, pipe, writes, check, self.wait_timeout_ms
+                self.client, self._confirmers, pipe, writes, check, self.wait_timeout_ms, self.wait_aof
             )
         return replication.execute_counted(pipe, writes, check, self.wait_replicas, self.wait_timeout_ms)
 

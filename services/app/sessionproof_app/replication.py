@@ -164,20 +164,28 @@ def _flagged(state: dict, flag: str) -> bool:
     return flag in str(state.get("flags", "")).split(",")
 
 
-def execute_confirmed(client: Redis, confirmers_cache, pipe, writes: int, check, timeout_ms: int) -> list:
+def execute_confirmed(
+    client: Redis, confirmers_cache, pipe, writes: int, check, timeout_ms: int, wait_aof: bool = False
+) -> list:
     """Run `pipe`, whose first `writes` commands are a write, and return their replies once the write counts:
     `check(replies)` raised nothing, and every replica that must confirm it (replicas_that_must_confirm) has.
 
     ROLE right after the write gives the master's offset, WAIT asks the replicas to acknowledge, and ROLE
     after it says which did: each replica that must confirm must have acknowledged that offset, on the same
-    master. A count is not enough: the replica that confirmed may be one Sentinel would never promote."""
+    master. A count is not enough: the replica that confirmed may be one Sentinel would never promote.
+    wait_aof (SESSION_WAIT_AOF): WAITAOF, on the same connection, must also report the write fsynced on the master
+    and on as many replicas as could have to confirm it (aof_replicas)."""
     confirmers = confirmers_cache.get()
     deadline = time.monotonic() + timeout_ms / 1000
     pipe.role()
     pipe.wait(confirmers.count, timeout_ms)
     pipe.role()
+    if wait_aof:
+        pipe.execute_command("WAITAOF", 1, aof_replicas(confirmers), timeout_ms)
     replies = pipe.execute()
     check(replies)
+    if wait_aof:
+        require_fsynced(replies[writes + 3], aof_replicas(confirmers), timeout_ms)
     node = store.last_node(client)
     offset, role = master_offset(replies[writes]), replies[writes + 2]
     # WAIT returns once `count` replicas acknowledged, maybe not the required ones: their answers to the
@@ -197,6 +205,23 @@ def execute_confirmed(client: Redis, confirmers_cache, pipe, writes: int, check,
         )
     confirmers_cache.require_master(node)
     return replies[:writes]
+
+
+def aof_replicas(confirmers: Confirmers) -> int:
+    """How many replicas WAITAOF asks for: every replica that must confirm and every one the master listed in sync.
+    WAITAOF counts (which replicas fsynced is not reported): counting all in sync, the required ones are among
+    them. A replica in sync but not required then holds the write (503 on its timeout), never the reverse."""
+    return max(confirmers.count, len(confirmers.online | confirmers.required))
+
+
+def require_fsynced(reply: list, replicas: int, timeout_ms: int) -> None:
+    """WAITAOF's reply [local, replicas]: raise WriteNotReplicated unless the master and `replicas` fsynced."""
+    local, fsynced = int(reply[0]), int(reply[1])
+    if local < 1 or fsynced < replicas:
+        raise WriteNotReplicated(
+            f"not fsynced within {timeout_ms} ms: the master {'has' if local else 'has not'}, "
+            f"{fsynced} of {replicas} replicas have (WAITAOF)"
+        )
 
 
 def execute_counted(pipe, writes: int, check, count: int, timeout_ms: int) -> list:

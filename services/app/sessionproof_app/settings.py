@@ -95,6 +95,16 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("SESSION_WAIT_TIMEOUT_MS", "300", "Hardened layer: how long WAIT waits for those replicas.", "app"),
     Setting(
+        "SESSION_WAIT_AOF",
+        "no",
+        "Hardened layer with SESSION_WAIT_REPLICAS=all: `yes` also waits (WAITAOF, up to SESSION_WAIT_TIMEOUT_MS) "
+        "until the master and every replica it lists in sync have fsynced the write to their AOF, so a power loss "
+        "of every node at once keeps it. Needs an engine with WAITAOF (STORE_ENGINE=valkey; Redis 7.2+) and "
+        "REDIS_APPENDFSYNC=always: `make up` refuses it otherwise. `no`: an acknowledged write is in the memory "
+        "of the nodes that confirmed it and reaches their disks within about a second (appendfsync everysec).",
+        "app",
+    ),
+    Setting(
         "SESSION_CONFLICT_RETRIES",
         "50",
         "Hardened layer: re-runs of a request whose session changed under it before it answers 503.",
