@@ -271,12 +271,13 @@ def test_writes_wait_for_a_replica_paused_while_it_is_being_promoted(healthy_sta
         try:
             healthy_stack.redis_config_set(keeper.name, "replica-priority", "0")
             wait_until(lambda: sentinel_sees(keeper, "slave-priority") == 0, 30, "Sentinel to read the priority")
+            selected = _on_first_selection(healthy_stack, password, lambda: healthy_stack.pause(chosen.name))
             healthy_stack.kill(old_master.name)
-            # The fault's timing is the point: paused after the master's kill but late enough that at the choice
-            # (about 1.3-1.5 s after the kill) it has been silent for under Sentinel's down-after (1.2 s), or
-            # Sentinel skips it as down and chooses nobody (paused at 0.2 s, the test failed 2 runs in 3).
-            time.sleep(0.5)
-            healthy_stack.pause(chosen.name)
+            # The fault's timing is the point: paused when a Sentinel announces its choice (+selected-slave), before
+            # its next timer tick sends SLAVEOF NO ONE. Racing the choice with a fixed delay after the kill failed
+            # either way: too early, Sentinel saw the replica down and chose nobody (paused at 0.2 s: 2 runs in 3;
+            # at 0.5 s: 2 runs in 4 on 2026-12-07, when the choice came late).
+            assert selected.wait(15), "no Sentinel chose a replica within 15 s of the kill"
             wait_until(
                 lambda: any(
                     "promoted" in r["flags"]
@@ -304,6 +305,29 @@ def test_writes_wait_for_a_replica_paused_while_it_is_being_promoted(healthy_sta
             with probes.redis_client(keeper.host, keeper.port, password) as client:
                 client.config_set("replica-priority", "100")
                 client.config_rewrite()
+
+
+def _on_first_selection(stack, password: str, action) -> threading.Event:
+    """Run `action` as soon as any Sentinel publishes +selected-slave; the event is set once it has run."""
+    done, subscribed = threading.Event(), []
+
+    def listen(sentinel) -> None:
+        with probes.redis_client(sentinel.host, sentinel.port, password, timeout_s=None) as client:
+            pubsub = client.pubsub()
+            pubsub.subscribe("+selected-slave")
+            subscribed.append(sentinel.name)
+            deadline = time.monotonic() + 30
+            while not done.is_set() and time.monotonic() < deadline:
+                message = pubsub.get_message(ignore_subscribe_messages=True, timeout=0.05)
+                if message and not done.is_set():
+                    action()
+                    done.set()
+            pubsub.close()
+
+    for sentinel in stack.nodes("sentinel"):
+        threading.Thread(target=listen, args=(sentinel,), daemon=True).start()
+    wait_until(lambda: len(subscribed) == len(stack.nodes("sentinel")), 5, "the Sentinel subscriptions")
+    return done
 
 
 def _replicas_seen_by(sentinel, password: str, name: str) -> list[dict]:
