@@ -24,13 +24,18 @@ slo:
 """
 
 
-def test_an_experiment_heals_the_stack_and_reports_failover_figures(healthy_stack, tmp_path, monkeypatch):
+def use_short_redis_kill(stack, tmp_path, monkeypatch) -> None:
+    """The short scenario in a scenario folder of its own, runs into tmp_path, the stack's settings in the env."""
     (tmp_path / "scenarios").mkdir()
     (tmp_path / "scenarios" / "short-redis-kill.yaml").write_text(SHORT_REDIS_KILL)
     monkeypatch.setenv("SCENARIO_DIR", str(tmp_path / "scenarios"))
     monkeypatch.setenv("RESULTS_DIR", str(tmp_path / "results"))
-    for name, value in healthy_stack.config.env.items():
+    for name, value in stack.config.env.items():
         monkeypatch.setenv(name, value)
+
+
+def test_an_experiment_heals_the_stack_and_reports_failover_figures(healthy_stack, tmp_path, monkeypatch):
+    use_short_redis_kill(healthy_stack, tmp_path, monkeypatch)
     master_before = healthy_stack.master_node()
 
     lines: list[str] = []

@@ -13,7 +13,7 @@ from sessionproof.runtimes.local import LocalRuntime
 from sessionproof.topology import StackConfig
 
 from .conftest import processes_of, stack_env
-from .test_experiment import SHORT_REDIS_KILL
+from .test_experiment import use_short_redis_kill
 
 pytestmark = pytest.mark.stack
 
@@ -41,12 +41,7 @@ def valkey_stack(tmp_path):
 
 
 def test_a_master_kill_on_valkey_with_fsynced_writes_loses_nothing(valkey_stack, tmp_path, monkeypatch):
-    (tmp_path / "scenarios").mkdir()
-    (tmp_path / "scenarios" / "short-redis-kill.yaml").write_text(SHORT_REDIS_KILL)
-    monkeypatch.setenv("SCENARIO_DIR", str(tmp_path / "scenarios"))
-    monkeypatch.setenv("RESULTS_DIR", str(tmp_path / "results"))
-    for name, value in valkey_stack.config.env.items():
-        monkeypatch.setenv(name, value)
+    use_short_redis_kill(valkey_stack, tmp_path, monkeypatch)
     for node in valkey_stack.config.redis_nodes:
         assert valkey_stack.redis_info(node.name, "server")["valkey_version"].startswith("9.")
         reply = valkey_stack.redis_command(node.name, "CONFIG", "GET", "appendfsync")
