@@ -13,7 +13,6 @@ role, and the engine is named by `make status` and in every run's meta.json.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,15 +35,6 @@ class Engine:
 
     def sentinel_command(self, conf: Path | str) -> str:
         return f"{self.server} {conf} --sentinel"
-
-    def version(self) -> str:
-        """`<binary> --version`'s first line, e.g. "Valkey server v=9.1.2 sha=00000000:1 malloc=libc ..."."""
-        try:
-            result = subprocess.run([self.server, "--version"], capture_output=True, text=True, timeout=5)
-        except (OSError, subprocess.TimeoutExpired) as error:
-            return f"unknown ({error})"
-        lines = (result.stdout or result.stderr).strip().splitlines()
-        return lines[0] if lines else "unknown"
 
 
 def server_binary(engine: str) -> str:

@@ -8,6 +8,8 @@ every one, and the table in docs/configuration.md is checked against it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from sessionproof_app.settings import (
     SESSION_LAYERS,
     ConfigError,
@@ -271,6 +273,13 @@ CONFIGURATIONS: dict[str, dict[str, str]] = {
 }
 
 SETTINGS = APP_SETTINGS + HARNESS_SETTINGS
+
+
+def redis_appendfsync(env: Mapping[str, str] | None = None) -> str:
+    """REDIS_APPENDFSYNC, checked: everysec or always."""
+    return ALL.get_choice("REDIS_APPENDFSYNC", ("everysec", "always"), env)
+
+
 ALL = Registry(SETTINGS)
 BY_NAME = ALL.by_name
 get_str, get_int, get_float, get_bool = ALL.get_str, ALL.get_int, ALL.get_float, ALL.get_bool
@@ -293,5 +302,6 @@ __all__ = [
     "get_int",
     "get_str",
     "markdown_table",
+    "redis_appendfsync",
     "redis_password",
 ]  # fmt: skip

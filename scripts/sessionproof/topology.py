@@ -54,7 +54,7 @@ def check_durability(env: Mapping[str, str], engine: str) -> None:
             "SESSION_WAIT_AOF=yes needs WAITAOF, which Redis 7.0 (Debian bookworm's) does not have: run "
             "STORE_ENGINE=valkey, or SESSION_WAIT_AOF=no (README: what each engine keeps)"
         )
-    if settings.get_choice("REDIS_APPENDFSYNC", ("everysec", "always"), env) != "always":
+    if settings.redis_appendfsync(env) != "always":
         raise settings.ConfigError(
             "SESSION_WAIT_AOF=yes with REDIS_APPENDFSYNC=everysec makes every write wait up to a second for the "
             "next fsync (measured: about 0.9 s each): set REDIS_APPENDFSYNC=always"

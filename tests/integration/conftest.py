@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import psutil
 import pytest
 import requests
@@ -38,9 +40,10 @@ def processes_of(runtime: LocalRuntime) -> list[psutil.Process]:
     return [root, *root.children(recursive=True)]
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory):
-    runtime = LocalRuntime(StackConfig.from_env(stack_env(tmp_path_factory.mktemp("stack") / "state")))
+@contextlib.contextmanager
+def running_stack(env: dict[str, str]):
+    """A local stack with these settings, up for the block; then down, with nothing of it left behind."""
+    runtime = LocalRuntime(StackConfig.from_env(env))
     started: list[psutil.Process] = []
     try:
         runtime.up(progress=lambda *_: None)
@@ -53,6 +56,12 @@ def stack(tmp_path_factory):
         assert not alive, f"processes left behind: {[p.pid for p in alive]}"
         if runtime.network is not None:
             assert runtime.network.leftovers() == {"namespaces": [], "links": []}
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    with running_stack(stack_env(tmp_path_factory.mktemp("stack") / "state")) as runtime:
+        yield runtime
 
 
 @pytest.fixture

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import json
 
-import psutil
 import pytest
 
 from sessionproof.chaos.experiment import run_experiment
-from sessionproof.runtimes.local import LocalRuntime
-from sessionproof.topology import StackConfig
 
-from .conftest import processes_of, stack_env
+from .conftest import running_stack, stack_env
 from .test_experiment import use_short_redis_kill
 
 pytestmark = pytest.mark.stack
@@ -27,17 +24,8 @@ def valkey_stack(tmp_path):
         "REDIS_APPENDFSYNC": "always",
         "OBSERVABILITY": "off",
     }
-    runtime = LocalRuntime(StackConfig.from_env(env))
-    started: list[psutil.Process] = []
-    try:
-        runtime.up(progress=lambda *_: None)
-        started = processes_of(runtime)
+    with running_stack(env) as runtime:
         yield runtime
-    finally:
-        started += processes_of(runtime)
-        runtime.down(progress=lambda *_: None)
-        alive = [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-        assert not alive, f"processes left behind: {[p.pid for p in alive]}"
 
 
 def test_a_master_kill_on_valkey_with_fsynced_writes_loses_nothing(valkey_stack, tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import redis
 
-from sessionproof import engines
+from sessionproof import engines, runs
 from sessionproof.runtimes.interface import StackError
 from sessionproof.runtimes.local import LocalRuntime
 from sessionproof.topology import StackConfig
@@ -71,7 +71,7 @@ def test_a_run_names_the_engine_the_node_reports(tmp_path, redis_client):
     it), which must not make a Valkey run say Redis."""
     assert engines.running_engine(redis_client.info("server")).startswith("redis 7.")
     valkey = engines.engine("valkey")
-    assert valkey.version().startswith("Valkey server v=9.")
+    assert runs._program_version([valkey.server, "--version"]).startswith("Valkey server v=9.")
     port = _free_port()
     proc = subprocess.Popen(
         [valkey.server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)],

@@ -56,9 +56,8 @@ def run_campaign(
     run folder and the exit code of its report (0, 3 anomalies or SLO breached, 4 invalid)."""
     text, seconds = _duration(duration)
     runtime = get_runtime({**(base or get_runtime()).config.env, **CONFIGURATIONS[configuration]})
-    engine_suffix = (
-        "" if runtime.config.store_engine == "redis" else f"-{runtime.config.store_engine}"
-    )  # campaign-hardened-valkey
+    engine = runtime.config.store_engine
+    engine_suffix = "" if engine == "redis" else f"-{engine}"  # results/<time>-campaign-hardened-valkey
     reason = runtime.network_refusal()
     if reason is not None:
         raise RuntimeError(f"a campaign needs network faults: {reason}")

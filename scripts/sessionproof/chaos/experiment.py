@@ -39,6 +39,7 @@ from sessionproof.analysis.summary import anomaly_text, validity_line
 from sessionproof.chaos import faults as chaos
 from sessionproof.chaos.faults import FAULTS, heal, inject
 from sessionproof.chaos.watchers import start_watchers, stop_watchers
+from sessionproof.engines import ENGINES
 from sessionproof.history.files import append_history, history_path, nemesis_operations
 from sessionproof.load import scenarios
 from sessionproof.load.final_read import read_back
@@ -238,8 +239,6 @@ def check_configurations(names: list[str]) -> None:
 
 def check_engines(names: list[str]) -> list[str] | None:
     """ENGINES as a list (None: the stack's own engine); an unknown name is refused before anything starts."""
-    from sessionproof.engines import ENGINES
-
     for name in names:
         if name not in ENGINES:
             raise settings.ConfigError(f"ENGINES: {name!r} is not one of: {', '.join(ENGINES)}")

@@ -11,13 +11,15 @@ from collections.abc import Mapping
 
 import yaml
 
-from sessionproof import settings
+from sessionproof import REPO_ROOT, settings
 from sessionproof.configs import templates as configs
 from sessionproof.topology import APP_PORT, NGINX_PORT, NGINX_STATUS_PORT, REDIS_PORT, SENTINEL_PORT
 
 PASSWORD_PLACEHOLDER = "__REDIS_PASSWORD__"
 PASSWORD_FILE = "/run/secrets/redis_password"
 LOCUST_WEB_PORT = 8089
+# Written by `make images` (runtimes/images.py): the offline images, by setting, that compose uses instead.
+IMAGES_ENV_FILE = REPO_ROOT / "compose" / ".env"
 REDIS_IMAGE = "redis:7.0"
 NGINX_IMAGE = "nginx:1.22"
 APP_IMAGE = "sessionproof:latest"

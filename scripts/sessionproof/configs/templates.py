@@ -38,7 +38,7 @@ def redis_conf(
             # Behind container networking a replica must say where it can be reached.
             "announce_lines": f"replica-announce-ip {announce_host}" if announce_host else "",
             "maxmemory": settings.get_str("REDIS_MAXMEMORY", env),
-            "appendfsync": settings.get_choice("REDIS_APPENDFSYNC", ("everysec", "always"), env),
+            "appendfsync": settings.redis_appendfsync(env),
             "min_replicas_to_write": settings.get_int("REDIS_MIN_REPLICAS_TO_WRITE", env, minimum=0),
             "min_replicas_max_lag_s": settings.get_int("REDIS_MIN_REPLICAS_MAX_LAG_S", env, minimum=1),
         },

@@ -36,7 +36,7 @@ from sessionproof.load.cpu_split import PARTS, CpuMeter, per_request_us
 from sessionproof.load.finish import run_report
 from sessionproof.load.independent import GeneratorError, Target
 from sessionproof.load.loadtest import HarnessRunError, run_headless
-from sessionproof.runtimes.factory import get_runtime, running_store
+from sessionproof.runtimes.factory import get_runtime, run_versions
 from sessionproof.settings import CONFIGURATIONS
 from sessionproof.waiting import DeadlineExceeded
 
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             "started_at": out_dir.name.split("-")[0],
             "command": runs.command_line(),
             "machine": runs.host_facts(),
-            "versions": {**runs.versions(), "store": running_store()},
+            "versions": run_versions(),
             "config": runs.resolved_config(),
             "settings": vars(args),
             "targets": TARGETS,

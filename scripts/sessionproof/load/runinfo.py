@@ -4,7 +4,7 @@ the report's, load/finish.py)."""
 from __future__ import annotations
 
 from sessionproof import runs, settings
-from sessionproof.runtimes.factory import running_store
+from sessionproof.runtimes.factory import run_versions
 from sessionproof.topology import Node, StackConfig
 from sessionproof.validity import MAX_LOOP_LAG_P99_US, MAX_TRUSTED_CPU_PERCENT
 
@@ -98,7 +98,7 @@ def meta(environment, run, web_ui: bool) -> dict:
         },
         "scenario_config": run.scenario.raw,
         "git_sha": run.git_sha,
-        "versions": {**runs.versions(), "store": running_store()},
+        "versions": run_versions(),
         "config": runs.resolved_config(),
         "topology": topology,
         "host": runs.host_facts(),

@@ -41,7 +41,7 @@ import requests
 from sessionproof import runs, settings
 from sessionproof.load.finish import run_report
 from sessionproof.load.loadtest import run_headless
-from sessionproof.runtimes.factory import get_runtime, running_store
+from sessionproof.runtimes.factory import get_runtime, run_versions
 from sessionproof.runtimes.interface import Runtime
 from sessionproof.waiting import DeadlineExceeded, wait_until
 
@@ -350,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
             "started_at": out_dir.name.split("-")[0],
             "command": runs.command_line(),
             "machine": runs.host_facts(),
-            "versions": {**runs.versions(), "store": running_store(runtime.config.env)},
+            "versions": run_versions(runtime.config.env),
             "config": runs.resolved_config(runtime.config.env),
             "settings": {
                 "sizes": sizes,

@@ -39,7 +39,7 @@ import yaml
 
 from sessionproof import REPO_ROOT, settings
 from sessionproof.configs import templates as configs
-from sessionproof.configs.container_files import app_env, read_env_file
+from sessionproof.configs.container_files import IMAGES_ENV_FILE, app_env, read_env_file
 from sessionproof.runtimes import container_network, probes
 from sessionproof.runtimes.commands import ContainerError, Runner, run_command
 from sessionproof.runtimes.compose_probe import ComposeProbe
@@ -50,7 +50,6 @@ from sessionproof.waiting import wait_until
 COMPOSE_FILE = REPO_ROOT / "compose" / "docker-compose.yml"
 PASSWORD_FILE = REPO_ROOT / "compose" / "redis-password.txt"
 APP_ENV_FILE = REPO_ROOT / "compose" / "app.env"
-IMAGES_ENV_FILE = REPO_ROOT / "compose" / ".env"  # `make images` names its offline builds here
 PROJECT = "sessionproof"
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
@@ -147,7 +146,7 @@ class ComposeRuntime:
         """VALKEY_IMAGE: the user's, else the offline build compose/.env names (`make images`), else the default."""
         if self.config.env.get("VALKEY_IMAGE"):
             return self.config.env["VALKEY_IMAGE"]
-        offline = read_env_file(IMAGES_ENV_FILE.read_text()) if IMAGES_ENV_FILE.exists() else {}
+        offline = read_env_file(IMAGES_ENV_FILE.read_text()) if IMAGES_ENV_FILE.exists() else {}  # `make images`
         return offline.get("VALKEY_IMAGE") or settings.get_str("VALKEY_IMAGE", self.config.env)
 
     def engine_run(self, *args: str) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sessionproof import engines, settings
+from sessionproof import engines, runs, settings
 from sessionproof.runtimes.commands import Runner, run_command
 from sessionproof.runtimes.compose import ComposeRuntime
 from sessionproof.runtimes.interface import Runtime
@@ -42,6 +42,11 @@ def running_store(env=None) -> str:
         except Exception:  # that node is down (a fault): ask the next
             continue
     return "unknown (no data node answered)"
+
+
+def run_versions(env=None) -> dict[str, str]:
+    """A run's versions (runs.versions) and the store the running stack's nodes report (running_store)."""
+    return {**runs.versions(), "store": running_store(env)}
 
 
 def get_runtime(env: Mapping[str, str] | None = None) -> Runtime:

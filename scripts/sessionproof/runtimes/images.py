@@ -28,11 +28,11 @@ import time
 from pathlib import Path
 
 from sessionproof import REPO_ROOT, settings
+from sessionproof.configs.container_files import IMAGES_ENV_FILE
 
 BUILD_DIR = REPO_ROOT / ".build"
 WHEELS_DIR = BUILD_DIR / "wheels"
 LOCK = REPO_ROOT / "scripts" / "requirements.lock"
-ENV_FILE = REPO_ROOT / "compose" / ".env"
 MADE_BASE_PREFIX = "localhost/sessionproof-base:"
 REDIS_IMAGE = "localhost/sessionproof-redis:7.0"
 VALKEY_IMAGE = "localhost/sessionproof-valkey:9.1"
@@ -151,13 +151,13 @@ def build_all(progress=print) -> float:
     names = {"REDIS_IMAGE": REDIS_IMAGE, "VALKEY_IMAGE": VALKEY_IMAGE, "NGINX_IMAGE": NGINX_IMAGE} | {
         setting: tag for setting, (tag, _target) in OBSERVABILITY_IMAGES.items()
     }
-    ENV_FILE.write_text(
+    IMAGES_ENV_FILE.write_text(
         "# Written by `make images`: the images built here replace the official ones the compose file names.\n"
         "# Grafana (the observability profile's dashboard) is not packaged by Debian: it has no offline image.\n"
         + "".join(f"{setting}={tag}\n" for setting, tag in names.items())
     )
     elapsed = time.monotonic() - started
-    progress(f"images ready in {elapsed:.0f} s; {ENV_FILE.relative_to(REPO_ROOT)} names them for compose")
+    progress(f"images ready in {elapsed:.0f} s; {IMAGES_ENV_FILE.relative_to(REPO_ROOT)} names them for compose")
     return elapsed
 
 

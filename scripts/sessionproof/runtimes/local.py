@@ -129,7 +129,7 @@ class LocalRuntime:
             "min-replicas-to-write": settings.get_int("REDIS_MIN_REPLICAS_TO_WRITE", self.config.env, minimum=0),
             "min-replicas-max-lag": settings.get_int("REDIS_MIN_REPLICAS_MAX_LAG_S", self.config.env, minimum=1),
             "maxmemory": settings.get_str("REDIS_MAXMEMORY", self.config.env),
-            "appendfsync": settings.get_choice("REDIS_APPENDFSYNC", ("everysec", "always"), self.config.env),
+            "appendfsync": settings.redis_appendfsync(self.config.env),
         }
         for node in self.config.redis_nodes:
             with probes.redis_client(node.host, node.port, self.password) as client:
