@@ -98,10 +98,13 @@ def test_the_load_profile_writes_a_complete_run_folder_to_results(compose_stack)
         capture_output=True,
         timeout=120,
     )
-    waited = subprocess.run(
-        ["podman", "wait", f"{PROJECT}_locust-master_1"], capture_output=True, text=True, timeout=120, check=True
-    )
-    assert waited.stdout.strip() == "0", waited
+    try:
+        waited = subprocess.run(
+            ["podman", "wait", f"{PROJECT}_locust-master_1"], capture_output=True, text=True, timeout=150, check=True
+        )
+    except subprocess.TimeoutExpired:
+        waited = None
+    assert waited is not None and waited.stdout.strip() == "0", _locust_logs()
     new = [p for p in set(runs.results_dir().iterdir()) - before if p.name.endswith("-bounce")]
     assert len(new) == 1, new
     run_dir = new[0]
@@ -115,6 +118,13 @@ def test_the_load_profile_writes_a_complete_run_folder_to_results(compose_stack)
         assert summary["server"]["available"], summary["server"]  # read from Prometheus in the compose network
     finally:
         shutil.rmtree(run_dir)
+
+
+def _locust_logs() -> str:
+    """What Locust's master and workers printed: the reason a load run did not end (or ended non-zero)."""
+    names = [f"{PROJECT}_locust-master_1", f"{PROJECT}_locust-worker_1", f"{PROJECT}_locust-worker_2"]
+    logs = [subprocess.run(["podman", "logs", "--tail", "30", n], capture_output=True, text=True) for n in names]
+    return "\n".join(f"== {n}\n{log.stdout}{log.stderr}" for n, log in zip(names, logs, strict=True))
 
 
 def test_a_killed_redis_master_fails_over_and_rejoins_on_containers(compose_stack, tmp_path):

@@ -25,6 +25,7 @@ from sessionproof.configs.container_files import (
 from sessionproof.configs.observability_files import COMPOSE_PROMETHEUS_CONF, compose_prometheus_conf, compose_services
 from sessionproof.topology import APP_PORT, HOST_NUMBER_BASE, NGINX_PORT, PROMETHEUS_PORT, REDIS_PORT, SENTINEL_PORT
 
+LOCUST_WORKERS_MAX_WAIT_S = 60
 LOCUST_WORKERS = 2
 LOCUST_PASSTHROUGH = ("SCENARIO", "LOCUST_HEADLESS", "LOCUST_RUN_TIME", "LOCUST_USERS", "LOCUST_SPAWN_RATE")
 
@@ -55,9 +56,10 @@ def compose_files(env: Mapping[str, str]) -> dict[str, str]:
 
 def node_addresses(subnet: str, services: list[str]) -> dict[str, str]:
     """A fixed address per node: the local NETWORK=netns plan (redis-N .1N, sentinel-N .2N, app-N .(100+N)),
-    nginx .2 and the observability nodes .3 on. Locust and anything else get one from the top quarter."""
+    nginx .2, the observability nodes .3 on and Locust's master .7 (its workers find it without DNS). The workers
+    and anything else get one from the top quarter."""
     network = ipaddress.ip_network(subnet)
-    fixed = {"nginx": 2, "redis-exporter": 3, "nginx-exporter": 4, "prometheus": 5, "grafana": 6}
+    fixed = {"nginx": 2, "redis-exporter": 3, "nginx-exporter": 4, "prometheus": 5, "grafana": 6, "locust-master": 7}
     addresses = {}
     for service in services:
         kind, _, number = service.rpartition("-")
@@ -199,6 +201,9 @@ def _compose_document(
             "0.0.0.0",
             "--expect-workers",
             str(LOCUST_WORKERS),
+            # A worker that never connects ends the run with an error instead of a master that waits forever.
+            "--expect-workers-max-wait",
+            str(LOCUST_WORKERS_MAX_WAIT_S),
         ],
         "ports": [f"127.0.0.1:{LOCUST_WEB_PORT}:{LOCUST_WEB_PORT}"],
     }
