@@ -12,7 +12,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Every run's exit status (make demo, loadtest, experiment, experiments, report, locust --headless).
 EXIT_CODES := 2: the harness could not run; 3: an SLO was breached; 4: the run is INVALID, its load generator crossed its bounds; see results/latest/report.md
 
-.PHONY: generate validate help deps venv images up down status logs clean config lint format test test-quick lock unloaded loadtest report check chaos experiment experiments campaign demo screenshots bench scale soak
+.PHONY: generate validate help deps venv images up down status logs clean config lint format test test-quick lock unloaded loadtest report check chaos experiment experiments campaign demo screenshots bench power-loss scale soak
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -111,8 +111,11 @@ chaos: venv ## Inject a fault and heal it: FAULT=kill-app|pause-app|restart-apps
 	@if [ -z "$(FAULT)" ]; then echo "usage: make chaos FAULT=<fault>   (faults: scripts/chaos.sh --help)"; exit 2; fi
 	@scripts/chaos.sh $(FAULT) $(if $(TARGET),--target $(TARGET)) $(if $(HOLD_S),--hold-s $(HOLD_S)) $(if $(INJECT_ONLY),--inject-only) $(if $(HEAL),--heal-only)
 
-bench: deps venv ## Capacity (wrk), unloaded latency and harness accuracy (hey) per configuration (BENCH_LAYERS="hardened stock" by default): results/<UTC-time>-bench/ (about 5 minutes)
+bench: deps venv ## Capacity (wrk), unloaded latency and harness accuracy (hey) per configuration (BENCH_LAYERS="hardened stock" by default) and store engine (ENGINES): results/<UTC-time>-bench/ (about 3 minutes per configuration and engine)
 	@$(PY) -m sessionproof.load.bench --layers "$(or $(BENCH_LAYERS),hardened stock)"
+
+power-loss: deps venv ## Every data node killed at once and its AOF cut back to its last fsync (the stand-in for a power loss), ROUNDS times (default 3) per configuration (POWER_LOSS_LAYERS="hardened hardened-fsync-always hardened-waitaof" by default) and store engine (ENGINES): acknowledged writes lost; results/<UTC-time>-power-loss/
+	@$(PY) -m sessionproof.chaos.power_loss --layers "$(or $(POWER_LOSS_LAYERS),hardened hardened-fsync-always hardened-waitaof)" --rounds "$(or $(ROUNDS),3)" --seed "$(or $(SEED),1)"
 
 scale: deps venv ## Fill the store to SCALE_SIZES live sessions (default 10k 100k 1M): bytes per session and per record, p50/p99, resync and AOF load times: results/<UTC-time>-scale/
 	@$(PY) -m sessionproof.load.scale

@@ -9,7 +9,7 @@ set -euo pipefail
 if [ "${1:-}" = --packages ]; then
   # Keep in step with the checks below (tests/unit/test_install_path.py compares them).
   printf '%s\n' redis-server redis-sentinel redis-tools nginx python3-venv prometheus prometheus-redis-exporter \
-    prometheus-nginx-exporter wrk hey podman netavark aardvark-dns runc debootstrap iproute2 iptables kubectl
+    prometheus-nginx-exporter wrk hey strace podman netavark aardvark-dns runc debootstrap iproute2 iptables kubectl
   exit 0
 fi
 
@@ -27,6 +27,8 @@ command -v prometheus-nginx-exporter >/dev/null 2>&1 || missing+=(prometheus-ngi
 # make bench: independent load generators in C (wrk, closed loop) and Go (hey, fixed rate)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v hey >/dev/null 2>&1 || missing+=(hey)
+# make power-loss: which bytes of each node's AOF its last fsync covered (the stand-in for the page cache)
+command -v strace >/dev/null 2>&1 || missing+=(strace)
 # STACK=compose: Podman with runc (Debian's default runtime, crun, fails on hybrid cgroups), and
 # debootstrap for `make images`, which makes the Debian base without an image registry.
 command -v podman >/dev/null 2>&1 || missing+=(podman)

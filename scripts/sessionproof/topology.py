@@ -61,6 +61,21 @@ def check_durability(env: Mapping[str, str], engine: str) -> None:
         )
 
 
+def planned_runs(layers: list[str], engines: list[str]) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """(engine, configuration) pairs in run order, engine by engine; and the pairs the engine cannot run, with why
+    (hardened-waitaof on Redis 7.0, which has no WAITAOF)."""
+    planned, skipped = [], {}
+    for engine in engines:
+        for layer in layers:
+            try:
+                check_durability(settings.CONFIGURATIONS[layer], engine)
+            except settings.ConfigError as error:
+                skipped[settings.configuration_label(layer, engine)] = str(error).split(":")[0]
+                continue
+            planned.append((engine, layer))
+    return planned, skipped
+
+
 def resolve_store_engine(env: Mapping[str, str], state_dir: Path) -> str:
     """STORE_ENGINE; unset, the engine the stack in state_dir last ran (its stack.json), else redis: so that after
     `STORE_ENGINE=valkey make up` a `make experiment` or `make chaos` acts on the stack that runs."""

@@ -6,6 +6,7 @@ import json
 
 from sessionproof.analysis.bench_report import main, report_lines
 from sessionproof.load import bench
+from sessionproof.topology import planned_runs
 from sessionproof.validity import BAD_INPUT_EXIT_CODE
 
 
@@ -112,3 +113,29 @@ def test_the_report_shows_where_a_saturated_requests_cpu_goes():
     assert "| hardened | GET /ping | 650 | 10 | 10 | 10 | 10 | 10 | 10 | 750 |" in text
     assert "| stock | GET /ping |" not in text.split("Where a saturated")[1].split("## Unloaded")[0]
     assert "Where a saturated" not in "\n".join(report_lines(SUMMARY))  # no split measured: no section
+
+
+def test_waitaof_is_planned_only_on_an_engine_that_has_it():
+    planned, skipped = planned_runs(["hardened", "hardened-waitaof"], ["redis", "valkey"])
+    assert planned == [("redis", "hardened"), ("valkey", "hardened"), ("valkey", "hardened-waitaof")]
+    assert list(skipped) == ["hardened-waitaof"]
+    assert "Redis 7.0" in skipped["hardened-waitaof"]
+
+
+def test_the_cost_of_waiting_for_the_disk_is_against_hardened_on_the_same_engine():
+    durable = configuration(4000, 3400, 150, True)
+    durable["unloaded_us"]["POST /cart/[item]"]["p50"] = spread(2000.0)  # +500 µs against 1500
+    durable["capacity_rps"]["POST /cart/[item]"] = spread(450)  # half of 900
+    summary = {
+        **SUMMARY,
+        "configurations": {
+            "hardened": configuration(4000, 3400, 150, True),
+            "hardened on valkey": configuration(4000, 3400, 150, True),
+            "hardened-waitaof on valkey": durable,
+        },
+        "skipped": {"hardened-waitaof": "SESSION_WAIT_AOF=yes needs WAITAOF, which Redis 7.0 does not have"},
+    }
+    text = "\n".join(report_lines(summary))
+    assert "| hardened-waitaof on valkey | 2000 | +500 (hardened on valkey) | 1500 | +0 | 450 | -50 % |" in text
+    assert "Not run: hardened-waitaof: SESSION_WAIT_AOF=yes needs WAITAOF" in text
+    assert "What waiting for the disk costs" not in "\n".join(report_lines(SUMMARY))  # no durable variant, no table

@@ -8,6 +8,7 @@ import pytest
 
 from sessionproof import settings
 from sessionproof.chaos.experiment import CONFIGURATIONS, EXPERIMENTS
+from sessionproof.engines import check_engines
 from sessionproof.load import scenarios
 from sessionproof.load.scenarios import duration_s as _duration_s
 
@@ -135,8 +136,8 @@ def test_all_runs_each_engine_in_turn_stopping_the_stack_between_them(tmp_path, 
     report = (out_dir / "report.md").read_text()
     assert report.startswith("# Failover matrix: hardened against stock, on redis and valkey")
     with pytest.raises(settings.ConfigError, match="ENGINES: 'keydb' is not one of: redis, valkey"):
-        experiment.check_engines(["redis", "keydb"])
-    assert experiment.check_engines([]) is None
+        check_engines(["redis", "keydb"])
+    assert check_engines([]) is None
 
 
 def test_all_skips_what_the_runtime_refuses_and_the_matrix_says_why(tmp_path, monkeypatch):
@@ -169,6 +170,8 @@ def test_configurations_set_the_layer_and_only_the_third_sets_min_replicas():
             "REDIS_MIN_REPLICAS_TO_WRITE": "0",
             "REDIS_CATCH_UP_BEFORE_PROMOTION": "no",
         },
+        "hardened-fsync-always": {"SESSION_LAYER": "hardened", "REDIS_APPENDFSYNC": "always", "SESSION_WAIT_AOF": "no"},
+        "hardened-waitaof": {"SESSION_LAYER": "hardened", "REDIS_APPENDFSYNC": "always", "SESSION_WAIT_AOF": "yes"},
     }
 
 
@@ -177,7 +180,10 @@ def test_all_refuses_an_unknown_configuration(capsys, monkeypatch):
 
     monkeypatch.setattr(experiment, "get_runtime", lambda *_: pytest.fail("checked before any runtime"))
     assert experiment.main(["--all", "--layers", "stock turbo"]) == 2
-    assert "LAYERS: 'turbo' is not one of: hardened, stock, stock-min-replicas-0" in capsys.readouterr().err
+    assert (
+        "LAYERS: 'turbo' is not one of: hardened, stock, stock-min-replicas-0, hardened-fsync-always, hardened-waitaof"
+        in capsys.readouterr().err
+    )
     assert experiment.main(["--all", "--layers", " "]) == 2
     assert "LAYERS is empty" in capsys.readouterr().err
 

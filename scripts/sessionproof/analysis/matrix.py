@@ -31,7 +31,7 @@ from sessionproof.analysis.matrix_tables import (
 from sessionproof.analysis.partition import HEAL_WINDOW_S
 from sessionproof.engines import ENGINES
 from sessionproof.runfiles import RunFileError, read_json_object
-from sessionproof.settings import CONFIGURATIONS
+from sessionproof.settings import CONFIGURATIONS, configuration_label
 
 BAD_ARGUMENTS_EXIT_CODE = 2
 DEFAULT_TITLE = "Failover matrix"
@@ -73,10 +73,6 @@ def configuration_of(meta: dict) -> str | None:
     matches = [name for name, overrides in CONFIGURATIONS.items() if overrides.items() <= config.items()]
     name = max(matches, key=lambda name: len(CONFIGURATIONS[name]), default=config["SESSION_LAYER"])
     return configuration_label(name, engine_of(meta))
-
-
-def configuration_label(configuration: str, engine: str) -> str:
-    return configuration if engine == "redis" else f"{configuration} on {engine}"
 
 
 def engine_of(meta: dict) -> str:

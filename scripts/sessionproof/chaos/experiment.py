@@ -39,7 +39,7 @@ from sessionproof.analysis.summary import anomaly_text, validity_line
 from sessionproof.chaos import faults as chaos
 from sessionproof.chaos.faults import FAULTS, heal, inject
 from sessionproof.chaos.watchers import start_watchers, stop_watchers
-from sessionproof.engines import ENGINES
+from sessionproof.engines import check_engines
 from sessionproof.history.files import append_history, history_path, nemesis_operations
 from sessionproof.load import scenarios
 from sessionproof.load.final_read import read_back
@@ -47,9 +47,10 @@ from sessionproof.load.loadtest import headless_command
 from sessionproof.load.runinfo import HEARTBEAT_PREFIX, REPORT_LATER_ENV, RUN_DIR_ENV
 from sessionproof.runfiles import read_jsonl
 from sessionproof.runs import EventLog
-from sessionproof.runtimes.factory import get_runtime
+from sessionproof.runtimes.factory import get_runtime, runtimes_in_turn
 from sessionproof.runtimes.interface import Runtime
 from sessionproof.settings import CONFIGURATIONS
+from sessionproof.topology import planned_runs
 from sessionproof.waiting import DeadlineExceeded
 
 EXPERIMENTS = (
@@ -237,14 +238,6 @@ def check_configurations(names: list[str]) -> None:
             raise settings.ConfigError(f"LAYERS: {name!r} is not one of: {', '.join(CONFIGURATIONS)}")
 
 
-def check_engines(names: list[str]) -> list[str] | None:
-    """ENGINES as a list (None: the stack's own engine); an unknown name is refused before anything starts."""
-    for name in names:
-        if name not in ENGINES:
-            raise settings.ConfigError(f"ENGINES: {name!r} is not one of: {', '.join(ENGINES)}")
-    return names or None
-
-
 def _schedule(name: str) -> list[dict]:
     """The scenario's faults: schedule; [] when it cannot be read (run_experiment then fails, saying why)."""
     try:
@@ -269,25 +262,19 @@ def run_all(
 ) -> Path:
     """Every named experiment, then the load scenarios, for each store engine and configuration; then the matrix
     report, with each fault's runs of every engine and configuration in adjacent rows."""
-    from sessionproof.analysis.matrix import Skipped, build_matrix, configuration_label
+    from sessionproof.analysis.matrix import Skipped, build_matrix
 
     configurations = configurations or [runtime.config.get("SESSION_LAYER")]
     check_configurations(configurations)
     engines = engines or [runtime.config.store_engine]
     experiments = [*names, *load_scenarios]
-    runs_planned = [(e, c) for e in engines for c in configurations]
+    runs_planned, not_run = planned_runs(configurations, engines)
+    for label, why in not_run.items():
+        progress(f"== {label}: not run ({why})")
     total, done = len(runs_planned) * len(experiments), 0
     clock = ProgressClock([estimate_s(name) for _ in runs_planned for name in experiments])
     entries: list[Path | Skipped] = []
-    running = runtime
-    for engine, plain_configuration in runs_planned:
-        overrides = {**CONFIGURATIONS[plain_configuration], "STORE_ENGINE": engine}
-        configuration = configuration_label(plain_configuration, engine)
-        config_runtime = get_runtime({**runtime.config.env, **overrides})
-        if running.config.store_engine != engine:  # one engine at a time on the stack's ports; each keeps its data
-            progress(f"== stopping the {running.config.store_engine} stack for {engine}")
-            running.down(progress=lambda *_: None)
-        running = config_runtime
+    for configuration, overrides, config_runtime in runtimes_in_turn(runtime, runs_planned, progress, get_runtime):
         settings_text = " ".join(f"{k}={v}" for k, v in overrides.items())
         progress(f"== configuration {configuration}: bringing the stack up with {settings_text}")
         config_runtime.up(progress=lambda *_: None)

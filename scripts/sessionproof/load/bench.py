@@ -1,7 +1,8 @@
 """`make bench`: what the session path costs, measured by independent clients, and how far the harness is from them.
 
-For each configuration (LAYERS, default "hardened stock"), on the running stack brought up
-with that configuration's settings, side by side in one run:
+For each store engine (ENGINES, default the stack's) and configuration (LAYERS, default "hardened stock"), on
+the running stack brought up with that engine and configuration, side by side in one run (hardened-waitaof is
+skipped on Redis 7.0, which has no WAITAOF):
 
 - capacity: saturated requests/s of GET /ping, GET /cart and POST /cart/<item> with wrk
   (closed loop, BENCH_CONNECTIONS connections), repeated BENCH_REPS times in alternating
@@ -31,13 +32,15 @@ from pathlib import Path
 import requests
 
 from sessionproof import runs, settings
+from sessionproof.engines import check_engines
 from sessionproof.load import independent, scenarios
 from sessionproof.load.cpu_split import PARTS, CpuMeter, per_request_us
-from sessionproof.load.finish import run_report
+from sessionproof.load.finish import report_and_point_latest, summary_header
 from sessionproof.load.independent import GeneratorError, Target
 from sessionproof.load.loadtest import HarnessRunError, run_headless
-from sessionproof.runtimes.factory import get_runtime, run_versions
+from sessionproof.runtimes.factory import get_runtime, run_versions, runtimes_in_turn
 from sessionproof.settings import CONFIGURATIONS
+from sessionproof.topology import planned_runs
 from sessionproof.waiting import DeadlineExceeded
 
 ENDPOINTS = ("GET /ping", "GET /cart", "POST /cart/[item]")
@@ -169,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sessionproof.load.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--layers", default="hardened stock", help="configurations, in order (default: hardened stock)")
+    parser.add_argument(
+        "--engines", default=None, help="store engines, in order (default: the ENGINES setting, else the stack's)"
+    )
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--capacity-s", type=float, default=5.0)
     parser.add_argument("--unloaded-s", type=float, default=5.0)
@@ -182,41 +188,38 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [name for name in layers if name not in CONFIGURATIONS]
         if unknown:
             raise settings.ConfigError(f"--layers: {unknown} unknown; choose from {', '.join(CONFIGURATIONS)}")
+        engines = check_engines((args.engines or settings.get_str("ENGINES")).split())
+        base = get_runtime()
+        planned, skipped = planned_runs(layers, engines or [base.config.store_engine])
         out_dir = runs.reserve_run_dir("bench")
         (out_dir / "raw").mkdir(parents=True, exist_ok=True)  # the wrk scripts (with their session cookies)
-        base = get_runtime()
         results = {}
-        for layer in layers:
-            runtime = get_runtime({**base.config.env, **CONFIGURATIONS[layer]})
-            say(f"== {layer}: bringing the stack up with {CONFIGURATIONS[layer]}")
+        for label, overrides, runtime in runtimes_in_turn(base, planned, say, get_runtime):
+            say(f"== {label}: bringing the stack up with {overrides}")
             runtime.up(progress=lambda *_: None)
             base_url, cookie = runtime.config.entry_url, runtime.config.get("SESSION_COOKIE_NAME")
             meter = CpuMeter(runtime)
-            results[layer] = measure_configuration(
+            results[label] = measure_configuration(
                 base_url, cookie, args, out_dir / "raw", meter if meter.available else None
             )
             say(f"  harness accuracy: the latency scenario for {args.accuracy_s:g} s, then hey at its rates")
             env = {**os.environ, **runtime.config.env}
-            results[layer]["accuracy"] = harness_accuracy(
-                base_url, cookie, env, out_dir / f"harness-{layer}", args.accuracy_s
+            results[label]["accuracy"] = harness_accuracy(
+                base_url, cookie, env, out_dir / f"harness-{label.replace(' ', '-')}", args.accuracy_s
             )
         summary = {
-            "started_at": out_dir.name.split("-")[0],
-            "command": runs.command_line(),
-            "machine": runs.host_facts(),
+            **summary_header(out_dir),
             "versions": run_versions(),
-            "config": runs.resolved_config(),
             "settings": vars(args),
             "targets": TARGETS,
             "configurations": results,
+            "skipped": skipped,
         }
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     except (GeneratorError, settings.ConfigError, DeadlineExceeded, requests.RequestException, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    code = run_report("bench_report", out_dir)
-    runs.point_latest(out_dir)
-    return code
+    return report_and_point_latest("bench_report", out_dir)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,23 @@ def run_report(module: str, folder: Path) -> int:
     return start_report(module, folder).wait()
 
 
+def summary_header(out_dir: Path, env=None) -> dict:
+    """What every bench-like summary.json opens with: when, the command, the machine and the settings in force."""
+    return {
+        "started_at": out_dir.name.split("-")[0],
+        "command": runs.command_line(),
+        "machine": runs.host_facts(),
+        "config": runs.resolved_config(env),
+    }
+
+
+def report_and_point_latest(module: str, out_dir: Path) -> int:
+    """The end of `make bench`, `make scale`, `make soak` and `make power-loss`: the report, then results/latest."""
+    code = run_report(module, out_dir)
+    runs.point_latest(out_dir)
+    return code
+
+
 def finish_run(
     run_dir: Path,
     steps: Sequence[Callable[[], None]],

@@ -39,7 +39,7 @@ import redis
 import requests
 
 from sessionproof import runs, settings
-from sessionproof.load.finish import run_report
+from sessionproof.load.finish import report_and_point_latest, summary_header
 from sessionproof.load.loadtest import run_headless
 from sessionproof.runtimes.factory import get_runtime, run_versions
 from sessionproof.runtimes.interface import Runtime
@@ -347,11 +347,8 @@ def main(argv: list[str] | None = None) -> int:
         if len(sizes) > 1:
             alternate_latency(runtime, args, steps, blob, out_dir, fill_keys)
         summary = {
-            "started_at": out_dir.name.split("-")[0],
-            "command": runs.command_line(),
-            "machine": runs.host_facts(),
+            **summary_header(out_dir, runtime.config.env),
             "versions": run_versions(runtime.config.env),
-            "config": runs.resolved_config(runtime.config.env),
             "settings": {
                 "sizes": sizes,
                 "maxmemory": args.maxmemory,
@@ -368,9 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         _clean_up(runtime, base)
-    code = run_report("scale_report", out_dir)
-    runs.point_latest(out_dir)
-    return code
+    return report_and_point_latest("scale_report", out_dir)
 
 
 def _clean_up(runtime: Runtime, base: Runtime) -> None:

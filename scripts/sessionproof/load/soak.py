@@ -23,7 +23,7 @@ import redis
 import requests
 
 from sessionproof import runs, settings
-from sessionproof.load.finish import run_report
+from sessionproof.load.finish import report_and_point_latest, summary_header
 from sessionproof.load.loadtest import HarnessRunError, run_headless
 from sessionproof.load.scale import master_client, memory_usage
 from sessionproof.load.scenarios import duration_s as parse_duration_s
@@ -97,10 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             sampler.stopped.set()
             sampler.join()
         measured = {
-            "started_at": out_dir.name.split("-")[0],
-            "command": runs.command_line(),
-            "machine": runs.host_facts(),
-            "config": runs.resolved_config(env),
+            **summary_header(out_dir, env),
             "duration_s": duration_s,
             "harness_run": os.path.relpath((out_dir / "harness" / "latest").resolve(), out_dir),
             "samples": [baseline, *sampler.samples],  # the first before the load
@@ -114,9 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             requests.RequestException, ValueError) as error:  # fmt: skip
         print(f"error: {error}", file=sys.stderr)
         return 2
-    code = run_report("soak_report", out_dir)
-    runs.point_latest(out_dir)
-    return code
+    return report_and_point_latest("soak_report", out_dir)
 
 
 if __name__ == "__main__":

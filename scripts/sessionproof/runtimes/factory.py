@@ -5,7 +5,7 @@ Only callers above the runtimes import this module; no runtime imports it back.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from sessionproof import engines, runs, settings
 from sessionproof.runtimes.commands import Runner, run_command
@@ -52,3 +52,24 @@ def run_versions(env=None) -> dict[str, str]:
 def get_runtime(env: Mapping[str, str] | None = None) -> Runtime:
     """The runtime the STACK setting names."""
     return make_runtime(settings.get_choice("STACK", STACKS, env), env)
+
+
+def runtimes_in_turn(
+    base: Runtime,
+    planned: list[tuple[str, str]],
+    progress: Callable[[str], None],
+    make: Callable[[Mapping[str, str]], Runtime] | None = None,
+) -> Iterator[tuple[str, dict[str, str], Runtime]]:
+    """For each (engine, configuration) of `planned` (topology.planned_runs), in turn: its label (`hardened on
+    valkey`), its settings on top of base's, and its runtime, not yet up. Between engines the stack is stopped:
+    one engine at a time on the stack's ports (each keeps its own data). `make` makes a runtime (get_runtime)."""
+    make = make or get_runtime
+    running = base
+    for engine, configuration in planned:
+        overrides = {**settings.CONFIGURATIONS[configuration], "STORE_ENGINE": engine}
+        runtime = make({**base.config.env, **overrides})
+        if running.config.store_engine != engine:
+            progress(f"== stopping the {running.config.store_engine} stack for {engine}")
+            running.down(progress=lambda *_: None)
+        running = runtime
+        yield settings.configuration_label(configuration, engine), overrides, runtime
