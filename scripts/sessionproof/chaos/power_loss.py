@@ -193,11 +193,11 @@ def read_back(base_url: str, cookie_name: str, cookies: set[str]) -> dict[str, s
     deadline = time.monotonic() + READ_BACK_TIMEOUT_S
     for cookie in sorted(cookies):
 
-        def cart(cookie=cookie):
+        def cart(cookie=cookie):  # in a tuple: an empty cart (every item lost) is an answer too
             response = requests.get(f"{base_url}/cart", cookies={cookie_name: cookie}, timeout=REQUEST_TIMEOUT_S)
-            return set(response.json()["cart"]) if response.status_code == 200 else None
+            return (set(response.json()["cart"]),) if response.status_code == 200 else None
 
-        carts[cookie] = wait_until(cart, max(deadline - time.monotonic(), 1), "the cart to be read back")
+        (carts[cookie],) = wait_until(cart, max(deadline - time.monotonic(), 1), "the cart to be read back")
     return carts
 
 
@@ -208,7 +208,7 @@ def one_round(runtime, rng: random.Random, args, traces_dir: Path, name: str) ->
     traces_dir.mkdir(parents=True, exist_ok=True)
     tracers = [attach(runtime, node, traces_dir / f"{name}-{node}.strace") for node in nodes]
     cookie_name = config.get("SESSION_COOKIE_NAME")
-    writers = Writers(config.entry_url, cookie_name, args.writers, f"{name}-{time.time_ns()}")
+    writers = Writers(config.entry_url, cookie_name, args.writers, f"pl{time.time_ns() % 10**12}")  # short: names ≤ 64
     kill_after_s = rng.uniform(args.write_min_s, args.write_max_s)
     threads = writers.start()
     writers.stop.wait(kill_after_s)  # the moment the plug is pulled, drawn from the seed
