@@ -164,6 +164,9 @@ def power_loss(runtime, tracers: list[Tracer]) -> float:
 def cut_to_last_fsync(tracer: Tracer, at: float) -> dict:
     """Truncate the node's AOF to what its last completed fsync covered; what was cut, and why it was valid."""
     trace = aof_trace.parse(tracer.output.read_text(errors="replace").splitlines(), tracer.fd)
+    if not tracer.aof.exists():  # a rewrite replaced it while traced: which bytes survive is not known
+        return {"aof": tracer.aof.name, "size_bytes": 0, "cut_bytes": 0, "fsyncs": trace.fsyncs,
+                "last_fsync_before_ms": None, "problems": ["the AOF was rewritten during the round"]}  # fmt: skip
     final_size = tracer.aof.stat().st_size
     surviving = trace.surviving_size(final_size)
     problems = []
