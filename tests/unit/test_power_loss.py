@@ -55,14 +55,18 @@ def power_loss(lost: int, acknowledged: int = 300, problems: list[str] | None = 
             "nodes": {"redis-1": node(900 if lost else 0, problems), "redis-2": node(0)}, "valid": not problems}  # fmt: skip
 
 
+VALKEY = {"SESSION_LAYER": "hardened", "STORE_ENGINE": "valkey"}
 SUMMARY = {
     "started_at": "20261207T100000Z",
     "command": "power_loss.py",
     "versions": {"store": "valkey 9.1.2"},
     "settings": {"rounds": 2, "write_min_s": 3.0, "write_max_s": 6.0, "writers": 4, "seed": 1},
     "configurations": {
-        "hardened on valkey": {"rounds": [power_loss(25), power_loss(0)]},
-        "hardened-waitaof on valkey": {"rounds": [power_loss(0), power_loss(0, problems=["no fsync traced"])]},
+        "hardened on valkey": {"settings": VALKEY, "store": "valkey 9.1.2", "rounds": [power_loss(25), power_loss(0)]},
+        "hardened-waitaof on valkey": {
+            "settings": VALKEY,
+            "rounds": [power_loss(0), power_loss(0, problems=["no fsync traced"])],
+        },
     },
     "skipped": {"hardened-waitaof": "SESSION_WAIT_AOF=yes needs WAITAOF, which Redis 7.0 does not have"},
 }
@@ -70,8 +74,9 @@ SUMMARY = {
 
 def test_the_report_counts_lost_writes_per_configuration_and_says_which_rounds_were_not_valid(tmp_path):
     text = "\n".join(report_lines(SUMMARY))
-    assert "| hardened on valkey | 2 | 600 | **25** | 25, 0 | 3-380 | 0-900 | 420-420 | yes |" in text
-    assert "| hardened-waitaof on valkey | 2 | 600 | **0** | 0, 0 | none lost | 0-0 | 420-420 | **no** |" in text
+    assert "Engines: valkey 9.1.2, valkey. 2 power losses" in text  # reported by the nodes, else the setting
+    assert "| hardened on valkey | 2 | 600 | **25** | 25, 0 | 3 to 380 | 0 to 900 | 420 to 420 | yes |" in text
+    assert "| hardened-waitaof on valkey | 2 | 600 | **0** | 0, 0 | none lost | 0 to 0 | 420 to 420 | **no** |" in text
     assert "- hardened-waitaof on valkey, round 2, redis-1: no fsync traced" in text
     assert "Not run: hardened-waitaof: SESSION_WAIT_AOF=yes needs WAITAOF" in text
     (tmp_path / "summary.json").write_text(json.dumps(SUMMARY))

@@ -188,7 +188,9 @@ def plot_bench(summary: dict, path: Path) -> None:
             capacity.plot([x] * len(reps), reps, "k.", ms=3)
         for key, style in (("p50", "o"), ("p99", "^")):
             values = [figures["unloaded_us"][name][key]["median"] / 1000 for name in ENDPOINTS]
-            unloaded.plot(xs, values, style, color=f"C{index}", label=f"{layer} {key}")
+            unloaded.plot(xs, values, style, color=f"C{index}")
+    for key, style in (("p50", "o"), ("p99", "^")):  # colours are the configurations, as in the left panel
+        unloaded.plot([], [], style, color="grey", label=key)
     capacity.set_title("saturated throughput (wrk), req/s", fontsize=10)
     unloaded.set_title("unloaded latency, one connection (wrk)", fontsize=10)
     for axes in (capacity, unloaded):

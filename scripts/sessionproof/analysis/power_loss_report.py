@@ -13,7 +13,17 @@ from sessionproof.runs import folder_report_main, write_report_files
 
 def _bytes_range(rounds: list[dict]) -> str:
     cuts = [node["cut_bytes"] for r in rounds for node in r["nodes"].values()]
-    return f"{min(cuts)}-{max(cuts)}" if cuts else "n/a"
+    return _span(cuts) if cuts else "n/a"
+
+
+def _engines(summary: dict) -> str:
+    """The store of each configuration: what its nodes reported (`store`), else its STORE_ENGINE setting."""
+    named = [f.get("store") or f["settings"].get("STORE_ENGINE", "redis") for f in summary["configurations"].values()]
+    return ", ".join(dict.fromkeys(named)) or "none"
+
+
+def _span(values: list[int]) -> str:
+    return f"{min(values)} to {max(values)}"
 
 
 def report_lines(summary: dict) -> list[str]:
@@ -21,7 +31,7 @@ def report_lines(summary: dict) -> list[str]:
     lines = [
         f"# Power loss of every data node, {summary['started_at']}",
         "",
-        f"Store: {summary['versions'].get('store', '?')}. {settings['rounds']} power losses per configuration, each "
+        f"Engines: {_engines(summary)}. {settings['rounds']} power losses per configuration, each "
         f"{settings['write_min_s']:g}-{settings['write_max_s']:g} s into a write load of {settings['writers']} "
         f"writers (seed {settings['seed']}).",
         "",
@@ -43,9 +53,15 @@ def report_lines(summary: dict) -> list[str]:
         lines.append(
             f"| {label} | {len(rounds)} | {sum(r['acknowledged'] for r in rounds)} | "
             f"**{sum(r['lost'] for r in rounds)}** | {', '.join(str(r['lost']) for r in rounds)} | "
-            f"{f'{min(ages)}-{max(ages)}' if ages else 'none lost'} | {_bytes_range(rounds)} | "
-            f"{f'{min(last)}-{max(last)}' if last else 'n/a'} | {'yes' if valid else '**no**'} |"
+            f"{_span(ages) if ages else 'none lost'} | {_bytes_range(rounds)} | "
+            f"{_span(last) if last else 'n/a'} | {'yes' if valid else '**no**'} |"
         )
+    lines += [
+        "",
+        "Acknowledged before the power loss: when the client had the 200, against the moment the SIGKILLs were sent; "
+        "below 0, the answer was on its way when the nodes died. Cut: the bytes each node's AOF lost, a write in "
+        "flight (sent, not yet answered) included.",
+    ]
     for label, why in (summary.get("skipped") or {}).items():
         lines.append(f"\nNot run: {label}: {why}.")
     problems = [
@@ -82,8 +98,12 @@ def plot_power_loss(summary: dict, path: Path) -> None:
         axes.plot([index] * len(lost), lost, "k.", ms=6)
         axes.annotate(f"{sum(lost)} of {sum(r['acknowledged'] for r in rounds)}", (index, max(lost, default=0)),
                       ha="center", va="bottom", fontsize=8)  # fmt: skip
+    most = max((r["lost"] for f in summary["configurations"].values() for r in f["rounds"]), default=0)
+    axes.set_ylim(0, max(most * 1.2, 1))  # room for the labels above the highest dot
     axes.set_xticks(range(len(labels)))
-    axes.set_xticklabels(labels, rotation=20, ha="right", fontsize=8)
+    engines = [summary["configurations"][label]["settings"].get("STORE_ENGINE", "redis") for label in labels]
+    axes.set_xticklabels([label if " on " in label else f"{label} on {engine}" for label, engine in
+                          zip(labels, engines, strict=True)], rotation=20, ha="right", fontsize=8)  # fmt: skip
     axes.set_ylabel("acknowledged writes lost per power loss")
     axes.set_title("power loss of every data node: mean (bar) and each power loss (dot)", fontsize=10)
     axes.grid(True, axis="y", lw=0.5, alpha=0.4)

@@ -41,7 +41,7 @@ from sessionproof import runs, settings
 from sessionproof.chaos import aof_trace
 from sessionproof.engines import check_engines
 from sessionproof.load.finish import report_and_point_latest, summary_header
-from sessionproof.runtimes.factory import get_runtime, run_versions, runtimes_in_turn
+from sessionproof.runtimes.factory import get_runtime, run_versions, running_store, runtimes_in_turn
 from sessionproof.settings import CONFIGURATIONS
 from sessionproof.topology import planned_runs
 from sessionproof.waiting import DeadlineExceeded, wait_until
@@ -139,6 +139,11 @@ def attach(runtime, node: str, output: Path) -> Tracer:
     pid = runtime.pid(node)
     if pid is None:
         raise RuntimeError(f"{node} is not running")
+    return trace_aof(node, pid, output)
+
+
+def trace_aof(node: str, pid: int, output: Path) -> Tracer:
+    """strace on every thread of the server `pid`, writing to `output`; returns once every thread is traced."""
     fd, aof = _incr_aof_fd(pid)
     argv = ["strace", "-f", "-ttt", "-qq", "-s", "0", "-e", "trace=write,fdatasync,fsync", "-e", "signal=none"]
     process = subprocess.Popen([*argv, "-o", str(output), "-p", str(pid)], stderr=subprocess.DEVNULL)
@@ -282,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
                 say(f"[{label}] round {n + 1}/{args.rounds}: power loss after {outcome['kill_after_s']:.1f} s: "
                     f"{outcome['lost']} of {outcome['acknowledged']} acknowledged writes lost (AOF cut: {cut})"
                     + ("" if outcome["valid"] else " INVALID"))  # fmt: skip
+            results[label]["store"] = running_store(runtime.config.env)  # what the nodes report, now up
         summary = {
             **summary_header(out_dir),
             "versions": run_versions(),
