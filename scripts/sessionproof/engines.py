@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from sessionproof import settings
 from sessionproof.settings import ConfigError
 
 ENGINES = ("redis", "valkey")
@@ -65,6 +66,11 @@ def check_engines(names: list[str]) -> list[str] | None:
         if name not in ENGINES:
             raise ConfigError(f"ENGINES: {name!r} is not one of: {', '.join(ENGINES)}")
     return names or None
+
+
+def requested_engines(given: str | None) -> list[str] | None:
+    """The engines a harness run was asked for: --engines, else the ENGINES setting, checked (None: the stack's)."""
+    return check_engines((given or settings.get_str("ENGINES")).split())
 
 
 def engine(name: str) -> Engine:

@@ -61,9 +61,19 @@ def check_durability(env: Mapping[str, str], engine: str) -> None:
         )
 
 
+def check_configurations(names: list[str]) -> None:
+    """LAYERS (or --layers) checked: not empty, and every name one of settings.CONFIGURATIONS."""
+    if not names:
+        raise settings.ConfigError(f"LAYERS is empty; name one or more of: {', '.join(settings.CONFIGURATIONS)}")
+    for name in names:
+        if name not in settings.CONFIGURATIONS:
+            raise settings.ConfigError(f"LAYERS: {name!r} is not one of: {', '.join(settings.CONFIGURATIONS)}")
+
+
 def planned_runs(layers: list[str], engines: list[str]) -> tuple[list[tuple[str, str]], dict[str, str]]:
     """(engine, configuration) pairs in run order, engine by engine; and the pairs the engine cannot run, with why
-    (hardened-waitaof on Redis 7.0, which has no WAITAOF)."""
+    (hardened-waitaof on Redis 7.0, which has no WAITAOF). An unknown configuration is refused."""
+    check_configurations(layers)
     planned, skipped = [], {}
     for engine in engines:
         for layer in layers:

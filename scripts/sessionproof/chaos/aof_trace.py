@@ -30,7 +30,6 @@ class AofTrace:
     durable_bytes: int  # of those, the ones the last completed fsync covered
     fsyncs: int  # fsyncs of the AOF that returned 0
     last_fsync_unix_s: float | None  # when the last of them began
-    last_write_unix_s: float | None
     unfinished_write: bool  # a write still in progress when the node died: its bytes are not known
 
     @property
@@ -45,7 +44,7 @@ class AofTrace:
 def parse(lines, fd: int) -> AofTrace:
     """The trace of one node (every thread), for the AOF open as `fd`."""
     written = durable = fsyncs = 0
-    last_fsync_at = last_write_at = None
+    last_fsync_at = None
     pending: dict[str, tuple[str, float, int]] = {}  # tid -> (call, began at, bytes written before it began)
     for line in lines:
         match = _LINE.match(line.strip())
@@ -66,9 +65,8 @@ def parse(lines, fd: int) -> AofTrace:
             continue
         if call["call"] == "write" and returned > 0:
             written += returned
-            last_write_at = at
         elif call["call"] in FSYNC_CALLS and returned == 0:
             fsyncs += 1
             last_fsync_at, durable = began  # what had returned when this fsync began is on disk
     unfinished = any(call == "write" for call, _, _ in pending.values())
-    return AofTrace(written, durable, fsyncs, last_fsync_at, last_write_at, unfinished)
+    return AofTrace(written, durable, fsyncs, last_fsync_at, unfinished)

@@ -19,13 +19,14 @@ import time
 from pathlib import Path
 
 from sessionproof import settings
-from sessionproof.chaos.experiment import check_configurations, run_experiment, say
+from sessionproof.chaos.experiment import run_experiment, say
 from sessionproof.chaos.faults import FAULTS, refusal
 from sessionproof.chaos.nemesis import Nemesis, heal_everything, plan, plan_event
 from sessionproof.load import scenarios
 from sessionproof.runtimes.factory import get_runtime
 from sessionproof.runtimes.interface import Runtime
 from sessionproof.settings import CONFIGURATIONS
+from sessionproof.topology import check_configurations
 from sessionproof.waiting import DeadlineExceeded
 
 SCENARIO = "campaign"

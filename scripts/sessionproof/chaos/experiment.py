@@ -39,7 +39,7 @@ from sessionproof.analysis.summary import anomaly_text, validity_line
 from sessionproof.chaos import faults as chaos
 from sessionproof.chaos.faults import FAULTS, heal, inject
 from sessionproof.chaos.watchers import start_watchers, stop_watchers
-from sessionproof.engines import check_engines
+from sessionproof.engines import requested_engines
 from sessionproof.history.files import append_history, history_path, nemesis_operations
 from sessionproof.load import scenarios
 from sessionproof.load.final_read import read_back
@@ -50,7 +50,7 @@ from sessionproof.runs import EventLog
 from sessionproof.runtimes.factory import get_runtime, runtimes_in_turn
 from sessionproof.runtimes.interface import Runtime
 from sessionproof.settings import CONFIGURATIONS
-from sessionproof.topology import planned_runs
+from sessionproof.topology import check_configurations, planned_runs
 from sessionproof.waiting import DeadlineExceeded
 
 EXPERIMENTS = (
@@ -230,14 +230,6 @@ def _clock(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s"
 
 
-def check_configurations(names: list[str]) -> None:
-    if not names:
-        raise settings.ConfigError(f"LAYERS is empty; name one or more of: {', '.join(CONFIGURATIONS)}")
-    for name in names:
-        if name not in CONFIGURATIONS:
-            raise settings.ConfigError(f"LAYERS: {name!r} is not one of: {', '.join(CONFIGURATIONS)}")
-
-
 def _schedule(name: str) -> list[dict]:
     """The scenario's faults: schedule; [] when it cannot be read (run_experiment then fails, saying why)."""
     try:
@@ -354,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.all:
             configurations = (args.layers or settings.get_str("LAYERS")).split()
             check_configurations(configurations)  # before the runtime: a typo is reported at once
-            engines = check_engines((args.engines or settings.get_str("ENGINES")).split())
+            engines = requested_engines(args.engines)
             if args.only:
                 names = args.only.split()
                 known = (*EXPERIMENTS, *LOAD_SCENARIOS)

@@ -39,10 +39,9 @@ import requests
 
 from sessionproof import runs, settings
 from sessionproof.chaos import aof_trace
-from sessionproof.engines import check_engines
+from sessionproof.engines import requested_engines
 from sessionproof.load.finish import report_and_point_latest, summary_header
 from sessionproof.runtimes.factory import get_runtime, run_versions, running_store, runtimes_in_turn
-from sessionproof.settings import CONFIGURATIONS
 from sessionproof.topology import planned_runs
 from sessionproof.waiting import DeadlineExceeded, wait_until
 
@@ -151,7 +150,7 @@ def trace_aof(node: str, pid: int, output: Path) -> Tracer:
     return Tracer(node, pid, fd, aof, output, process)
 
 
-def power_loss(runtime, tracers: list[Tracer]) -> float:
+def power_loss(tracers: list[Tracer]) -> float:
     """SIGKILL every data node (and what it forked) at once; the moment, as unix seconds."""
     victims = []
     for tracer in tracers:
@@ -220,7 +219,7 @@ def one_round(runtime, rng: random.Random, args, traces_dir: Path, name: str) ->
     kill_after_s = rng.uniform(args.write_min_s, args.write_max_s)
     threads = writers.start()
     writers.stop.wait(kill_after_s)  # the moment the plug is pulled, drawn from the seed
-    at = power_loss(runtime, tracers)
+    at = power_loss(tracers)
     writers.stop.set()
     for thread in threads:
         thread.join(timeout=REQUEST_TIMEOUT_S + 2)
@@ -268,12 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         if not shutil.which("strace"):
             raise settings.ConfigError("strace is not installed; `make deps` installs it (apt-get install strace)")
         layers = args.layers.split()
-        unknown = [name for name in layers if name not in CONFIGURATIONS]
-        if unknown:
-            raise settings.ConfigError(f"--layers: {unknown} unknown; choose from {', '.join(CONFIGURATIONS)}")
         base = get_runtime()
-        planned, skipped = planned_runs(layers, check_engines((args.engines or settings.get_str("ENGINES")).split())
-                                        or [base.config.store_engine])  # fmt: skip
+        planned, skipped = planned_runs(layers, requested_engines(args.engines) or [base.config.store_engine])
         out_dir = runs.reserve_run_dir("power-loss")
         rng = random.Random(args.seed)
         results = {}

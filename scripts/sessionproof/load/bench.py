@@ -32,14 +32,13 @@ from pathlib import Path
 import requests
 
 from sessionproof import runs, settings
-from sessionproof.engines import check_engines
+from sessionproof.engines import requested_engines
 from sessionproof.load import independent, scenarios
 from sessionproof.load.cpu_split import PARTS, CpuMeter, per_request_us
 from sessionproof.load.finish import report_and_point_latest, summary_header
 from sessionproof.load.independent import GeneratorError, Target
 from sessionproof.load.loadtest import HarnessRunError, run_headless
 from sessionproof.runtimes.factory import get_runtime, run_versions, runtimes_in_turn
-from sessionproof.settings import CONFIGURATIONS
 from sessionproof.topology import planned_runs
 from sessionproof.waiting import DeadlineExceeded
 
@@ -185,10 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         independent.require("wrk")
         independent.require("hey")
         layers = args.layers.split()
-        unknown = [name for name in layers if name not in CONFIGURATIONS]
-        if unknown:
-            raise settings.ConfigError(f"--layers: {unknown} unknown; choose from {', '.join(CONFIGURATIONS)}")
-        engines = check_engines((args.engines or settings.get_str("ENGINES")).split())
+        engines = requested_engines(args.engines)
         base = get_runtime()
         planned, skipped = planned_runs(layers, engines or [base.config.store_engine])
         out_dir = runs.reserve_run_dir("bench")
